@@ -1,0 +1,242 @@
+"""The `edgeclf` command: a thin click layer over edgeclf.train, edgeclf.export and edgeclf.runtime.
+
+Commands that need torch import it inside the command, so `predict` and `info` run with the core install.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import click
+
+from edgeclf.runtime.errors import EdgeclfError
+
+TASK_NAMES = ("circles", "blobs", "moons", "spirals")  # checked against the registry by a test
+
+
+class Group(click.Group):
+    """Turns edgeclf's own errors into one-line messages (exit 1), never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EdgeclfError as e:
+            raise click.ClickException(str(e)) from None
+        except OSError as e:
+            raise click.ClickException(f"{e.strerror or e}: {e.filename or ''}".rstrip(": ")) from None
+
+
+def needs_torch() -> None:
+    try:
+        import onnx  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as e:
+        raise click.ClickException(
+            f"this command needs the training extra ({e.name} is missing): pip install 'edgeclf[train]'"
+        ) from None
+
+
+def parse_hidden(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if value.strip().lower() in ("", "none"):
+        return ()
+    try:
+        sizes = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or any(s <= 0 for s in sizes):
+        raise click.BadParameter(f"{value!r}: expected comma-separated positive layer sizes, e.g. 10,10 (or 'none')")
+    return sizes
+
+
+def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
+    cells = [list(map(str, header))] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="edgeclf")
+def cli() -> None:
+    """Train a small classifier, export it (ONNX, TorchScript, .pt2) with proven parity, run it anywhere.
+
+    \b
+    Example:
+      edgeclf run                      # every task: train, export, verify, summary table
+      edgeclf predict artifacts/circles points.csv --proba
+    """
+
+
+task_arg = click.argument("task", type=click.Choice(TASK_NAMES))
+out_opt = click.option("--out", type=click.Path(file_okay=False), default="artifacts", show_default=True,
+                       help="Artifacts root; the task's folder is OUT/TASK.")
+
+
+@cli.command()
+@task_arg
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), help="Default: the task's.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate. Default: the task's.")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), help="Default: the task's (adam).")
+@click.option("--hidden", callback=parse_hidden, help="Hidden layer sizes, e.g. 10,10 ('none': linear model).")
+@click.option("--activation", type=click.Choice(["none", "relu", "tanh"]), help="Default: the task's (relu).")
+@click.option("--seed", type=int, default=42, show_default=True)
+@out_opt
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(task: str, device: str, epochs: int | None, lr: float | None, optimizer: str | None,
+          hidden: tuple[int, ...] | None, activation: str | None, seed: int, out: str, quiet: bool) -> None:
+    """Train TASK and write OUT/TASK/checkpoint.pt and metrics.json.
+
+    \b
+    Example:
+      edgeclf train circles --epochs 400 --hidden 16,16 --device cpu
+    """
+    needs_torch()
+    from edgeclf.train.api import train_task
+
+    r = train_task(task, out, hidden=hidden, activation=activation, progress=not quiet, device=device,
+                   epochs=epochs, lr=lr, optimizer=optimizer, seed=seed)
+    m = r.metrics
+    click.echo(f"{task}: test accuracy {m['test_accuracy']:.2%}, train {m['train_accuracy']:.2%}, "
+               f"{m['epochs']} epochs on {r.device} in {r.seconds:.2f}s -> {Path(out) / task}")
+
+
+@cli.command()
+@task_arg
+@click.option("--batch-size", "batch_sizes", type=click.IntRange(1, 1 << 20), multiple=True,
+              help="Fixed batch size of an ONNX file; repeat for several. Default: 1, 64 and 4096.")
+@click.option("--opset", type=click.IntRange(18, 23), default=20, show_default=True)
+@out_opt
+def export(task: str, batch_sizes: tuple[int, ...], opset: int, out: str) -> None:
+    """Export OUT/TASK's checkpoint to ONNX, TorchScript and .pt2, check parity, write manifest.json.
+
+    \b
+    Example:
+      edgeclf export circles --batch-size 1 --batch-size 4096 --opset 20
+    """
+    needs_torch()
+    from edgeclf.export.graph import DEFAULT_BATCH_SIZES
+    from edgeclf.export.pipeline import export_artifact
+
+    manifest, results = export_artifact(Path(out) / task, batch_sizes or DEFAULT_BATCH_SIZES, opset, task)
+    for r in results:
+        click.echo(str(r))
+    click.echo(f"wrote {len(manifest.files)} files and manifest.json to {Path(out) / task}")
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+def verify(folder: str) -> None:
+    """Re-hash FOLDER's files against its manifest and re-run every parity check.
+
+    \b
+    Example:
+      edgeclf verify artifacts/circles
+    """
+    needs_torch()
+    from edgeclf.export.pipeline import verify_artifact
+
+    report = verify_artifact(Path(folder))
+    rows = [(r.file, "ok", r.rows, f"{r.outputs[0].max_abs:.1e}", f"{r.outputs[1].max_abs:.1e}",
+             f"{r.label_agreement:.2%}", "PASS" if r else "FAIL") for r in report.results]
+    click.echo(table(rows, ["file", "sha256", "rows", "logits diff", "proba diff", "labels", "parity"]))
+    if not report:
+        raise click.ClickException(f"{folder}: parity check failed; re-export with `edgeclf export`")
+
+
+@cli.command()
+@out_opt
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def run(out: str, device: str, quiet: bool) -> None:
+    """The main job: train, export and verify every task, then check the runtime; prints a summary table.
+
+    \b
+    Example:
+      edgeclf run --out artifacts --device cpu
+    """
+    needs_torch()
+    from edgeclf.export.pipeline import export_artifact, runtime_check
+    from edgeclf.train.api import train_task
+
+    rows = []
+    for task in TASK_NAMES:
+        t0 = time.perf_counter()
+        r = train_task(task, out, progress=not quiet, device=device)
+        t1 = time.perf_counter()
+        export_artifact(Path(out) / task, task=task)
+        t2 = time.perf_counter()
+        rc = runtime_check(Path(out) / task)
+        rows.append((task, f"{r.metrics['test_accuracy']:.2%}", f"{rc.test_accuracy:.2%}", f"{rc.agreement:.2%}",
+                     f"{rc.parity.needed_atol:.1e}", r.device, f"{t1 - t0:.2f}", f"{t2 - t1:.2f}"))
+    click.echo(table(rows, ["task", "test acc", "runtime acc", "agree w/ eager", "max diff", "device",
+                            "train s", "export s"]))
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(exists=True))
+@click.argument("input", required=False)
+@click.option("--proba", is_flag=True, help="Add one probability column per class.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl"]), default="csv", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write here (atomically) instead of stdout.")
+def predict(folder: str, input: str | None, proba: bool, fmt: str, output: str | None) -> None:
+    """Predict the rows of INPUT (CSV with or without header, .npy, or '-'/absent for stdin) with FOLDER.
+
+    \b
+    Example:
+      printf 'x1,x2\\n0.1,0.0\\n1.0,0.0\\n' | edgeclf predict artifacts/circles --proba
+    """
+    from edgeclf.cli.tables import format_rows, read_input, write_output
+    from edgeclf.runtime import Classifier
+
+    clf = Classifier.load(folder)
+    x = read_input(input, clf.features)
+    p = clf.predict_proba(x)
+    labels = clf.classes_[p.argmax(axis=1)]
+    write_output(format_rows(labels, p if proba else None, clf.manifest.classes, fmt), output, sys.stdout)
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(exists=True))
+def info(folder: str) -> None:
+    """Describe FOLDER's artifact: task, classes, features, files, accuracy and parity.
+
+    \b
+    Example:
+      edgeclf info artifacts/blobs
+    """
+    from edgeclf.runtime.manifest import Manifest
+
+    m, root = Manifest.read(Path(folder))
+    metrics = m.metrics
+    click.echo(f"task        {m.task} ({m.kind}, {len(m.classes)} classes)")
+    click.echo(f"classes     {', '.join(m.classes)}")
+    click.echo(f"features    {', '.join(m.features)}  (input {m.input['name']!r}, {m.input['dtype']})")
+    click.echo(f"batch sizes {', '.join(str(f.batch_size) for f in m.onnx_files)} (ONNX)")
+    if "test_accuracy" in metrics:
+        click.echo(f"accuracy    test {metrics['test_accuracy']:.2%}, train {metrics['train_accuracy']:.2%} "
+                   f"({metrics.get('epochs')} epochs, seed {metrics.get('seed')}, {metrics.get('device')})")
+    click.echo(f"parity      checked on {m.parity.get('checked_on', '?')}")
+    parity = m.parity.get("files", {})
+    rows = []
+    for f in m.files:
+        p = parity.get(f.path, {})
+        verdict = ("PASS" if p.get("passed") else "FAIL") if p else "-"
+        rows.append((f.path, f.format, f.batch_size, f.opset or "-", f"{f.bytes:,}", f.sha256[:12],
+                     f"{p['needed_atol']:.1e}" if p else "-", verdict))
+    click.echo(table(rows, ["file", "format", "batch", "opset", "bytes", "sha256", "max diff", "parity"]))
+    click.echo(f"versions    {', '.join(f'{k} {v}' for k, v in m.versions.items())}")
+
+
+def main() -> None:
+    try:
+        cli(prog_name="edgeclf")
+    except BrokenPipeError:  # `edgeclf predict ... | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        sys.exit(1)

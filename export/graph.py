@@ -1,0 +1,158 @@
+"""Writers for the three export formats, all at a fixed input shape [B, F] with two outputs."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import torch
+from torch import nn
+
+from edgeclf.runtime.manifest import SCHEMA
+
+if TYPE_CHECKING:
+    import onnx
+
+INPUT_NAME = "input"
+OUTPUT_NAMES = ("logits", "probabilities")
+DEFAULT_OPSET = 20
+DEFAULT_BATCH_SIZES = (1, 64, 4096)
+MIN_OPSET, MAX_OPSET = 18, 23  # torch 2.13's dynamo exporter range that onnxruntime also runs
+
+
+class ExportModel(nn.Module):
+    """The MLP plus its output activation: x (N, F) -> logits (N, 1|C), probabilities (N, C)."""
+
+    def __init__(self, mlp: nn.Sequential, n_classes: int) -> None:
+        super().__init__()
+        self.mlp = mlp
+        self.binary = n_classes == 2
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.mlp(x)  # (N, 1) or (N, C)
+        if self.binary:
+            # [1-p, p] as sklearn's predict_proba; sigmoid(-z) is the accurate form of 1 - sigmoid(z)
+            probs = torch.sigmoid(torch.cat([-logits, logits], dim=1))  # (N, 2)
+        else:
+            probs = torch.softmax(logits, dim=1)  # (N, C)
+        return logits, probs
+
+
+@contextlib.contextmanager
+def _quiet_torch() -> Iterator[None]:
+    """The exporters print progress and warnings: keep them out of edgeclf's own output."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch._export", "torch.export", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, lv in zip(loggers, levels):
+            lg.setLevel(lv)
+
+
+def write_onnx(model: ExportModel, n_features: int, batch: int, opset: int, path: Path,
+               metadata: dict[str, str]) -> None:
+    import onnx
+
+    example = (torch.zeros(batch, n_features),)
+    with _quiet_torch():
+        program = torch.onnx.export(
+            model, example, dynamo=True, external_data=False, opset_version=opset,
+            input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES), verbose=False,
+        )
+    proto = program.model_proto
+    _strip_provenance(proto.graph)
+    del proto.metadata_props[:]
+    for key, value in sorted(metadata.items()):
+        proto.metadata_props.add(key=key, value=value)
+    proto.producer_name = "edgeclf"
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+    onnx.save_model(proto, str(path))
+
+
+def _strip_provenance(graph: onnx.GraphProto) -> None:
+    """The exporter annotates nodes and values with the Python stack and module paths of the export
+    (absolute paths of this checkout): drop them so the bytes depend on the weights alone."""
+    for node in graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    for value in [*graph.input, *graph.output, *graph.value_info, *graph.initializer]:
+        del value.metadata_props[:]
+        value.doc_string = ""
+
+
+def onnx_metadata(task: str, kind: str, classes: list[str], features: list[str], batch: int) -> dict[str, str]:
+    return {
+        "edgeclf.schema": SCHEMA,
+        "edgeclf.task": task,
+        "edgeclf.kind": kind,
+        "edgeclf.classes": json.dumps(classes),
+        "edgeclf.features": json.dumps(features),
+        "edgeclf.batch_size": str(batch),
+    }
+
+
+def _fresh_jit_state() -> None:
+    """TorchScript mangles class names by what was compiled earlier in the process (___torch_mangle_N), so
+    the archive's bytes would depend on history; a fresh compilation unit makes every export reproducible."""
+    torch.jit._state._python_cu = torch._C.CompilationUnit()
+    torch.jit._recursive.concrete_type_store = torch.jit._recursive.ConcreteTypeStore()
+    torch.jit._state._clear_class_state()
+
+
+def write_torchscript(model: ExportModel, n_features: int, batch: int, path: Path) -> None:
+    _fresh_jit_state()
+    with _quiet_torch():
+        # torch.jit is deprecated since 2.10 and warns on every call, but the mission ships TorchScript for
+        # runtimes that still load it (LibTorch, PyTorch Mobile); the .pt2 beside it is the successor.
+        traced = torch.jit.trace(model, torch.zeros(batch, n_features), strict=True)
+        torch.jit.save(traced, str(path))
+    _strip_debug_records(path)
+
+
+def _strip_debug_records(path: Path) -> None:
+    """Drop the archive's *.debug_pkl records: they hold the Python call stack of the trace (absolute paths of
+    this checkout and of whichever command called us), which would make the bytes differ across machines and
+    entry points. torch.jit.load does not need them (error messages just lose their Python source lines)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as src:
+        records = [(info, src.read(info)) for info in src.infolist() if not info.filename.endswith(".debug_pkl")]
+    # the id torch derives from all records' CRCs, debug ones included: re-derive it from what is kept
+    digest = hashlib.sha256(b"".join(data for info, data in records if not info.filename.endswith("serialization_id")))
+    tmp = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as dst:
+        for info, data in records:
+            if info.filename.endswith(".data/serialization_id"):
+                data = str(int(digest.hexdigest()[:32], 16)).encode()
+            dst.writestr(zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0)), data)
+    tmp.replace(path)
+
+
+def write_pt2(model: ExportModel, n_features: int, batch: int, path: Path) -> None:
+    with _quiet_torch():
+        program = torch.export.export(model, (torch.zeros(batch, n_features),), strict=False)
+        for node in program.graph.nodes:  # the Python stack of the export: absolute paths, not model
+            node.meta.pop("stack_trace", None)
+        torch.export.save(program, str(path))
+
+
+def load_torchscript(path: Path) -> torch.jit.ScriptModule:
+    with _quiet_torch():
+        return torch.jit.load(str(path), map_location="cpu")
+
+
+def load_pt2(path: Path) -> nn.Module:
+    with _quiet_torch():
+        return torch.export.load(str(path)).module()

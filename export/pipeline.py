@@ -1,0 +1,216 @@
+"""Export a trained checkpoint folder to every format, prove parity, write the manifest; verify one later."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from edgeclf.export.graph import (
+    DEFAULT_BATCH_SIZES,
+    DEFAULT_OPSET,
+    INPUT_NAME,
+    MAX_OPSET,
+    MIN_OPSET,
+    OUTPUT_NAMES,
+    ExportModel,
+    load_pt2,
+    load_torchscript,
+    onnx_metadata,
+    write_onnx,
+    write_pt2,
+    write_torchscript,
+)
+from edgeclf.export.parity import Outputs, ParityResult, compare, run_chunked
+from edgeclf.runtime.errors import ArtifactError, InputError, ParityError
+from edgeclf.runtime.manifest import MANIFEST, FileEntry, Manifest, file_sha256
+from edgeclf.train.model import ModelConfig
+from edgeclf.train.storage import CHECKPOINT, METRICS, load_checkpoint, staged_folder, write_bytes
+from edgeclf.train.tasks import TaskSpec, get_task
+
+GRID = 201  # the lesson's decision-boundary grid, finer (201 x 201 points)
+MAX_BATCH = 1 << 20
+
+
+@dataclass(frozen=True)
+class CheckSet:
+    """The rows every file is checked on (test set + grid) and eager PyTorch's outputs on them."""
+
+    x: np.ndarray  # (N, F) float32
+    ref: Outputs
+    description: str
+
+
+def validate_export_args(batch_sizes: Sequence[int], opset: int) -> tuple[int, ...]:
+    sizes = tuple(sorted(set(int(b) for b in batch_sizes)))
+    bad = [b for b in sizes if not 1 <= b <= MAX_BATCH]
+    if not sizes or bad:
+        raise InputError(f"batch size {bad[0] if bad else 'list'} is invalid: expected integers in 1..{MAX_BATCH}")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise InputError(f"opset {opset} is not supported: expected {MIN_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET})")
+    return sizes
+
+
+def domain_of(x: np.ndarray, pad: float = 0.1) -> dict[str, list[float]]:
+    """The plotted data range, as the lesson's plot_decision_boundary takes it: min/max +- 0.1."""
+    return {"low": [round(float(v) - pad, 6) for v in x.min(0)], "high": [round(float(v) + pad, 6) for v in x.max(0)]}
+
+
+def grid_points(domain: dict[str, list[float]], n: int = GRID) -> np.ndarray:
+    """(n*n, 2) row-major grid over a 2-D domain, y outer, x inner."""
+    xs = np.linspace(domain["low"][0], domain["high"][0], n, dtype=np.float32)
+    ys = np.linspace(domain["low"][1], domain["high"][1], n, dtype=np.float32)
+    gx, gy = np.meshgrid(xs, ys)
+    return np.c_[gx.ravel(), gy.ravel()].astype(np.float32)
+
+
+def check_set(model: ExportModel, spec: TaskSpec, domain: dict[str, list[float]]) -> CheckSet:
+    test = spec.dataset().x_test
+    x = np.concatenate([test, grid_points(domain)])
+    with torch.inference_mode():
+        logits, probs = model(torch.from_numpy(x))
+    return CheckSet(x, (logits.numpy(), probs.numpy()), f"test set ({len(test)}) + grid {GRID}x{GRID}")
+
+
+def runner(path: Path, fmt: str) -> Callable[[np.ndarray], Outputs]:
+    """A function chunk (B, F) -> (logits, probabilities) for one exported file, loaded from disk."""
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return lambda c: tuple(sess.run(list(OUTPUT_NAMES), {INPUT_NAME: c}))  # type: ignore[return-value]
+    module = load_torchscript(path) if fmt == "torchscript" else load_pt2(path)
+
+    def run(c: np.ndarray) -> Outputs:
+        with torch.inference_mode():
+            logits, probs = module(torch.from_numpy(c))
+        return logits.numpy(), probs.numpy()
+
+    return run
+
+
+def check_file(path: Path, entry: FileEntry, checks: CheckSet) -> ParityResult:
+    got = run_chunked(runner(path, entry.format), checks.x, entry.batch_size)
+    return compare(entry.path, got, checks.ref)
+
+
+def _entry(folder: Path, name: str, fmt: str, batch: int, opset: int | None = None) -> FileEntry:
+    p = folder / name
+    return FileEntry(name, fmt, batch, file_sha256(p), p.stat().st_size, opset)
+
+
+def _write_files(folder: Path, model: ExportModel, cfg: ModelConfig, spec: TaskSpec,
+                 sizes: tuple[int, ...], opset: int) -> list[FileEntry]:
+    entries = []
+    for b in sizes:
+        name = f"model.b{b}.onnx"
+        meta = onnx_metadata(spec.name, spec.kind, list(spec.classes), list(spec.features), b)
+        write_onnx(model, cfg.n_features, b, opset, folder / name, meta)
+        entries.append(_entry(folder, name, "onnx", b, opset))
+    big = sizes[-1]
+    write_torchscript(model, cfg.n_features, big, folder / "model.torchscript.pt")
+    entries.append(_entry(folder, "model.torchscript.pt", "torchscript", big))
+    write_pt2(model, cfg.n_features, big, folder / "model.pt2")
+    entries.append(_entry(folder, "model.pt2", "torch.export", big))
+    return entries
+
+
+def versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+
+    try:
+        own = metadata.version("edgeclf")
+    except metadata.PackageNotFoundError:
+        own = "unknown"
+    return {"edgeclf": own, "torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+
+
+def _manifest(spec: TaskSpec, entries: list[FileEntry], metrics: dict[str, Any],
+              results: list[ParityResult], checks: CheckSet, domain: dict[str, list[float]]) -> Manifest:
+    n_logits = 1 if spec.kind == "binary" else spec.n_classes
+    summary = {k: v for k, v in metrics.items() if k != "history"}
+    return Manifest(
+        task=spec.name, kind=spec.kind, classes=spec.classes, features=spec.features,
+        input={"name": INPUT_NAME, "dtype": "float32"},
+        outputs={"logits": {"name": "logits", "columns": n_logits},
+                 "probabilities": {"name": "probabilities", "columns": spec.n_classes}},
+        files=tuple(entries), metrics=summary,
+        parity={"checked_on": checks.description, "files": {r.file: r.to_dict() for r in results}},
+        versions=versions(), domain=domain,
+    )
+
+
+def export_artifact(folder: Path, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, opset: int = DEFAULT_OPSET,
+                    task: str | None = None) -> tuple[Manifest, list[ParityResult]]:
+    """Write ONNX (one per batch size), TorchScript, .pt2 and manifest.json into folder, atomically.
+
+    Raises ParityError (and leaves the folder as it was) if any file misses the tolerance policy.
+    """
+    sizes = validate_export_args(batch_sizes, opset)
+    folder = Path(folder)
+    if not (folder / CHECKPOINT).is_file():
+        raise ArtifactError(f"no checkpoint at {folder / CHECKPOINT}: run `edgeclf train {task or 'TASK'}` first")
+    with staged_folder(folder, keep=(CHECKPOINT, METRICS)) as tmp:
+        mlp, cfg, metrics = load_checkpoint(tmp, task)  # the staged copy: what we export is what we ship
+        spec = get_task(cfg.task)
+        model = ExportModel(mlp, cfg.n_classes).eval()
+        domain = domain_of(spec.dataset().x_all)
+        checks = check_set(model, spec, domain)
+        entries = _write_files(tmp, model, cfg, spec, sizes, opset)
+        results = [check_file(tmp / e.path, e, checks) for e in entries]
+        failed = [r for r in results if not r]
+        if failed:
+            raise ParityError("export refused, parity policy missed: " + "; ".join(str(r) for r in failed))
+        manifest = _manifest(spec, entries, metrics, results, checks, domain)
+        write_bytes(tmp / MANIFEST, manifest.to_json())
+    return manifest, results
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    manifest: Manifest
+    results: list[ParityResult]
+
+    def __bool__(self) -> bool:
+        return all(self.results)
+
+
+def verify_artifact(folder: Path) -> VerifyReport:
+    """Re-hash every file against the manifest and re-run every parity check against the checkpoint."""
+    manifest, root = Manifest.read(folder)
+    paths = [manifest.checked_path(root, e) for e in manifest.files]  # sha256 first: refuse tampered files
+    mlp, cfg, _ = load_checkpoint(root, manifest.task)
+    spec = get_task(cfg.task)
+    model = ExportModel(mlp, cfg.n_classes).eval()
+    checks = check_set(model, spec, manifest.domain or domain_of(spec.dataset().x_all))
+    results = [check_file(p, e, checks) for p, e in zip(paths, manifest.files)]
+    return VerifyReport(manifest, results)
+
+
+@dataclass(frozen=True)
+class RuntimeCheck:
+    """How the torch-free runtime (Classifier) does on a folder, against labels and eager PyTorch."""
+
+    test_accuracy: float
+    agreement: float  # runtime labels == eager labels, test set + grid
+    parity: ParityResult
+
+
+def runtime_check(folder: Path) -> RuntimeCheck:
+    """Load folder through edgeclf.runtime.Classifier and compare it with eager PyTorch and the test labels."""
+    from edgeclf.runtime import Classifier
+
+    clf = Classifier.load(folder)
+    mlp, cfg, _ = load_checkpoint(Path(folder), clf.manifest.task)
+    spec = get_task(cfg.task)
+    checks = check_set(ExportModel(mlp, cfg.n_classes).eval(), spec, clf.manifest.domain)
+    got = (clf.predict_logits(checks.x), clf.predict_proba(checks.x))
+    parity = compare("Classifier", got, checks.ref)
+    data = spec.dataset()
+    acc = float((clf.predict_proba(data.x_test).argmax(1) == data.y_test).mean())
+    return RuntimeCheck(acc, parity.label_agreement, parity)

@@ -1,0 +1,19 @@
+"""The few typed errors of edgeclf. Each subclasses a built-in so callers can catch either."""
+
+from __future__ import annotations
+
+
+class EdgeclfError(Exception):
+    """Base of every error edgeclf raises for a mistake in its inputs or artifacts."""
+
+
+class InputError(EdgeclfError, ValueError):
+    """Bad data or a bad argument: the message names the value and what was expected."""
+
+
+class ArtifactError(EdgeclfError, RuntimeError):
+    """A missing, tampered or malformed artifact folder, manifest or model file."""
+
+
+class ParityError(EdgeclfError, AssertionError):
+    """An exported file does not reproduce eager PyTorch within the tolerance policy."""

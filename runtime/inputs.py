@@ -1,0 +1,84 @@
+"""Turn whatever the caller passes (arrays, lists, DataFrames) into a checked (N, F) float32 matrix."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from edgeclf.runtime.errors import InputError
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _rows(idx: np.ndarray, limit: int = 5) -> str:
+    shown = ", ".join(str(int(i)) for i in idx[:limit])
+    return shown + (f" and {len(idx) - limit} more" if len(idx) > limit else "")
+
+
+def _from_frame(frame: Any, features: Sequence[str]) -> np.ndarray:
+    """A DataFrame (duck-typed: .columns + .to_numpy): columns matched by name when they are feature names."""
+    cols = [str(c) for c in frame.columns]
+    if any(c in features for c in cols):
+        missing = [f for f in features if f not in cols]
+        extra = [c for c in cols if c not in features]
+        if missing or extra:
+            raise InputError(
+                f"DataFrame columns {cols}: missing {missing or 'none'}, unexpected {extra or 'none'}; "
+                f"expected exactly {list(features)}"
+            )
+        frame = frame[list(features)]
+        cols = list(features)
+    for name, dtype in zip(cols, frame.dtypes):
+        if getattr(dtype, "kind", "O") not in "fiu":
+            raise InputError(f"DataFrame column {name!r} has dtype {dtype}: expected numbers (float or int)")
+    return np.asarray(frame.to_numpy())
+
+
+def as_matrix(x: Any, features: Sequence[str], allow_nonfinite: bool = False) -> np.ndarray:
+    """(N, F) float32, C-contiguous; a single row (F,) becomes (1, F). Raises InputError on anything else."""
+    n_feat = len(features)
+    if hasattr(x, "columns") and hasattr(x, "to_numpy"):
+        arr = _from_frame(x, features)
+    else:
+        try:
+            arr = np.asarray(x)
+        except ValueError as e:  # numpy refuses ragged nested lists
+            raise InputError(f"input is not a rectangular array ({e}): expected rows of {n_feat} numbers") from None
+    if arr.dtype.kind not in "fiu":
+        what = {"b": "booleans", "c": "complex numbers", "U": "strings", "S": "bytes", "O": "objects"}
+        raise InputError(
+            f"input has dtype {arr.dtype} ({what.get(arr.dtype.kind, 'non-numeric')}): expected real numbers"
+        )
+    if arr.ndim == 1 and arr.shape[0] == n_feat:
+        arr = arr.reshape(1, n_feat)
+    if arr.ndim != 2 or arr.shape[1] != n_feat:
+        raise InputError(
+            f"input has shape {arr.shape}: expected (N, {n_feat}) rows of {n_feat} features "
+            f"({', '.join(features)}) or a single row ({n_feat},)"
+        )
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4:
+        _check_fits_float32(arr)
+    out = np.ascontiguousarray(arr, dtype=np.float32)  # no copy when already float32 and C-contiguous
+    if not allow_nonfinite:
+        _check_finite(out)
+    return out
+
+
+def _check_fits_float32(arr: np.ndarray) -> None:
+    with np.errstate(invalid="ignore"):
+        too_big = np.isfinite(arr) & (np.abs(arr) > _F32_MAX)
+    if too_big.any():
+        rows = np.unique(np.nonzero(too_big)[0])
+        value = arr[too_big][0]
+        raise InputError(f"value {value!r} in row(s) {_rows(rows)} does not fit float32 (max {_F32_MAX:.3e})")
+
+
+def _check_finite(arr: np.ndarray) -> None:
+    if arr.size and not np.isfinite(arr.sum()):  # one fast reduction; the row scan only when it fails
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            rows = np.unique(np.nonzero(bad)[0])
+            raise InputError(
+                f"NaN or inf in row(s) {_rows(rows)}: expected finite numbers (pass allow_nonfinite=True to keep them)"
+            )

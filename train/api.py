@@ -1,0 +1,30 @@
+"""One call per stage for the CLI and for Python users: train a task into its artifact folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgeclf.train.loop import TrainConfig, TrainResult, train
+from edgeclf.train.model import ModelConfig
+from edgeclf.train.storage import save_training, writable_parent
+from edgeclf.train.tasks import get_task
+
+
+def train_task(task: str, out: Path | str = "artifacts", *, hidden: tuple[int, ...] | None = None,
+               activation: str | None = None, progress: bool = False, **overrides: object) -> TrainResult:
+    """Train `task` with its registry defaults (overridable) and write out/<task>/ checkpoint + metrics.
+
+    overrides: any TrainConfig field (epochs, lr, optimizer, seed, batch_size, device, ...).
+    """
+    spec = get_task(task)
+    folder = Path(out) / spec.name
+    writable_parent(folder)  # fail before training, not after
+    cfg = TrainConfig.defaults(spec, **overrides)
+    model_cfg = ModelConfig(
+        spec.name, len(spec.features), spec.n_classes,
+        spec.hidden if hidden is None else tuple(hidden),
+        spec.activation if activation is None else activation,
+    )
+    result = train(spec, cfg, model_cfg, progress=progress)
+    save_training(result, folder)
+    return result
