@@ -88,9 +88,9 @@ def evaluate(model: nn.Module, lossf: nn.Module, x: torch.Tensor, y: torch.Tenso
     return float(loss), float(acc)
 
 
-def _batches(n: int, batch_size: int, gen: torch.Generator, device: str) -> list[torch.Tensor]:
+def _batches(n: int, batch_size: int, gen: torch.Generator, device: str) -> list[torch.Tensor | slice]:
     if batch_size == 0 or batch_size >= n:
-        return [torch.arange(n, device=device)]
+        return [slice(None)]  # full batch: no gather needed
     order = torch.randperm(n, generator=gen).to(device)  # seeded data order
     return list(order.split(batch_size))
 

@@ -1,0 +1,205 @@
+"""Training: registry, data, targets, the lesson's lesson, determinism, devices, checkpoints, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from conftest import ARTIFACTS, TASKS, assert_clean_error, run_cli, snapshot
+
+from edgeclf.cli.main import TASK_NAMES
+from edgeclf.runtime.errors import ArtifactError, InputError
+from edgeclf.train import loop
+from edgeclf.train.api import train_task
+from edgeclf.train.loop import TrainConfig, resolve_device, train
+from edgeclf.train.model import ModelConfig, build_mlp
+from edgeclf.train.storage import load_checkpoint
+from edgeclf.train.tasks import TASKS as REGISTRY
+from edgeclf.train.tasks import get_task
+
+
+def test_registry_matches_cli_and_lesson():
+    assert tuple(REGISTRY) == TASK_NAMES == TASKS
+    sizes = {name: (len(s.dataset().x_train), len(s.dataset().x_test)) for name, s in REGISTRY.items()}
+    assert sizes == {"circles": (800, 200), "blobs": (800, 200), "moons": (800, 200), "spirals": (240, 60)}
+    assert [REGISTRY[t].n_classes for t in TASKS] == [2, 4, 2, 3]
+
+
+def test_circles_data_is_the_lessons():
+    from sklearn.datasets import make_circles
+
+    x, y = make_circles(n_samples=1000, noise=0.03, random_state=42)
+    d = REGISTRY["circles"].dataset()
+    assert np.allclose(np.sort(d.x_all, axis=0), np.sort(x.astype(np.float32), axis=0))
+    assert d.y_train.sum() + d.y_test.sum() == y.sum()
+
+
+@pytest.fixture(scope="module")
+def fresh_results():
+    """Every task trained with its defaults on CPU (a few seconds in all)."""
+    return {t: train(REGISTRY[t], TrainConfig.defaults(REGISTRY[t], device="cpu")) for t in TASKS}
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_defaults_reach_target(task, fresh_results):
+    r = fresh_results[task]
+    assert r.metrics["test_accuracy"] >= REGISTRY[task].target_accuracy
+    assert len(r.metrics["history"]["test_accuracy"]) == REGISTRY[task].epochs
+    # the history's last entry is the reported figure
+    assert r.metrics["history"]["test_loss"][-1] == r.metrics["test_loss"]
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_committed_metrics_reach_target(task):
+    m = json.loads((ARTIFACTS / task / "metrics.json").read_text())
+    assert m["test_accuracy"] >= REGISTRY[task].target_accuracy
+    assert m["seed"] == 42 and m["device"] == "cpu"
+
+
+def test_lessons_lesson_nonlinearity_matters():
+    spec = REGISTRY["circles"]
+    linear = ModelConfig("circles", 2, 2, spec.hidden, "none")
+    r = train(spec, TrainConfig.defaults(spec, device="cpu"), linear)
+    assert r.metrics["test_accuracy"] < 0.60
+    relu = train(spec, TrainConfig.defaults(spec, device="cpu"), ModelConfig("circles", 2, 2, spec.hidden, "relu"))
+    assert relu.metrics["test_accuracy"] >= spec.target_accuracy
+
+
+def test_same_seed_bit_identical_and_seed_matters():
+    spec = REGISTRY["moons"]
+    cfg = TrainConfig.defaults(spec, device="cpu", epochs=30, batch_size=64)  # mini-batches: data order counts
+    a, b = train(spec, cfg), train(spec, cfg)
+    c = train(spec, TrainConfig.defaults(spec, device="cpu", epochs=30, batch_size=64, seed=7))
+    sa, sb, sc = a.model.state_dict(), b.model.state_dict(), c.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    assert a.metrics == b.metrics
+
+
+def test_training_leaves_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    train(REGISTRY["blobs"], TrainConfig.defaults(REGISTRY["blobs"], device="cpu", epochs=2))
+    assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("activation,layer", [("relu", torch.nn.ReLU), ("tanh", torch.nn.Tanh), ("none", None)])
+def test_mlp_builder(activation, layer):
+    m = build_mlp(ModelConfig("blobs", 2, 4, (10, 10), activation))
+    assert [type(x) for x in m if not isinstance(x, torch.nn.Linear)] == ([layer, layer] if layer else [])
+    assert m(torch.zeros(5, 2)).shape == (5, 4)
+    assert build_mlp(ModelConfig("circles", 2, 2, (3,))).forward(torch.zeros(1, 2)).shape == (1, 1)
+
+
+@pytest.mark.parametrize("requested,available,expected", [
+    ("auto", True, "cuda"), ("auto", False, "cpu"), ("cpu", True, "cpu"), ("cuda", True, "cuda"),
+])
+def test_resolve_device(requested, available, expected):
+    assert resolve_device(requested, available) == expected
+
+
+def test_cuda_requested_without_gpu_is_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InputError, match="no CUDA GPU"):
+        resolve_device("cuda")
+    assert_clean_error(run_cli("train", "circles", "--device", "cuda", "--quiet"), 1, "'cuda'", "--device cpu")
+
+
+def test_auto_device_moves_work_to_cuda_when_available(monkeypatch):
+    """Without a GPU, check the plumbing: 'auto' with CUDA present sends model and data to 'cuda'."""
+    seen = []
+    monkeypatch.setattr(loop, "resolve_device", lambda req: "cuda")
+    monkeypatch.setattr(torch.nn.Module, "to", lambda self, dev: seen.append(str(dev)) or self)
+    monkeypatch.setattr(torch.Tensor, "to", lambda self, dev: seen.append(str(dev)) or self)
+    r = train(REGISTRY["blobs"], TrainConfig.defaults(REGISTRY["blobs"], epochs=1))
+    assert r.device == "cuda" and r.metrics["device"] == "cuda"
+    assert seen and set(seen) == {"cuda"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+def test_cuda_training_loads_on_cpu(tmp_path):
+    r = train_task("blobs", tmp_path, device="cuda")
+    model, cfg, metrics = load_checkpoint(tmp_path / "blobs")
+    assert metrics["device"] == "cuda" and r.metrics["test_accuracy"] >= 0.995
+
+
+def test_checkpoint_roundtrip_weights_only(tmp_path):
+    r = train_task("circles", tmp_path, epochs=3)
+    model, cfg, metrics = load_checkpoint(tmp_path / "circles", "circles")
+    assert cfg == r.model_config
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), r.model.state_dict().values()))
+    assert metrics == json.loads((tmp_path / "circles" / "metrics.json").read_text())
+    with pytest.raises(ArtifactError, match="task 'circles', expected 'blobs'"):
+        load_checkpoint(tmp_path / "circles", "blobs")
+
+
+def test_training_output_is_byte_reproducible(tmp_path):
+    train_task("blobs", tmp_path / "a", epochs=20)
+    train_task("blobs", tmp_path / "b", epochs=20)
+    assert snapshot(tmp_path / "a" / "blobs") == snapshot(tmp_path / "b" / "blobs")
+    assert b"time" not in (tmp_path / "a" / "blobs" / "metrics.json").read_bytes()
+
+
+def test_interrupted_save_keeps_previous_files(tmp_path, monkeypatch):
+    train_task("circles", tmp_path, epochs=2)
+    before = snapshot(tmp_path / "circles")
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(KeyboardInterrupt):
+        train_task("circles", tmp_path, epochs=5)
+    assert snapshot(tmp_path / "circles") == before
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == ["circles"]
+
+
+@pytest.mark.parametrize("args,code,fragments", [
+    (["train", "squares"], 2, ["'squares'", "circles"]),
+    (["train", "circles", "--hidden", "10,x"], 2, ["'10,x'", "comma-separated"]),
+    (["train", "circles", "--hidden", "10,-3"], 2, ["'10,-3'"]),
+    (["train", "circles", "--epochs", "0"], 2, ["--epochs", "0"]),
+    (["train", "circles", "--lr", "0"], 2, ["--lr", "0"]),
+    (["train", "circles", "--lr", "-1"], 2, ["--lr", "-1"]),
+    (["train", "circles", "--optimizer", "rmsprop"], 2, ["'rmsprop'"]),
+    (["train", "circles", "--activation", "gelu"], 2, ["'gelu'"]),
+    (["train", "circles", "--device", "tpu"], 2, ["'tpu'"]),
+], ids=["unknown-task", "hidden-not-int", "hidden-negative", "epochs-0", "lr-0", "lr-negative", "optimizer",
+        "activation", "device"])
+def test_train_bad_input(args, code, fragments):
+    assert_clean_error(run_cli(*args, "--quiet"), code, *fragments)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_train_unwritable_out(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    assert_clean_error(run_cli("train", "circles", "--out", ro / "sub", "--quiet"), 1, str(ro))
+
+
+def test_train_out_is_a_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert_clean_error(run_cli("train", "circles", "--out", f / "sub", "--quiet"), 1, "cannot create output folder")
+
+
+def test_library_errors_name_values():
+    with pytest.raises(InputError, match="'squares'.*circles"):
+        get_task("squares")
+    with pytest.raises(InputError, match="-5"):
+        TrainConfig(epochs=-5, lr=0.1)
+    with pytest.raises(InputError, match="'gelu'"):
+        ModelConfig("circles", 2, 2, (4,), "gelu")
+
+
+def test_train_cli_writes_checkpoint(tmp_path):
+    res = run_cli("train", "moons", "--epochs", "5", "--hidden", "4", "--seed", "3", "--out", tmp_path, "--quiet")
+    assert res.exit_code == 0, res.output
+    assert "moons: test accuracy" in res.output
+    _, cfg, metrics = load_checkpoint(tmp_path / "moons")
+    assert cfg.hidden == (4,) and metrics["seed"] == 3 and metrics["epochs"] == 5
