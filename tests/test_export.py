@@ -206,7 +206,7 @@ def test_export_unwritable_folder(artifact_copy, monkeypatch):
     before = snapshot(folder)
     import edgeclf.train.storage as storage
 
-    monkeypatch.setattr(storage.os, "access", lambda *a: False)  # as for a read-only folder, even as root
+    monkeypatch.setattr(storage, "_can_write", lambda folder: False)  # as for a read-only folder, even as root
     assert_clean_error(run_cli("export", "circles", "--out", folder.parent), 1, "not writable")
     assert snapshot(folder) == before
 

@@ -71,13 +71,17 @@ def _swap_in(new: Path, dest: Path) -> None:
         os.rename(old, new)
 
 
+def _can_write(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
 def writable_parent(dest: Path) -> Path:
     parent = dest.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(f"cannot create output folder {parent}: {e.strerror}") from None
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not _can_write(parent):
         raise InputError(f"output folder {parent} is not writable: choose another with --out")
     return parent
 
