@@ -1,0 +1,216 @@
+"""The torch-free runtime: parity with eager for any N, input handling, tampered files, no torch imported."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import ARTIFACTS, TASKS, python
+
+from edgeclf.export.graph import ExportModel
+from edgeclf.export.parity import compare
+from edgeclf.export.pipeline import check_set
+from edgeclf.runtime import ArtifactError, Classifier, InputError, Manifest, plan_chunks
+from edgeclf.train.storage import load_checkpoint
+from edgeclf.train.tasks import get_task
+
+BLOCKER = """
+import importlib.abc, sys
+HEAVY = {"torch", "sklearn", "onnx", "onnxscript", "matplotlib", "pandas", "scipy"}
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in HEAVY:
+            raise ImportError(f"{name} is blocked in this test")
+sys.meta_path.insert(0, Block())
+"""
+
+
+@pytest.fixture(scope="module")
+def classifiers():
+    return {t: Classifier.load(ARTIFACTS / t) for t in TASKS}
+
+
+@pytest.fixture(scope="module")
+def references():
+    """Per task: 100,000 rows (test set + grid, tiled) and eager PyTorch's outputs on them."""
+    out = {}
+    for task in TASKS:
+        mlp, cfg, _ = load_checkpoint(ARTIFACTS / task, task)
+        model = ExportModel(mlp, cfg.n_classes).eval()
+        x = check_set(model, get_task(task), Manifest.read(ARTIFACTS / task)[0].domain).x
+        x = np.resize(x, (100_000, 2))  # tiled
+        with torch.inference_mode():
+            logits, probs = model(torch.from_numpy(x))
+        out[task] = (x, logits.numpy(), probs.numpy())
+    return out
+
+
+def sizes_for(batch: int) -> list[int]:
+    return sorted({0, 1, batch - 1, batch, batch + 1, 3 * batch + 7, 100_000} - {-1})
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("batch", [1, 64, 4096])
+def test_runtime_parity_with_eager_for_any_n(task, batch, classifiers, references):
+    clf = classifiers[task]
+    x, logits, probs = references[task]
+    for n in sizes_for(batch):
+        got = (clf.predict_logits(x[:n]), clf.predict_proba(x[:n]))
+        assert got[0].shape == (n, logits.shape[1]) and got[1].shape == (n, probs.shape[1])
+        assert got[1].dtype == np.float32
+        result = compare(f"{task} N={n}", got, (logits[:n], probs[:n]))
+        assert result, str(result)
+        assert list(clf.predict(x[:n])) == list(clf.classes_[got[1].argmax(1)])
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_row_result_independent_of_n_and_position(task, classifiers, references):
+    clf = classifiers[task]
+    x = references[task][0][:9000]
+    full = clf.predict_proba(x)
+    assert np.array_equal(np.concatenate([clf.predict_proba(x[i:i + 1]) for i in range(70)]), full[:70])
+    for start, stop in [(0, 63), (1, 65), (4000, 8200), (17, 4113)]:
+        assert np.array_equal(clf.predict_proba(x[start:stop]), full[start:stop])
+    perm = np.random.default_rng(1).permutation(len(x))
+    assert np.array_equal(clf.predict_proba(x[perm]), full[perm])
+
+
+def test_runtime_accuracy_on_test_set(classifiers):
+    for task in TASKS:
+        d = get_task(task).dataset()
+        labels = classifiers[task].predict(d.x_test)
+        acc = (labels == np.array(get_task(task).classes)[d.y_test]).mean()
+        assert acc >= get_task(task).target_accuracy
+
+
+@pytest.mark.parametrize("n,sizes,expected", [
+    (0, (1, 64, 4096), []),
+    (1, (1, 64, 4096), [(0, 1, 1)]),
+    (64, (1, 64, 4096), [(0, 64, 64)]),
+    (65, (1, 64, 4096), [(0, 64, 64), (64, 65, 1)]),
+    (4096 + 100, (1, 64, 4096), [(0, 4096, 4096), (4096, 4160, 64), (4160, 4196, 64)]),
+    (3, (8,), [(0, 3, 8)]),
+])
+def test_plan_chunks(n, sizes, expected):
+    plan = plan_chunks(n, sizes)
+    assert plan == expected
+    covered = [i for s, e, _ in plan for i in range(s, e)]
+    assert covered == list(range(n)) and all(e - s <= b for s, e, b in plan)
+
+
+def test_plan_covers_everything_for_many_n():
+    for n in list(range(0, 300)) + [4095, 4096, 4097, 12345]:
+        plan = plan_chunks(n, (1, 64, 4096))
+        assert [i for s, e, _ in plan for i in range(s, e)] == list(range(n))
+
+
+def test_attributes(classifiers):
+    clf = classifiers["blobs"]
+    assert list(clf.classes_) == ["blob0", "blob1", "blob2", "blob3"]
+    assert clf.features == ("x1", "x2") and clf.n_features_in_ == 2 and clf.batch_sizes == (1, 64, 4096)
+    assert clf.providers == ["CPUExecutionProvider"] and clf.manifest.task == "blobs"
+    assert "blobs" in repr(clf)
+    assert Classifier.load(ARTIFACTS / "blobs" / "manifest.json").batch_sizes == (1, 64, 4096)
+
+
+def test_accepted_inputs_agree(classifiers):
+    clf = classifiers["circles"]
+    x = np.array([[0.1, -0.2], [1.0, 0.3], [-0.9, 0.5]])
+    expect = clf.predict_proba(x.astype(np.float32))
+    variants = {
+        "list": x.tolist(), "float64": x, "float16": x.astype(np.float16).astype(np.float32),
+        "int": np.array([[0, 0], [1, 0], [-1, 0]]),
+        "fortran": np.asfortranarray(x), "strided": np.repeat(x, 2, axis=0)[::2],
+        "frame": pd.DataFrame(x, columns=["x1", "x2"]),
+        "frame-reordered": pd.DataFrame(x[:, ::-1], columns=["x2", "x1"]),
+        "frame-positional": pd.DataFrame(x),
+    }
+    for name, v in variants.items():
+        got = clf.predict_proba(v)
+        ref = expect if name not in ("int", "float16") else clf.predict_proba(np.asarray(v, np.float32))
+        assert np.array_equal(got, ref), name
+    assert clf.predict_proba([0.1, -0.2]).shape == (1, 2)  # a single row
+    assert clf.predict_proba(np.zeros((0, 2))).shape == (0, 2)
+    assert np.array_equal(clf.predict_proba(x[::-1]), expect[::-1])  # negative strides
+
+
+@pytest.mark.parametrize("bad,fragments", [
+    (np.zeros((4, 3)), ["(4, 3)", "(N, 2)"]),
+    (np.zeros((2, 2, 2)), ["(2, 2, 2)"]),
+    (np.float32(1.0), ["shape ()"]),
+    ([], ["shape (0,)"]),
+    ([[1.0, 2.0], [3.0]], ["rectangular"]),
+    (np.array([["a", "b"]]), ["<U1", "strings"]),
+    (np.array([[True, False]]), ["bool", "booleans"]),
+    (np.array([[1 + 2j, 0]]), ["complex"]),
+    (np.array([[1.0, None]], dtype=object), ["object"]),
+    (np.array([[0.0, 0.0], [np.nan, 1.0], [0.0, np.inf]]), ["NaN or inf", "row(s) 1, 2"]),
+    (np.array([[1e39, 0.0]]), ["1e+39", "float32"]),
+    (pd.DataFrame({"x1": [1.0], "x3": [2.0]}), ["missing ['x2']", "unexpected ['x3']"]),
+    (pd.DataFrame({"x1": [1.0], "x2": ["a"]}), ["'x2'", "dtype"]),
+    (pd.DataFrame({"x1": [1.0], "x2": [2.0], "x3": [0.0]}), ["unexpected ['x3']"]),
+], ids=["features", "3d", "0d", "empty-1d", "ragged", "str", "bool", "complex", "object", "nan-inf", "overflow",
+        "frame-missing", "frame-str", "frame-extra"])
+def test_input_errors(bad, fragments, classifiers):
+    with pytest.raises(InputError) as err:
+        classifiers["circles"].predict_proba(bad)
+    assert isinstance(err.value, ValueError)
+    for f in fragments:
+        assert f in str(err.value), str(err.value)
+
+
+def test_nonfinite_allowed_when_asked(classifiers):
+    p = classifiers["circles"].predict_proba([[np.nan, 0.0]], allow_nonfinite=True)
+    assert p.shape == (1, 2)
+
+
+def test_unknown_provider_is_clear():
+    with pytest.raises(InputError, match="'TensorrtExecutionProvider' is not available"):
+        Classifier.load(ARTIFACTS / "circles", providers=["TensorrtExecutionProvider"])
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "delete"])
+def test_tampered_files_refused(damage, artifact_copy):
+    folder = artifact_copy("circles")
+    f = folder / "model.b64.onnx"
+    data = f.read_bytes()
+    if damage == "flip":
+        f.write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])
+    elif damage == "truncate":
+        f.write_bytes(data[: len(data) // 2])
+    elif damage == "empty":
+        f.write_bytes(b"")
+    else:
+        f.unlink()
+    with pytest.raises(ArtifactError, match="model.b64.onnx"):
+        Classifier.load(folder)
+
+
+def test_missing_folder_is_clear(tmp_path):
+    with pytest.raises(ArtifactError, match="no manifest.json"):
+        Classifier.load(tmp_path)
+
+
+def test_thread_pool_path_equals_serial(references):
+    x = references["spirals"][0]
+    serial = Classifier.load(ARTIFACTS / "spirals", threads=1).predict_proba(x)
+    pooled = Classifier.load(ARTIFACTS / "spirals", threads=4).predict_proba(x)
+    assert np.array_equal(serial, pooled)
+
+
+def test_runtime_works_with_torch_blocked(tmp_path):
+    folder = tmp_path / "blobs"
+    shutil.copytree(ARTIFACTS / "blobs", folder)
+    code = BLOCKER + f"""
+from edgeclf.runtime import Classifier
+clf = Classifier.load({str(folder)!r})
+print(list(clf.predict([[-8.0, 7.0], [5.0, 2.0]])), clf.predict_proba([[0.0, 0.0]]).shape)
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
+assert not heavy, heavy
+"""
+    p = python("-c", code)
+    assert p.returncode == 0, p.stderr
+    assert "(1, 4)" in p.stdout
