@@ -5,6 +5,7 @@ Commands that need torch import it inside the command, so `predict` and `info` r
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -110,7 +111,7 @@ def train(task: str, device: str, epochs: int | None, lr: float | None, optimize
 @cli.command()
 @task_arg
 @click.option("--batch-size", "batch_sizes", type=click.IntRange(1, 1 << 20), multiple=True,
-              help="Fixed batch size of an ONNX file; repeat for several. Default: 1, 64 and 4096.")
+              help="Fixed batch size of an ONNX file; repeat for several. Default: 1, 64, 1024 and 16384.")
 @click.option("--opset", type=click.IntRange(18, 23), default=20, show_default=True)
 @out_opt
 def export(task: str, batch_sizes: tuple[int, ...], opset: int, out: str) -> None:
@@ -232,6 +233,44 @@ def info(folder: str) -> None:
                      f"{p['needed_atol']:.1e}" if p else "-", verdict))
     click.echo(table(rows, ["file", "format", "batch", "opset", "bytes", "sha256", "max diff", "parity"]))
     click.echo(f"versions    {', '.join(f'{k} {v}' for k, v in m.versions.items())}")
+
+
+def parse_rows(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+    try:
+        rows = [int(v) for v in value.split(",")]
+    except ValueError:
+        rows = []
+    if not rows or any(r < 1 for r in rows):
+        raise click.BadParameter(f"{value!r}: expected comma-separated positive row counts, e.g. 1,64,4096")
+    return rows
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--rows", default="1,64,4096,1000000", show_default=True, callback=parse_rows,
+              help="Comma-separated batch sizes N to time.")
+@click.option("--threads", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the figures as JSON.")
+@click.option("--chart", "chart_path", type=click.Path(dir_okay=False), help="Also draw rows/s vs N (PNG).")
+@click.option("--no-cold", is_flag=True, help="Skip the cold-start subprocesses.")
+def bench(folder: str, rows: list[int], threads: int, json_path: str | None, chart_path: str | None,
+          no_cold: bool) -> None:
+    """Time Classifier.predict_proba against eager PyTorch, TorchScript and raw onnxruntime.
+
+    \b
+    Example:
+      edgeclf bench artifacts/circles --rows 1,64,4096,1000000 --threads 2 --json bench.json
+    """
+    from edgeclf.cli.tables import write_output
+    from edgeclf.export.bench import chart, format_report, run_bench
+    from edgeclf.runtime.manifest import json_bytes
+
+    report = run_bench(Path(folder), rows, threads, cold=not no_cold)
+    click.echo(format_report(report))
+    if json_path:
+        write_output(json_bytes(report.to_dict()).decode(), json_path, sys.stdout)
+    if chart_path:
+        chart(report, Path(chart_path))
 
 
 def main() -> None:

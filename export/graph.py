@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 INPUT_NAME = "input"
 OUTPUT_NAMES = ("logits", "probabilities")
 DEFAULT_OPSET = 20
-DEFAULT_BATCH_SIZES = (1, 64, 4096)
+DEFAULT_BATCH_SIZES = (1, 64, 1024, 16384)  # latency, small batches, tails, throughput chunks
 MIN_OPSET, MAX_OPSET = 18, 23  # torch 2.13's dynamo exporter range that onnxruntime also runs
 
 

@@ -6,17 +6,18 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import onnxruntime as ort
 
 from edgeclf.runtime.errors import ArtifactError, InputError
-from edgeclf.runtime.inputs import as_matrix
+from edgeclf.runtime.inputs import as_float32_rows, as_matrix
 from edgeclf.runtime.manifest import FileEntry, Manifest
 
 CALL_COST_ROWS = 400  # one session.run costs about as much as 400 rows of compute (~6.5 us vs 60 M rows/s)
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
+PARALLEL_MIN_ROWS = 32768  # below this, waking worker threads costs more than it saves
 
 Plan = list[tuple[int, int, int]]  # (start, stop, batch size): stop - start <= batch size
 
@@ -70,8 +71,15 @@ class Classifier:
         self.n_features_in_ = len(manifest.features)
         self.threads = threads
         self._input = str(manifest.input["name"])
+        # output key -> (graph output name, columns), resolved once: predict calls stay cheap
+        self._outputs = {k: (str(v["name"]), int(v["columns"])) for k, v in manifest.outputs.items()}
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+
+    @property
+    def sessions(self) -> dict[int, ort.InferenceSession]:
+        """The onnxruntime session of each exported batch size (for callers that want the raw graphs)."""
+        return dict(self._sessions)
 
     @property
     def providers(self) -> list[str]:
@@ -104,32 +112,49 @@ class Classifier:
         return self.classes_[self.predict_proba(x, allow_nonfinite).argmax(axis=1)]  # type: ignore[no-any-return]
 
     def _run(self, x: Any, output: str, allow_nonfinite: bool) -> np.ndarray:
-        mat = as_matrix(x, self.features, allow_nonfinite)  # (N, F) float32
-        spec = self.manifest.outputs[output]
-        out = np.empty((len(mat), int(spec["columns"])), np.float32)
-        name = str(spec["name"])
-        plan = plan_chunks(len(mat), self.batch_sizes)
-        if len(plan) <= 1 or self.threads == 1:
+        mat = as_matrix(x, self.features, allow_nonfinite)  # (N, F), checked, not yet float32
+        name, columns = self._outputs[output]
+        n = len(mat)
+        sess = self._sessions.get(n)
+        if sess is not None:  # exactly one exported batch: one run, its result returned without a copy
+            return sess.run([name], {self._input: as_float32_rows(mat)})[0]  # type: ignore[no-any-return]
+        out = np.empty((n, columns), np.float32)
+        plan = plan_chunks(n, self.batch_sizes)
+        if n < PARALLEL_MIN_ROWS or self.threads == 1:
             for chunk in plan:
                 self._run_chunk(mat, out, name, chunk)
         else:
-            list(self._executor().map(lambda c: self._run_chunk(mat, out, name, c), plan))
+            self._parallel(lambda i: self._run_chunk(mat, out, name, plan[i]), len(plan))
         return out
 
-    def _run_chunk(self, mat: np.ndarray, out: np.ndarray, output: str, chunk: tuple[int, int, int]) -> None:
+    def _run_chunk(self, mat: np.ndarray, out: np.ndarray, name: str, chunk: tuple[int, int, int]) -> None:
         start, stop, batch = chunk
-        rows = mat[start:stop]
+        rows = as_float32_rows(mat[start:stop])  # a view for float32 C-contiguous input, else a chunk-sized cast
         if stop - start < batch:  # pad the tail; padding rows never reach `out`
             padded = np.zeros((batch, mat.shape[1]), np.float32)
             padded[: stop - start] = rows
             rows = padded
-        result = self._sessions[batch].run([output], {self._input: rows})[0]
+        result = self._sessions[batch].run([name], {self._input: rows})[0]
         out[start:stop] = result[: stop - start]
+
+    def _parallel(self, work: Callable[[int], None], n: int) -> None:
+        """Run work(0..n-1) on `threads` threads (the caller is one) pulling chunk indices from one iterator;
+        sessions use one intra-op thread each, so the chunks are the unit of parallelism."""
+        todo = iter(range(n))  # next() on it is atomic under the GIL
+
+        def worker() -> None:
+            for i in todo:
+                work(i)
+
+        futures = [self._executor().submit(worker) for _ in range(min(self.threads, n) - 1)]
+        worker()
+        for f in futures:
+            f.result()
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="edgeclf")
+                self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="edgeclf")
             return self._pool
 
     def __repr__(self) -> str:

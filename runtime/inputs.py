@@ -36,7 +36,29 @@ def _from_frame(frame: Any, features: Sequence[str]) -> np.ndarray:
 
 
 def as_matrix(x: Any, features: Sequence[str], allow_nonfinite: bool = False) -> np.ndarray:
-    """(N, F) float32, C-contiguous; a single row (F,) becomes (1, F). Raises InputError on anything else."""
+    """A checked (N, F) real array; a single row (F,) becomes (1, F). Raises InputError on anything else.
+
+    Not converted: float32 C-contiguous input comes back as is, anything else is cast chunk by chunk by the
+    caller (as_float32_rows), so a 10-million-row float64 input is never copied whole.
+    """
+    n_feat = len(features)
+    if type(x) is np.ndarray and x.ndim == 2 and x.dtype == np.float32 and x.shape[1] == n_feat:
+        arr = x  # the hot path: nothing to convert
+    else:
+        arr = _to_array(x, features)
+    if arr.dtype.kind == "f":
+        if arr.dtype.itemsize > 4:
+            _check_fits_float32(arr)
+        if not allow_nonfinite:
+            _check_finite(arr)
+    return arr
+
+
+def as_float32_rows(rows: np.ndarray) -> np.ndarray:
+    return rows if rows.dtype == np.float32 and rows.flags.c_contiguous else np.ascontiguousarray(rows, np.float32)
+
+
+def _to_array(x: Any, features: Sequence[str]) -> np.ndarray:
     n_feat = len(features)
     if hasattr(x, "columns") and hasattr(x, "to_numpy"):
         arr = _from_frame(x, features)
@@ -57,15 +79,16 @@ def as_matrix(x: Any, features: Sequence[str], allow_nonfinite: bool = False) ->
             f"input has shape {arr.shape}: expected (N, {n_feat}) rows of {n_feat} features "
             f"({', '.join(features)}) or a single row ({n_feat},)"
         )
-    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4:
-        _check_fits_float32(arr)
-    out = np.ascontiguousarray(arr, dtype=np.float32)  # no copy when already float32 and C-contiguous
-    if not allow_nonfinite:
-        _check_finite(out)
-    return out
+    return arr
 
 
 def _check_fits_float32(arr: np.ndarray) -> None:
+    if not arr.size:
+        return
+    with np.errstate(invalid="ignore"):
+        hi, lo = arr.max(), arr.min()  # reductions: no N-sized temporaries on the good path
+    if np.isfinite(hi) and np.isfinite(lo) and max(hi, -lo) <= _F32_MAX:
+        return
     with np.errstate(invalid="ignore"):
         too_big = np.isfinite(arr) & (np.abs(arr) > _F32_MAX)
     if too_big.any():
@@ -75,7 +98,12 @@ def _check_fits_float32(arr: np.ndarray) -> None:
 
 
 def _check_finite(arr: np.ndarray) -> None:
-    if arr.size and not np.isfinite(arr.sum()):  # one fast reduction; the row scan only when it fails
+    if arr.size <= 4096:  # small inputs: the direct test is cheaper than entering np.errstate
+        ok = bool(np.isfinite(arr).all())
+    else:  # one fast reduction, no N-sized temporary; the row scan only when it fails
+        with np.errstate(over="ignore", invalid="ignore"):
+            ok = bool(np.isfinite(arr.sum()))
+    if not ok:
         bad = ~np.isfinite(arr)
         if bad.any():
             rows = np.unique(np.nonzero(bad)[0])

@@ -124,7 +124,7 @@ def test_predict_output_failure_keeps_existing_file(tmp_path):
 def test_info(tmp_path):
     res = run_cli("info", ARTIFACTS / "blobs")
     assert res.exit_code == 0, res.output
-    for fragment in ["blobs (multiclass, 4 classes)", "blob0, blob1, blob2, blob3", "x1, x2", "1, 64, 4096",
+    for fragment in ["blobs (multiclass, 4 classes)", "blob0, blob1, blob2, blob3", "x1, x2", "1, 64, 1024, 16384",
                      "model.pt2", "torch.export", "PASS", "test 100.00%"]:
         assert fragment in res.output, fragment
     assert_clean_error(run_cli("info", tmp_path), 1, "no manifest.json")

@@ -53,7 +53,7 @@ def test_committed_manifest(task):
     spec = get_task(task)
     assert m.schema == SCHEMA and m.task == task and m.classes == spec.classes and m.features == spec.features
     assert {f.format for f in m.files} == set(FORMATS)
-    assert [f.batch_size for f in m.onnx_files] == [1, 64, 4096]
+    assert [f.batch_size for f in m.onnx_files] == [1, 64, 1024, 16384]
     assert all(v["passed"] for v in m.parity["files"].values()) and set(m.parity["files"]) == {f.path for f in m.files}
     metrics = json.loads((ARTIFACTS / task / "metrics.json").read_text())
     assert m.metrics == {k: v for k, v in metrics.items() if k != "history"}
@@ -98,7 +98,7 @@ def test_onnx_reference_evaluator_agrees_with_onnxruntime(task):
 @pytest.mark.parametrize("task", TASKS)
 def test_committed_artifacts_verify_clean(task):
     report = verify_artifact(ARTIFACTS / task)
-    assert report and len(report.results) == 5
+    assert report and len(report.results) == 6
 
 
 def test_perturbed_export_is_caught(tmp_path, checks):
@@ -234,4 +234,4 @@ def test_verify_detects_tampering(artifact_copy):
 def test_verify_cli_table():
     res = run_cli("verify", ARTIFACTS / "spirals")
     assert res.exit_code == 0, res.output
-    assert res.output.count("PASS") == 5 and "model.pt2" in res.output
+    assert res.output.count("PASS") == 6 and "model.pt2" in res.output

@@ -53,7 +53,7 @@ def sizes_for(batch: int) -> list[int]:
 
 
 @pytest.mark.parametrize("task", TASKS)
-@pytest.mark.parametrize("batch", [1, 64, 4096])
+@pytest.mark.parametrize("batch", [1, 64, 1024, 16384])
 def test_runtime_parity_with_eager_for_any_n(task, batch, classifiers, references):
     clf = classifiers[task]
     x, logits, probs = references[task]
@@ -110,10 +110,10 @@ def test_plan_covers_everything_for_many_n():
 def test_attributes(classifiers):
     clf = classifiers["blobs"]
     assert list(clf.classes_) == ["blob0", "blob1", "blob2", "blob3"]
-    assert clf.features == ("x1", "x2") and clf.n_features_in_ == 2 and clf.batch_sizes == (1, 64, 4096)
+    assert clf.features == ("x1", "x2") and clf.n_features_in_ == 2 and clf.batch_sizes == (1, 64, 1024, 16384)
     assert clf.providers == ["CPUExecutionProvider"] and clf.manifest.task == "blobs"
     assert "blobs" in repr(clf)
-    assert Classifier.load(ARTIFACTS / "blobs" / "manifest.json").batch_sizes == (1, 64, 4096)
+    assert Classifier.load(ARTIFACTS / "blobs" / "manifest.json").batch_sizes == (1, 64, 1024, 16384)
 
 
 def test_accepted_inputs_agree(classifiers):

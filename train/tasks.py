@@ -93,7 +93,7 @@ TASKS: dict[str, TaskSpec] = {
     t.name: t
     for t in [
         TaskSpec(
-            "circles", _circles, ("outer", "inner"), ("x1", "x2"), (16, 16), "relu",
+            "circles", _circles, ("outer", "inner"), ("x1", "x2"), (10, 10), "relu",
             epochs=400, lr=0.02, optimizer="adam", target_accuracy=0.995,
             description="make_circles(1000, noise=0.03): inner vs outer ring",
         ),

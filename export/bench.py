@@ -1,0 +1,241 @@
+"""`edgeclf bench`: rows/s of the runtime against eager PyTorch, TorchScript and raw onnxruntime, in one run.
+
+torch and onnx are optional here: their columns are skipped with a note when they are not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from edgeclf.runtime import Classifier, Manifest
+
+ENGINES = ("eager", "torchscript", "onnxruntime", "classifier")
+MIN_SECONDS = 0.25  # per engine and N: repeat until this much time has run (at least MIN_REPS times)
+MIN_REPS, MAX_REPS = 5, 2000
+
+
+@dataclass
+class Timing:
+    engine: str
+    rows: int
+    median_s: float
+    p10_s: float
+    p90_s: float
+    reps: int
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.median_s if self.median_s > 0 else float("inf")
+
+
+@dataclass
+class BenchReport:
+    folder: str
+    threads: int
+    machine: dict[str, Any]
+    timings: list[Timing] = field(default_factory=list)
+    cold_start: dict[str, dict[str, float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def get(self, engine: str, rows: int) -> Timing | None:
+        return next((t for t in self.timings if t.engine == engine and t.rows == rows), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for t, td in zip(self.timings, d["timings"]):
+            td["rows_per_s"] = t.rows_per_s
+        return d
+
+
+def time_call(fn: Callable[[], object], rows: int, engine: str) -> Timing:
+    fn()  # warm-up: first-call allocations and lazy initialisation are not throughput
+    samples: list[float] = []
+    budget_end = time.perf_counter() + MIN_SECONDS
+    while len(samples) < MIN_REPS or (time.perf_counter() < budget_end and len(samples) < MAX_REPS):
+        t = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t)
+    q = statistics.quantiles(samples, n=10) if len(samples) > 1 else samples * 9
+    return Timing(engine, rows, statistics.median(samples), q[0], q[-1], len(samples))
+
+
+def machine_info(threads: int) -> dict[str, Any]:
+    import onnxruntime
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
+            "onnxruntime": onnxruntime.__version__, "numpy": np.__version__}
+
+
+def dynamic_session(folder: Path, manifest: Manifest, threads: int) -> Any | None:
+    """A session on a dynamic-batch copy of the largest graph: the 'one session.run over everything' peer."""
+    try:
+        import onnx
+    except ImportError:
+        return None
+    import onnxruntime as ort
+
+    model = onnx.load(str(folder / manifest.onnx_files[-1].path))
+    for v in [*model.graph.input, *model.graph.output]:
+        v.type.tensor_type.shape.dim[0].dim_param = "N"
+    del model.graph.value_info[:]
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def torch_engines(folder: Path, manifest: Manifest, threads: int) -> dict[str, Callable[[np.ndarray], object]]:
+    try:
+        import torch
+
+        from edgeclf.export.graph import ExportModel, load_torchscript
+        from edgeclf.train.storage import load_checkpoint
+    except ImportError:
+        return {}
+    torch.set_num_threads(threads)
+    mlp, cfg, _ = load_checkpoint(folder, manifest.task)
+    eager = ExportModel(mlp, cfg.n_classes).eval()
+    ts_entry = next(f for f in manifest.files if f.format == "torchscript")
+    scripted = load_torchscript(manifest.checked_path(folder, ts_entry))
+
+    def run(module: Callable[..., Any]) -> Callable[[np.ndarray], object]:
+        def call(x: np.ndarray) -> object:
+            with torch.inference_mode():
+                return module(torch.from_numpy(x))[1].numpy()
+        return call
+
+    return {"eager": run(eager), "torchscript": run(scripted)}
+
+
+def throughput(folder: Path, rows: Sequence[int], threads: int, report: BenchReport) -> None:
+    clf = Classifier.load(folder, threads=threads)
+    manifest = clf.manifest
+    engines = torch_engines(folder, manifest, threads)
+    if not engines:
+        report.notes.append("torch is not installed: eager and TorchScript columns skipped")
+    dyn = dynamic_session(folder, manifest, threads)
+    if dyn is None:
+        report.notes.append("onnx is not installed: raw onnxruntime runs only where N is an exported batch size")
+    fixed = clf.sessions
+    rng = np.random.default_rng(0)
+    lo, hi = manifest.domain.get("low", [-1.0, -1.0]), manifest.domain.get("high", [1.0, 1.0])
+    for n in rows:
+        x = rng.uniform(lo, hi, (n, len(manifest.features))).astype(np.float32)
+        for name, fn in engines.items():
+            report.timings.append(time_call(lambda fn=fn, x=x: fn(x), n, name))
+        sess = fixed.get(n, dyn)
+        if sess is not None:
+            report.timings.append(time_call(lambda s=sess, x=x: s.run(["probabilities"], {"input": x}), n, "onnxruntime"))
+        report.timings.append(time_call(lambda x=x: clf.predict_proba(x), n, "classifier"))
+
+
+# Peak RSS is read in the child (VmHWM): the parent's ru_maxrss survives fork + exec and would be counted.
+_PEAK = """
+import atexit, sys
+def _peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            sys.stderr.write("EDGECLF_PEAK_KB=" + line.split()[1] + "\\n")
+atexit.register(_peak)
+"""
+
+
+def _measure(code: str, stdin: bytes = b"") -> dict[str, float]:
+    """Wall time and peak RSS of one fresh Python process running code."""
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-W", "ignore", "-c", _PEAK + code], input=stdin, capture_output=True)
+    wall = time.perf_counter() - t
+    err = p.stderr.decode(errors="replace")
+    peak = [ln.split("=", 1)[1] for ln in err.splitlines() if ln.startswith("EDGECLF_PEAK_KB=")]
+    if p.returncode != 0 or not peak:
+        raise RuntimeError(f"cold-start run failed ({p.returncode}): {err.strip().splitlines()[-1:]}")
+    return {"wall_s": wall, "peak_rss_mb": int(peak[0]) / 1024}
+
+
+def cold_start(folder: Path, report: BenchReport, repeats: int = 3) -> None:
+    f = str(folder)
+    cases = {
+        "runtime (import + load + 1 row)":
+            f"from edgeclf.runtime import Classifier; Classifier.load({f!r}).predict_proba([[0.0, 0.0]])",
+        "edgeclf predict (CLI, 1 row)":
+            f"sys.argv = ['edgeclf', 'predict', {f!r}, '-']; from edgeclf.cli.main import main; main()",
+    }
+    try:
+        import torch  # noqa: F401
+
+        ts = str(folder / "model.torchscript.pt")
+        cases["torch + TorchScript (import + load + 1 row)"] = (
+            f"import torch; m = torch.jit.load({ts!r}); m(torch.zeros(1, 2))")
+    except ImportError:
+        report.notes.append("torch is not installed: no torch cold start")
+    for name, code in cases.items():
+        runs = [_measure(code, b"0.0,0.0\n") for _ in range(repeats)]
+        report.cold_start[name] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def run_bench(folder: Path, rows: Sequence[int], threads: int, cold: bool = True) -> BenchReport:
+    report = BenchReport(str(folder), threads, machine_info(threads))
+    throughput(Path(folder), rows, threads, report)
+    if cold:
+        cold_start(Path(folder), report)
+    return report
+
+
+def format_report(report: BenchReport) -> str:
+    from edgeclf.cli.main import table
+
+    rows = sorted({t.rows for t in report.timings})
+    lines = [f"{report.folder}: {report.machine['cpu']}, {report.machine['cores']} cores, {report.threads} threads"]
+    head = ["rows"] + [f"{e} M rows/s" for e in ENGINES] + [f"clf/{e}" for e in ENGINES[:3]]
+    body = []
+    for n in rows:
+        got = {e: report.get(e, n) for e in ENGINES}
+        cells: list[object] = [f"{n:,}"]
+        cells += [f"{t.rows_per_s / 1e6:.3g} ±{(t.p90_s - t.p10_s) / t.median_s / 2:.0%}" if t else "-"
+                  for t in got.values()]
+        clf = got["classifier"]
+        cells += [f"{t.median_s / clf.median_s:.2f}x" if (t and clf) else "-" for t in list(got.values())[:3]]
+        body.append(cells)
+    lines.append(table(body, head))
+    lines.append("")
+    lines.append(table([(k, f"{v['wall_s']:.3f}", f"{v['peak_rss_mb']:.0f}") for k, v in report.cold_start.items()],
+                       ["cold start", "wall s", "peak RSS MB"]))
+    lines += [f"note: {n}" for n in report.notes]
+    return "\n".join(lines)
+
+
+def chart(report: BenchReport, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    for engine in ENGINES:
+        pts = sorted((t.rows, t.rows_per_s) for t in report.timings if t.engine == engine)
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=engine)
+    ax.set(xscale="log", yscale="log", xlabel="rows per call (N)", ylabel="rows / s",
+           title=f"{Path(report.folder).name}: throughput, {report.threads} threads")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)

@@ -1,0 +1,42 @@
+"""`edgeclf bench` smoke test (small N; timings are printed, never asserted) and fast-path correctness."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from conftest import ARTIFACTS, run_cli
+
+from edgeclf.export.bench import ENGINES
+from edgeclf.runtime import Classifier
+
+
+def test_bench_smoke(tmp_path):
+    res = run_cli("bench", ARTIFACTS / "circles", "--rows", "1,100", "--threads", "2",
+                  "--json", tmp_path / "b.json", "--chart", tmp_path / "b.png")
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "b.json").read_text())
+    assert {(t["engine"], t["rows"]) for t in data["timings"]} == {(e, n) for e in ENGINES for n in (1, 100)}
+    assert all(t["median_s"] > 0 and t["reps"] >= 5 for t in data["timings"])
+    assert set(data["cold_start"]) == {"runtime (import + load + 1 row)", "edgeclf predict (CLI, 1 row)",
+                                       "torch + TorchScript (import + load + 1 row)"}
+    assert all(v["peak_rss_mb"] > 10 for v in data["cold_start"].values())
+    assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "clf/eager" in res.output
+
+
+def test_bench_bad_rows():
+    res = run_cli("bench", ARTIFACTS / "circles", "--rows", "1,zero")
+    assert res.exit_code == 2 and "'1,zero'" in res.output
+
+
+def test_fast_paths_equal_simple_path():
+    """Exact-batch runs, the thread pool, and chunk-wise casting all equal one-row-at-a-time results."""
+    fast = Classifier.load(ARTIFACTS / "blobs", threads=2)
+    simple = Classifier.load(ARTIFACTS / "blobs", threads=1)
+    x = np.random.default_rng(3).uniform(-12, 12, (40_000, 2))
+    rows = np.concatenate([simple.predict_proba(x[i:i + 1]) for i in range(0, 40_000, 997)])
+    for n in (1, 64, 1024, 16384, 40_000):
+        got = fast.predict_proba(x[:n])  # float64: cast chunk by chunk
+        assert np.array_equal(got, simple.predict_proba(x[:n].astype(np.float32)))
+        assert np.array_equal(got[::997], rows[: len(got[::997])])
