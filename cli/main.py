@@ -253,8 +253,10 @@ def parse_rows(ctx: click.Context, param: click.Parameter, value: str) -> list[i
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the figures as JSON.")
 @click.option("--chart", "chart_path", type=click.Path(dir_okay=False), help="Also draw rows/s vs N (PNG).")
 @click.option("--no-cold", is_flag=True, help="Skip the cold-start subprocesses.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="Where eager/TorchScript run; cuda also times the runtime on onnxruntime's CUDA provider.")
 def bench(folder: str, rows: list[int], threads: int, json_path: str | None, chart_path: str | None,
-          no_cold: bool) -> None:
+          no_cold: bool, device: str) -> None:
     """Time Classifier.predict_proba against eager PyTorch, TorchScript and raw onnxruntime.
 
     \b
@@ -265,7 +267,12 @@ def bench(folder: str, rows: list[int], threads: int, json_path: str | None, cha
     from edgeclf.export.bench import chart, format_report, run_bench
     from edgeclf.runtime.manifest import json_bytes
 
-    report = run_bench(Path(folder), rows, threads, cold=not no_cold)
+    if device == "cuda":
+        needs_torch()
+        from edgeclf.train.loop import resolve_device
+
+        resolve_device("cuda")  # a clear error without a GPU
+    report = run_bench(Path(folder), rows, threads, cold=not no_cold, device=device)
     click.echo(format_report(report))
     if json_path:
         write_output(json_bytes(report.to_dict()).decode(), json_path, sys.stdout)

@@ -19,7 +19,7 @@ import numpy as np
 
 from edgeclf.runtime import Classifier, Manifest
 
-ENGINES = ("eager", "torchscript", "onnxruntime", "classifier")
+ENGINES = ("eager", "torchscript", "onnxruntime", "classifier", "classifier-cuda")
 MIN_SECONDS = 0.25  # per engine and N: repeat until this much time has run (at least MIN_REPS times)
 MIN_REPS, MAX_REPS = 5, 2000
 
@@ -46,6 +46,7 @@ class BenchReport:
     timings: list[Timing] = field(default_factory=list)
     cold_start: dict[str, dict[str, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    device: str = "cpu"  # where eager and TorchScript ran
 
     def get(self, engine: str, rows: int) -> Timing | None:
         return next((t for t in self.timings if t.engine == engine and t.rows == rows), None)
@@ -101,7 +102,9 @@ def dynamic_session(folder: Path, manifest: Manifest, threads: int) -> Any | Non
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
-def torch_engines(folder: Path, manifest: Manifest, threads: int) -> dict[str, Callable[[np.ndarray], object]]:
+def torch_engines(folder: Path, manifest: Manifest, threads: int,
+                  device: str = "cpu") -> dict[str, Callable[[np.ndarray], object]]:
+    """Eager and TorchScript, numpy in -> numpy out (on CUDA the copies to and from the GPU are included)."""
     try:
         import torch
 
@@ -111,29 +114,40 @@ def torch_engines(folder: Path, manifest: Manifest, threads: int) -> dict[str, C
         return {}
     torch.set_num_threads(threads)
     mlp, cfg, _ = load_checkpoint(folder, manifest.task)
-    eager = ExportModel(mlp, cfg.n_classes).eval()
+    eager = ExportModel(mlp, cfg.n_classes).eval().to(device)
     ts_entry = next(f for f in manifest.files if f.format == "torchscript")
-    scripted = load_torchscript(manifest.checked_path(folder, ts_entry))
+    scripted = load_torchscript(manifest.checked_path(folder, ts_entry)).to(device)
 
     def run(module: Callable[..., Any]) -> Callable[[np.ndarray], object]:
         def call(x: np.ndarray) -> object:
             with torch.inference_mode():
-                return module(torch.from_numpy(x))[1].numpy()
+                return module(torch.from_numpy(x).to(device))[1].cpu().numpy()
         return call
 
     return {"eager": run(eager), "torchscript": run(scripted)}
 
 
-def throughput(folder: Path, rows: Sequence[int], threads: int, report: BenchReport) -> None:
+def cuda_classifier(folder: Path, threads: int, report: BenchReport) -> Classifier | None:
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        report.notes.append(f"this onnxruntime has no CUDAExecutionProvider ({ort.get_available_providers()})")
+        return None
+    return Classifier.load(folder, providers=["CUDAExecutionProvider", "CPUExecutionProvider"], threads=threads)
+
+
+def throughput(folder: Path, rows: Sequence[int], threads: int, report: BenchReport, device: str = "cpu") -> None:
     clf = Classifier.load(folder, threads=threads)
     manifest = clf.manifest
-    engines = torch_engines(folder, manifest, threads)
+    engines = torch_engines(folder, manifest, threads, device)
+    report.device = device
     if not engines:
         report.notes.append("torch is not installed: eager and TorchScript columns skipped")
     dyn = dynamic_session(folder, manifest, threads)
     if dyn is None:
         report.notes.append("onnx is not installed: raw onnxruntime runs only where N is an exported batch size")
     fixed = clf.sessions
+    gpu_clf = cuda_classifier(folder, threads, report) if device == "cuda" else None
     rng = np.random.default_rng(0)
     lo, hi = manifest.domain.get("low", [-1.0, -1.0]), manifest.domain.get("high", [1.0, 1.0])
     for n in rows:
@@ -144,6 +158,8 @@ def throughput(folder: Path, rows: Sequence[int], threads: int, report: BenchRep
         if sess is not None:
             report.timings.append(time_call(lambda s=sess, x=x: s.run(["probabilities"], {"input": x}), n, "onnxruntime"))
         report.timings.append(time_call(lambda x=x: clf.predict_proba(x), n, "classifier"))
+        if gpu_clf is not None:
+            report.timings.append(time_call(lambda x=x: gpu_clf.predict_proba(x), n, "classifier-cuda"))
 
 
 # Peak RSS is read in the child (VmHWM): the parent's ru_maxrss survives fork + exec and would be counted.
@@ -190,9 +206,9 @@ def cold_start(folder: Path, report: BenchReport, repeats: int = 3) -> None:
         report.cold_start[name] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
-def run_bench(folder: Path, rows: Sequence[int], threads: int, cold: bool = True) -> BenchReport:
+def run_bench(folder: Path, rows: Sequence[int], threads: int, cold: bool = True, device: str = "cpu") -> BenchReport:
     report = BenchReport(str(folder), threads, machine_info(threads))
-    throughput(Path(folder), rows, threads, report)
+    throughput(Path(folder), rows, threads, report, device)
     if cold:
         cold_start(Path(folder), report)
     return report
@@ -202,16 +218,18 @@ def format_report(report: BenchReport) -> str:
     from edgeclf.cli.main import table
 
     rows = sorted({t.rows for t in report.timings})
-    lines = [f"{report.folder}: {report.machine['cpu']}, {report.machine['cores']} cores, {report.threads} threads"]
-    head = ["rows"] + [f"{e} M rows/s" for e in ENGINES] + [f"clf/{e}" for e in ENGINES[:3]]
+    engines = [e for e in ENGINES if any(t.engine == e for t in report.timings)]
+    lines = [f"{report.folder}: {report.machine['cpu']}, {report.machine['cores']} cores, {report.threads} threads, "
+             f"torch on {report.device}"]
+    head = ["rows"] + [f"{e} M rows/s" for e in engines] + [f"clf/{e}" for e in ENGINES[:3]]
     body = []
     for n in rows:
-        got = {e: report.get(e, n) for e in ENGINES}
+        got = {e: report.get(e, n) for e in engines}
         cells: list[object] = [f"{n:,}"]
         cells += [f"{t.rows_per_s / 1e6:.3g} ±{(t.p90_s - t.p10_s) / t.median_s / 2:.0%}" if t else "-"
                   for t in got.values()]
         clf = got["classifier"]
-        cells += [f"{t.median_s / clf.median_s:.2f}x" if (t and clf) else "-" for t in list(got.values())[:3]]
+        cells += [f"{t.median_s / clf.median_s:.2f}x" if (t and clf) else "-" for t in map(got.get, ENGINES[:3])]
         body.append(cells)
     lines.append(table(body, head))
     lines.append("")
