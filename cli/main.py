@@ -5,6 +5,7 @@ Commands that need torch import it inside the command, so `predict` and `info` r
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -27,6 +28,8 @@ class Group(click.Group):
         except EdgeclfError as e:
             raise click.ClickException(str(e)) from None
         except OSError as e:
+            if e.errno == errno.EPIPE:  # the reader of our output left: click exits quietly
+                raise
             raise click.ClickException(f"{e.strerror or e}: {e.filename or ''}".rstrip(": ")) from None
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -36,13 +36,34 @@ GRID = 201  # the lesson's decision-boundary grid, finer (201 x 201 points)
 MAX_BATCH = 1 << 20
 
 
-@dataclass(frozen=True)
+@dataclass
 class CheckSet:
-    """The rows every file is checked on (test set + grid) and eager PyTorch's outputs on them."""
+    """The rows every file is checked on (test set + grid) and eager PyTorch's outputs on them.
 
+    A file exported at batch B is compared with eager PyTorch run at batch B on the same chunks and padding:
+    torch's own kernels differ by a few float32 ulps between batch sizes (1.1e-5 on circles' largest logits
+    between B=5 and B=40601), and that is eager's variation, not the export's.
+    """
+
+    model: ExportModel
     x: np.ndarray  # (N, F) float32
-    ref: Outputs
     description: str
+    _refs: dict[int, Outputs] = field(default_factory=dict)
+
+    def ref(self, batch: int) -> Outputs:
+        if batch not in self._refs:
+            def eager(chunk: np.ndarray) -> Outputs:
+                with torch.inference_mode():
+                    logits, probs = self.model(torch.from_numpy(chunk))
+                return logits.numpy(), probs.numpy()
+
+            self._refs[batch] = run_chunked(eager, self.x, batch)
+        return self._refs[batch]
+
+    @property
+    def full(self) -> Outputs:
+        """Eager PyTorch on all rows in one call."""
+        return self.ref(len(self.x))
 
 
 def validate_export_args(batch_sizes: Sequence[int], opset: int) -> tuple[int, ...]:
@@ -71,9 +92,8 @@ def grid_points(domain: dict[str, list[float]], n: int = GRID) -> np.ndarray:
 def check_set(model: ExportModel, spec: TaskSpec, domain: dict[str, list[float]]) -> CheckSet:
     test = spec.dataset().x_test
     x = np.concatenate([test, grid_points(domain)])
-    with torch.inference_mode():
-        logits, probs = model(torch.from_numpy(x))
-    return CheckSet(x, (logits.numpy(), probs.numpy()), f"test set ({len(test)}) + grid {GRID}x{GRID}")
+    what = f"test set ({len(test)}) + grid {GRID}x{GRID}, against eager PyTorch at each file's batch size"
+    return CheckSet(model, x, what)
 
 
 def runner(path: Path, fmt: str) -> Callable[[np.ndarray], Outputs]:
@@ -95,7 +115,7 @@ def runner(path: Path, fmt: str) -> Callable[[np.ndarray], Outputs]:
 
 def check_file(path: Path, entry: FileEntry, checks: CheckSet) -> ParityResult:
     got = run_chunked(runner(path, entry.format), checks.x, entry.batch_size)
-    return compare(entry.path, got, checks.ref)
+    return compare(entry.path, got, checks.ref(entry.batch_size))
 
 
 def _entry(folder: Path, name: str, fmt: str, batch: int, opset: int | None = None) -> FileEntry:
@@ -210,7 +230,7 @@ def runtime_check(folder: Path) -> RuntimeCheck:
     spec = get_task(cfg.task)
     checks = check_set(ExportModel(mlp, cfg.n_classes).eval(), spec, clf.manifest.domain)
     got = (clf.predict_logits(checks.x), clf.predict_proba(checks.x))
-    parity = compare("Classifier", got, checks.ref)
+    parity = compare("Classifier", got, checks.full)
     data = spec.dataset()
     acc = float((clf.predict_proba(data.x_test).argmax(1) == data.y_test).mean())
     return RuntimeCheck(acc, parity.label_agreement, parity)

@@ -204,4 +204,9 @@ def _check_signature(manifest: Manifest, entry: FileEntry, sess: ort.InferenceSe
             f"{entry.path}: graph signature input {got_in} outputs {got_out} disagrees with the manifest "
             f"(input {want_in}, outputs {want_out})"
         )
+    meta = sess.get_modelmeta().custom_metadata_map  # written by the exporter: catches a file swapped in
+    want_meta = {"edgeclf.task": manifest.task, "edgeclf.batch_size": str(entry.batch_size)}
+    got_meta = {k: meta.get(k) for k in want_meta}
+    if got_meta != want_meta:
+        raise ArtifactError(f"{entry.path}: model metadata {got_meta} disagrees with the manifest {want_meta}")
 

@@ -47,9 +47,9 @@ def check_task(out: Path, name: str, spec: TaskSpec) -> bool:
     gpu_model = ExportModel(result.model, cfg.n_classes).eval().cuda()
     with torch.inference_mode():
         gpu_probs = gpu_model(torch.from_numpy(checks.x).cuda())[1].cpu().numpy()
-    same = labels_of(gpu_probs) == labels_of(checks.ref[1])
-    decisive = margin_of(checks.ref[1]) > MARGIN
-    max_diff = float(np.abs(gpu_probs - checks.ref[1]).max())
+    same = labels_of(gpu_probs) == labels_of(checks.full[1])
+    decisive = margin_of(checks.full[1]) > MARGIN
+    max_diff = float(np.abs(gpu_probs - checks.full[1]).max())
     export_artifact(out / name, task=name)
     rc = runtime_check(out / name)
     passed = acc >= spec.target_accuracy and bool((same | ~decisive).all()) and bool(rc.parity)

@@ -1,0 +1,153 @@
+"""The bad-input matrix: one table, API and CLI. Each case: exact error class or exit code, the message names the
+offending value, no traceback. Then the tricky-but-valid inputs, which must give the contiguous results."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ARTIFACTS, assert_clean_error, run_cli
+
+from edgeclf.runtime import ArtifactError, Classifier, InputError
+
+CIRCLES = ARTIFACTS / "circles"
+
+# (id, input, error class, fragments the message must contain)
+API_CASES = [
+    ("features-3", np.zeros((4, 3)), InputError, ["(4, 3)", "(N, 2)"]),
+    ("features-1", np.zeros((4, 1)), InputError, ["(4, 1)"]),
+    ("single-row-3", [1.0, 2.0, 3.0], InputError, ["(3,)"]),
+    ("0-d", np.float64(1.5), InputError, ["shape ()"]),
+    ("3-d", np.zeros((2, 2, 2)), InputError, ["(2, 2, 2)"]),
+    ("empty-1d", [], InputError, ["(0,)"]),
+    ("ragged", [[1.0, 2.0], [3.0]], InputError, ["rectangular"]),
+    ("object", np.array([[1.0, None]], dtype=object), InputError, ["object"]),
+    ("str", np.array([["1", "2"]]), InputError, ["<U1", "strings"]),
+    ("bytes", np.array([[b"1", b"2"]]), InputError, ["|S1", "bytes"]),
+    ("bool", np.array([[True, False]]), InputError, ["bool"]),
+    ("complex", np.array([[1j, 0]]), InputError, ["complex"]),
+    ("none", None, InputError, ["object"]),
+    ("dict", {"x1": 1.0}, InputError, ["object"]),
+    ("float64-overflow", np.array([[0.0, 0.0], [3.5e38, 1.0]]), InputError, ["3.5e+38", "row(s) 1", "float32"]),
+    ("float64-neg-overflow", np.array([[-1e300, 0.0]]), InputError, ["-1e+300", "float32"]),
+    ("nan", np.array([[0.0, 0.0], [0.0, np.nan]]), InputError, ["NaN or inf", "row(s) 1"]),
+    ("inf", np.array([[np.inf, 0.0]], np.float32), InputError, ["row(s) 0"]),
+    ("neg-inf-many", np.tile([[0.0, -np.inf]], (8, 1)), InputError, ["row(s) 0, 1, 2, 3, 4 and 3 more"]),
+    ("nan-big", np.vstack([np.zeros((9999, 2)), [[np.nan, 0]]]).astype(np.float32), InputError, ["row(s) 9999"]),
+    ("frame-missing", pd.DataFrame({"x1": [1.0]}), InputError, ["missing ['x2']"]),
+    ("frame-extra", pd.DataFrame({"x1": [1.0], "x2": [1.0], "x9": [0]}), InputError, ["unexpected ['x9']"]),
+    ("frame-str", pd.DataFrame({"x1": [1.0], "x2": ["a"]}), InputError, ["'x2'", "expected numbers"]),
+    ("frame-bool", pd.DataFrame({"x1": [1.0], "x2": [True]}), InputError, ["'x2'", "bool"]),
+]
+
+
+@pytest.fixture(scope="module")
+def clf():
+    return Classifier.load(CIRCLES)
+
+
+@pytest.mark.parametrize("x,error,fragments", [c[1:] for c in API_CASES], ids=[c[0] for c in API_CASES])
+def test_api_bad_input(x, error, fragments, clf):
+    with pytest.raises(error) as err:
+        clf.predict_proba(x)
+    assert type(err.value) is error and isinstance(err.value, ValueError)
+    assert "\n" not in str(err.value)
+    for f in fragments:
+        assert f in str(err.value), str(err.value)
+
+
+def _files(tmp_path):
+    (tmp_path / "bin.csv").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "latin1.csv").write_bytes("x1,x2\n0,0\n\xe9,1\n".encode("latin-1"))
+    np.save(tmp_path / "three.npy", np.zeros((2, 3)))
+    np.save(tmp_path / "cube.npy", np.zeros((2, 2, 2)))
+    np.save(tmp_path / "objects.npy", np.array([[1, None]], dtype=object), allow_pickle=True)
+    (tmp_path / "fake.npy").write_bytes(b"not numpy")
+
+
+# (id, argv after 'predict', stdin, exit code, fragments)
+CLI_CASES = [
+    ("csv-bad-value", [CIRCLES], "x1,x2\n1,2\n3,four\n", 1, ["line 3", "'3,four'"]),
+    ("csv-short-row", [CIRCLES], "1,2\n3\n", 1, ["line 2", "1 values, expected 2"]),
+    ("csv-long-row", [CIRCLES], "1,2,3\n", 1, ["line 1", "3 values"]),
+    ("csv-wrong-header", [CIRCLES], "a,b\n1,2\n", 1, ["header ['a', 'b']", "['x1', 'x2']"]),
+    ("csv-header-reordered", [CIRCLES], "x2,x1\n1,2\n", 1, ["header ['x2', 'x1']"]),
+    ("csv-nan", [CIRCLES], "1,2\nnan,1\n", 1, ["NaN or inf", "row(s) 1"]),
+    ("csv-overflow", [CIRCLES], "1e40,1\n", 1, ["1e+40", "float32"]),
+    ("csv-binary", [CIRCLES, "{tmp}/bin.csv"], None, 1, ["binary file"]),
+    ("csv-latin1", [CIRCLES, "{tmp}/latin1.csv"], None, 1, ["not UTF-8"]),
+    ("npy-3-features", [CIRCLES, "{tmp}/three.npy"], None, 1, ["(2, 3)"]),
+    ("npy-3d", [CIRCLES, "{tmp}/cube.npy"], None, 1, ["(2, 2, 2)"]),
+    ("npy-pickled-objects", [CIRCLES, "{tmp}/objects.npy"], None, 1, ["not a readable .npy", "pickle"]),
+    ("npy-garbage", [CIRCLES, "{tmp}/fake.npy"], None, 1, ["not a readable .npy"]),
+    ("missing-input", [CIRCLES, "{tmp}/nope.csv"], None, 1, ["nope.csv", "does not exist"]),
+    ("folder-without-manifest", ["{tmp}"], "1,2\n", 1, ["no manifest.json"]),
+    ("output-in-missing-folder", ["--output", "{tmp}/no/such/out.csv"], "1,2\n", 1, ["cannot write"]),
+    ("bad-format", ["--format", "xml"], "1,2\n", 2, ["'xml'"]),
+    ("missing-folder-arg", [], None, 2, ["Missing argument"]),
+    ("folder-does-not-exist", ["{tmp}/nowhere"], None, 2, ["nowhere", "does not exist"]),
+]
+
+
+@pytest.mark.parametrize("argv,stdin,code,fragments", [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES])
+def test_cli_bad_input(argv, stdin, code, fragments, tmp_path):
+    _files(tmp_path)
+    args = [str(a).replace("{tmp}", str(tmp_path)) for a in argv]
+    if args and args[0].startswith("--"):
+        args = [str(CIRCLES), *args]
+    res = run_cli("predict", *args, input=stdin)
+    assert_clean_error(res, code, *[f.replace("{tmp}", str(tmp_path)) for f in fragments])
+
+
+def test_matrix_size():
+    assert len(API_CASES) + len(CLI_CASES) >= 30
+
+
+def test_tricky_valid_inputs_match_contiguous(clf):
+    x = np.random.default_rng(0).uniform(-1.2, 1.2, (5000, 2)).astype(np.float32)
+    expect = clf.predict_proba(x)
+    wide = np.zeros((5000, 4), np.float32)
+    wide[:, ::2] = x
+    cases = {
+        "fortran": (np.asfortranarray(x), expect),
+        "non-contiguous": (wide[:, ::2], expect),
+        "negative-strides": (x[::-1], expect[::-1]),
+        "every-other-row": (x[::2], expect[::2]),
+        "float64": (x.astype(np.float64), expect),
+        "frame-reordered": (pd.DataFrame({"x2": x[:, 1], "x1": x[:, 0]}), expect),
+        "list": (x[:10].tolist(), expect[:10]),
+        "empty": (np.zeros((0, 2)), expect[:0]),
+    }
+    for name, (inp, want) in cases.items():
+        assert np.array_equal(clf.predict_proba(inp), want), name
+
+
+def test_cli_stdin_closed_early():
+    """No input at all (stdin closed): an empty result, not an error."""
+    p = subprocess.run([sys.executable, "-m", "edgeclf.cli", "predict", str(CIRCLES)], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout == "label\n" and p.stderr == ""
+
+
+def test_cli_stdin_cut_mid_line():
+    p = subprocess.run([sys.executable, "-m", "edgeclf.cli", "predict", str(CIRCLES)], input="x1,x2\n0.1,0.2\n0.3,",
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and "line 3" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_cli_stdout_closed_early(tmp_path):
+    """`edgeclf predict ... | head -1`: the reader leaves; no traceback, no hang."""
+    np.save(tmp_path / "big.npy", np.zeros((200_000, 2), np.float32))
+    p = subprocess.Popen([sys.executable, "-m", "edgeclf.cli", "predict", str(CIRCLES), str(tmp_path / "big.npy")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout.readline() == b"label\n"
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) in (0, 1) and "Traceback" not in err
+
+
+def test_library_error_types_are_builtin_subclasses():
+    assert issubclass(InputError, ValueError) and issubclass(ArtifactError, RuntimeError)

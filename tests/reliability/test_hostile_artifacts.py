@@ -1,0 +1,192 @@
+"""Hostile or broken artifacts: each refused at load, before any prediction runs, with a clear ArtifactError.
+
+Where the damage comes with a *matching* sha256 in the manifest (an attacker who rewrote both), the later
+checks must still refuse it: ONNX parse, graph signature, model metadata, path containment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from conftest import ARTIFACTS, assert_clean_error, run_cli
+
+from edgeclf.runtime import ArtifactError, Classifier
+from edgeclf.runtime.manifest import file_sha256
+from edgeclf.train.storage import load_checkpoint
+
+
+def rehash(folder: Path, name: str, **changes) -> None:
+    """Make the manifest agree with folder/name's current bytes (as an attacker would)."""
+    m = json.loads((folder / "manifest.json").read_text())
+    for f in m["files"]:
+        if f["path"] == name:
+            f["sha256"] = file_sha256(folder / name)
+            f["bytes"] = (folder / name).stat().st_size
+            f.update(changes)
+    (folder / "manifest.json").write_text(json.dumps(m))
+
+
+def edit_manifest(folder: Path, fn) -> None:
+    m = json.loads((folder / "manifest.json").read_text())
+    fn(m)
+    (folder / "manifest.json").write_text(json.dumps(m))
+
+
+@pytest.fixture
+def art(tmp_path) -> Path:
+    folder = tmp_path / "circles"
+    shutil.copytree(ARTIFACTS / "circles", folder)
+    return folder
+
+
+def damage_truncated(f: Path) -> None:
+    f.write_bytes(f.read_bytes()[:300])
+
+
+def damage_garbage(f: Path) -> None:
+    f.write_bytes(os.urandom(2048))
+
+
+def damage_zero(f: Path) -> None:
+    f.write_bytes(b"")
+
+
+@pytest.mark.parametrize("damage", [damage_truncated, damage_garbage, damage_zero], ids=["truncated", "garbage", "zero"])
+@pytest.mark.parametrize("rehashed", [False, True], ids=["hash-stale", "hash-matching"])
+def test_broken_onnx(art, damage, rehashed):
+    damage(art / "model.b64.onnx")
+    if rehashed:
+        rehash(art, "model.b64.onnx")
+    with pytest.raises(ArtifactError, match="model.b64.onnx") as err:
+        Classifier.load(art)
+    assert ("not a loadable ONNX model" in str(err.value)) if rehashed else ("sha256" in str(err.value))
+
+
+def test_file_swapped_for_another_tasks(art):
+    shutil.copy(ARTIFACTS / "moons" / "model.b64.onnx", art / "model.b64.onnx")  # same signature, other model
+    with pytest.raises(ArtifactError, match="sha256"):
+        Classifier.load(art)
+    rehash(art, "model.b64.onnx")
+    with pytest.raises(ArtifactError, match="'edgeclf.task': 'moons'"):
+        Classifier.load(art)
+
+
+def test_file_swapped_for_another_batch_size(art):
+    shutil.copy(art / "model.b1.onnx", art / "model.b64.onnx")
+    rehash(art, "model.b64.onnx")
+    with pytest.raises(ArtifactError, match="graph signature"):
+        Classifier.load(art)
+
+
+@pytest.mark.parametrize("edit,fragment", [
+    (lambda m: m.update(schema="edgeclf.manifest/99"), "unknown schema 'edgeclf.manifest/99'"),
+    (lambda m: m.pop("features"), "missing key(s) features"),
+    (lambda m: m.pop("files"), "missing key(s) files"),
+    (lambda m: m["files"][0].pop("sha256"), "malformed entry"),
+    (lambda m: m["files"][0].update(format="tflite"), "unknown format 'tflite'"),
+    (lambda m: m["files"][0].update(batch_size=0), "batch_size 0"),
+    (lambda m: m.update(kind="multiclass"), "kind 'multiclass' with 2 classes"),
+    (lambda m: m["input"].update(dtype="float64"), "float32"),
+    (lambda m: m["files"][0].update(path="../../etc/passwd"), "'../../etc/passwd'"),
+    (lambda m: m["files"][0].update(path="/etc/passwd"), "'/etc/passwd'"),
+    (lambda m: m["outputs"]["probabilities"].update(columns=3), "disagrees with the manifest"),
+    (lambda m: m["input"].update(name="x"), "disagrees with the manifest"),
+], ids=["schema", "no-features", "no-files", "no-sha", "format", "batch-0", "kind", "dtype", "dotdot", "absolute",
+        "shape-columns", "input-name"])
+def test_bad_manifest(art, edit, fragment):
+    edit_manifest(art, edit)
+    with pytest.raises(ArtifactError) as err:
+        Classifier.load(art)
+    assert fragment in str(err.value), str(err.value)
+    assert_clean_error(run_cli("info", art) if "disagrees" not in fragment else run_cli("predict", art, input=""), 1)
+
+
+def test_manifest_not_json(art):
+    (art / "manifest.json").write_bytes(b"\x00\xff{")
+    with pytest.raises(ArtifactError, match="not valid JSON"):
+        Classifier.load(art)
+    (art / "manifest.json").write_text("[1, 2]")
+    with pytest.raises(ArtifactError, match="expected a JSON object"):
+        Classifier.load(art)
+
+
+def test_symlink_out_of_folder(art, tmp_path):
+    outside = tmp_path / "outside.onnx"
+    shutil.copy(art / "model.b64.onnx", outside)
+    (art / "model.b64.onnx").unlink()
+    (art / "model.b64.onnx").symlink_to(outside)  # same bytes, same hash: only containment can refuse it
+    with pytest.raises(ArtifactError, match="outside the artifact folder"):
+        Classifier.load(art)
+
+
+def test_external_data_pointing_outside(art, tmp_path):
+    model = onnx.load(str(art / "model.b64.onnx"))
+    onnx.save_model(model, str(art / "model.b64.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="weights.bin", size_threshold=0)
+    (art / "weights.bin").rename(tmp_path / "secret.bin")  # the weights now live outside the folder...
+    proto = onnx.load(str(art / "model.b64.onnx"), load_external_data=False)
+    for t in proto.graph.initializer:  # ...and the graph points there (onnx.save refuses to write this)
+        for kv in t.external_data:
+            if kv.key == "location":
+                kv.value = "../secret.bin"
+    (art / "model.b64.onnx").write_bytes(proto.SerializeToString())
+    rehash(art, "model.b64.onnx")
+    with pytest.raises(ArtifactError, match="model.b64.onnx is not a loadable ONNX model"):
+        Classifier.load(art)
+
+
+def test_refused_before_any_prediction(art, monkeypatch):
+    """A bad file anywhere in the ladder fails load(): no Classifier exists to run anything."""
+    damage_zero(art / "model.b16384.onnx")
+    rehash(art, "model.b16384.onnx")
+    import onnxruntime as ort
+
+    runs = []
+    monkeypatch.setattr(ort.InferenceSession, "run", lambda *a, **k: runs.append(a))
+    with pytest.raises(ArtifactError):
+        Classifier.load(art)
+    assert runs == []
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, (f"touch {os.environ.get('EDGECLF_PWNED', '/tmp/edgeclf-pwned')}",))
+
+
+def test_malicious_checkpoint_pickle_never_executes(tmp_path, monkeypatch):
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("EDGECLF_PWNED", str(marker))
+    folder = tmp_path / "circles"
+    folder.mkdir()
+    import torch
+
+    with open(folder / "checkpoint.pt", "wb") as fh:
+        torch.save({"format": "edgeclf.checkpoint/1", "payload": Exploit()}, fh)
+    with pytest.raises(ArtifactError, match="not a readable edgeclf checkpoint"):
+        load_checkpoint(folder)
+    assert not marker.exists()
+    # a raw pickle (not a torch zip) is refused the same way
+    (folder / "checkpoint.pt").write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(ArtifactError):
+        load_checkpoint(folder)
+    assert not marker.exists()
+    assert_clean_error(run_cli("export", "circles", "--out", tmp_path), 1, "not a readable edgeclf checkpoint")
+    assert not marker.exists()
+
+
+def test_runtime_never_unpickles():
+    """The runtime's source has no pickle, np.load(allow_pickle=True), torch or onnx import."""
+    src = "\n".join(p.read_text() for p in (Path(__file__).parents[2] / "runtime").glob("*.py"))
+    for banned in ("pickle", "allow_pickle=True", "import torch", "import onnx\n", "eval(", "exec("):
+        assert banned not in src, banned
+
+
+def test_good_artifact_still_loads(art):
+    assert Classifier.load(art).predict(np.zeros((1, 2))).shape == (1,)
