@@ -1,0 +1,68 @@
+"""Property tests: labels agree with eager PyTorch for any finite float32 input; results are invariant to
+chunking, row order and the choice of batch sizes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import ARTIFACTS
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from edgeclf.export.graph import ExportModel
+from edgeclf.export.parity import MARGIN, labels_of, margin_of
+from edgeclf.runtime import Classifier
+from edgeclf.train.storage import load_checkpoint
+
+TASKS = ("circles", "blobs")
+finite32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
+everyday = st.floats(-20, 20, width=32)
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture(scope="module")
+def models():
+    out = {}
+    for task in TASKS:
+        mlp, cfg, _ = load_checkpoint(ARTIFACTS / task, task)
+        out[task] = (Classifier.load(ARTIFACTS / task, threads=2), ExportModel(mlp, cfg.n_classes).eval())
+    return out
+
+
+def eager_proba(model, x: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        return model(torch.from_numpy(x))[1].numpy()
+
+
+@SETTINGS
+@given(task=st.sampled_from(TASKS), x=arrays(np.float32, st.tuples(st.integers(0, 300), st.just(2)), elements=finite32))
+def test_labels_match_eager_for_any_finite_float32(models, task, x):
+    clf, eager = models[task]
+    ref = eager_proba(eager, x)
+    got = clf.predict_proba(x)
+    decisive = margin_of(ref) > MARGIN  # NaN margins (overflowed rows) count as not decisive
+    assert np.array_equal(labels_of(got)[decisive], labels_of(ref)[decisive])
+
+
+@SETTINGS
+@given(task=st.sampled_from(TASKS), x=arrays(np.float32, st.tuples(st.integers(1, 3000), st.just(2)), elements=everyday),
+       cuts=st.lists(st.integers(0, 3000), max_size=6), seed=st.integers(0, 2**32 - 1))
+def test_invariant_to_chunking_and_order(models, task, x, cuts, seed):
+    clf, _ = models[task]
+    whole = clf.predict_proba(x)
+    bounds = sorted({0, len(x), *(c % (len(x) + 1) for c in cuts)})
+    pieces = [clf.predict_proba(x[a:b]) for a, b in zip(bounds, bounds[1:])]
+    assert np.array_equal(np.concatenate(pieces), whole)
+    perm = np.random.default_rng(seed).permutation(len(x))
+    assert np.array_equal(clf.predict_proba(x[perm]), whole[perm])
+
+
+@SETTINGS
+@given(task=st.sampled_from(TASKS), x=arrays(np.float32, st.tuples(st.integers(0, 2000), st.just(2)), elements=everyday),
+       ladder=st.sets(st.sampled_from([1, 64, 1024, 16384]), min_size=1))
+def test_invariant_to_batch_size_choice(models, task, x, ladder):
+    clf, _ = models[task]
+    subset = Classifier(clf.manifest, {b: s for b, s in clf.sessions.items() if b in ladder}, threads=1)
+    assert np.array_equal(subset.predict_proba(x), clf.predict_proba(x))
