@@ -159,13 +159,14 @@ def verify(folder: str) -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(out: str, device: str, quiet: bool) -> None:
-    """The main job: train, export and verify every task, then check the runtime; prints a summary table.
+    """The main job: train, export, verify, check the runtime and plot every task; prints a summary table.
 
     \b
     Example:
       edgeclf run --out artifacts --device cpu
     """
     needs_torch()
+    from edgeclf.export.card import plot_artifact
     from edgeclf.export.pipeline import export_artifact, runtime_check
     from edgeclf.train.api import train_task
 
@@ -177,6 +178,7 @@ def run(out: str, device: str, quiet: bool) -> None:
         export_artifact(Path(out) / task, task=task)
         t2 = time.perf_counter()
         rc = runtime_check(Path(out) / task)
+        plot_artifact(Path(out) / task)
         rows.append((task, f"{r.metrics['test_accuracy']:.2%}", f"{rc.test_accuracy:.2%}", f"{rc.agreement:.2%}",
                      f"{rc.parity.needed_atol:.1e}", r.device, f"{t1 - t0:.2f}", f"{t2 - t1:.2f}"))
     click.echo(table(rows, ["task", "test acc", "runtime acc", "agree w/ eager", "max diff", "device",
@@ -236,6 +238,22 @@ def info(folder: str) -> None:
                      f"{p['needed_atol']:.1e}" if p else "-", verdict))
     click.echo(table(rows, ["file", "format", "batch", "opset", "bytes", "sha256", "max diff", "parity"]))
     click.echo(f"versions    {', '.join(f'{k} {v}' for k, v in m.versions.items())}")
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+def plot(folder: str) -> None:
+    """Draw FOLDER's boundary.png, parity.png, training.png and write its MODEL_CARD.md.
+
+    \b
+    Example:
+      edgeclf plot artifacts/blobs
+    """
+    needs_torch()
+    from edgeclf.export.card import plot_artifact
+
+    for name in plot_artifact(Path(folder)):
+        click.echo(f"wrote {Path(folder) / name}")
 
 
 def parse_rows(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:

@@ -150,7 +150,20 @@ def versions() -> dict[str, str]:
     return {"edgeclf": own, "torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
 
 
-def _manifest(spec: TaskSpec, entries: list[FileEntry], metrics: dict[str, Any],
+def data_summary(spec: TaskSpec) -> dict[str, Any]:
+    d = spec.dataset()
+    return {"description": spec.description, "train_rows": len(d.x_train), "test_rows": len(d.x_test),
+            "split": "sklearn train_test_split(test_size=0.2, random_state=42)"}
+
+
+def model_summary(cfg: ModelConfig) -> dict[str, Any]:
+    layers = [cfg.n_features, *cfg.hidden, cfg.n_outputs]
+    return {"architecture": "MLP " + "-".join(map(str, layers)), "hidden": list(cfg.hidden),
+            "activation": cfg.activation, "parameters": sum(a * b + b for a, b in zip(layers, layers[1:])),
+            "output_activation": "sigmoid ([1-p, p])" if cfg.n_outputs == 1 else "softmax"}
+
+
+def _manifest(spec: TaskSpec, cfg: ModelConfig, entries: list[FileEntry], metrics: dict[str, Any],
               results: list[ParityResult], checks: CheckSet, domain: dict[str, list[float]]) -> Manifest:
     n_logits = 1 if spec.kind == "binary" else spec.n_classes
     summary = {k: v for k, v in metrics.items() if k != "history"}
@@ -159,7 +172,7 @@ def _manifest(spec: TaskSpec, entries: list[FileEntry], metrics: dict[str, Any],
         input={"name": INPUT_NAME, "dtype": "float32"},
         outputs={"logits": {"name": "logits", "columns": n_logits},
                  "probabilities": {"name": "probabilities", "columns": spec.n_classes}},
-        files=tuple(entries), metrics=summary,
+        files=tuple(entries), metrics=summary, data=data_summary(spec), model=model_summary(cfg),
         parity={"checked_on": checks.description, "files": {r.file: r.to_dict() for r in results}},
         versions=versions(), domain=domain,
     )
@@ -186,7 +199,7 @@ def export_artifact(folder: Path, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZ
         failed = [r for r in results if not r]
         if failed:
             raise ParityError("export refused, parity policy missed: " + "; ".join(str(r) for r in failed))
-        manifest = _manifest(spec, entries, metrics, results, checks, domain)
+        manifest = _manifest(spec, cfg, entries, metrics, results, checks, domain)
         write_bytes(tmp / MANIFEST, manifest.to_json())
     return manifest, results
 

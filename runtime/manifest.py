@@ -58,6 +58,8 @@ class Manifest:
     parity: dict[str, Any] = field(default_factory=dict)  # file path -> parity figures
     versions: dict[str, str] = field(default_factory=dict)
     domain: dict[str, list[float]] = field(default_factory=dict)  # {low: [..], high: [..]} per feature
+    data: dict[str, Any] = field(default_factory=dict)  # description, rows, split (for the model card)
+    model: dict[str, Any] = field(default_factory=dict)  # architecture summary (for the model card)
     schema: str = SCHEMA
 
     @property
@@ -70,7 +72,8 @@ class Manifest:
             "classes": list(self.classes), "features": list(self.features),
             "input": self.input, "outputs": self.outputs,
             "files": [f.to_dict() for f in self.files],
-            "domain": self.domain, "metrics": self.metrics, "parity": self.parity, "versions": self.versions,
+            "domain": self.domain, "data": self.data, "model": self.model, "metrics": self.metrics,
+            "parity": self.parity, "versions": self.versions,
         }
 
     def to_json(self) -> bytes:
@@ -93,6 +96,7 @@ class Manifest:
                 files=tuple(FileEntry(**f) for f in d["files"]),
                 metrics=dict(d.get("metrics", {})), parity=dict(d.get("parity", {})),
                 versions=dict(d.get("versions", {})), domain=dict(d.get("domain", {})),
+                data=dict(d.get("data", {})), model=dict(d.get("model", {})),
             )
         except (TypeError, ValueError) as e:
             raise ArtifactError(f"{where}: malformed entry ({e})") from None

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from conftest import ARTIFACTS, snapshot
 
+from edgeclf.export.card import CARD, IMAGES
 from edgeclf.export.pipeline import verify_artifact
 from edgeclf.runtime import Classifier, Manifest
 from edgeclf.train.storage import load_checkpoint
@@ -55,7 +56,7 @@ def assert_consistent(folder: Path) -> set[str]:
     """The folder verifies clean and holds exactly the manifest's files plus checkpoint and metrics."""
     report = verify_artifact(folder)
     assert report, [str(r) for r in report.results]
-    names = {p.name for p in folder.iterdir()}
+    names = {p.name for p in folder.iterdir()} - {*IMAGES, CARD}  # pictures: present or dropped as stale
     assert names == {f.path for f in report.manifest.files} | {"checkpoint.pt", "metrics.json", "manifest.json"}
     return names
 

@@ -1,0 +1,130 @@
+"""Pictures of an artifact: decision regions (runtime), runtime-vs-eager parity, training curves.
+
+matplotlib with the Agg backend; the same inputs give the same pixels (no timestamps in the PNG metadata).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeclf.export.pipeline import grid_points
+from edgeclf.runtime import Classifier, Manifest
+
+GRID = 101  # the lesson's plot_decision_boundary grid (the parity check itself uses 201 x 201)
+COLORS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860")  # one per class, colour-blind safe
+PNG_META = {"Software": None}
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "svg.hashsalt": "edgeclf"})
+    return plt
+
+
+def _regions(ax: Any, manifest: Manifest, labels: np.ndarray, n: int) -> None:
+    from matplotlib.colors import ListedColormap
+
+    k = len(manifest.classes)
+    lo, hi = manifest.domain["low"], manifest.domain["high"]
+    ax.imshow(labels.reshape(n, n), origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]), aspect="auto",
+              cmap=ListedColormap(COLORS[:k]), vmin=-0.5, vmax=k - 0.5, alpha=0.35, interpolation="nearest")
+
+
+def boundary(folder: Path, data: Any, out: Path) -> None:
+    """Decision regions computed by the runtime, train (dots) and test (crosses) points over them."""
+    plt = _plt()
+    clf = Classifier.load(folder)
+    m = clf.manifest
+    pts = grid_points(m.domain, GRID)
+    labels = clf.predict_proba(pts).argmax(1)
+    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=100)
+    _regions(ax, m, labels, GRID)
+    for i, name in enumerate(m.classes):
+        tr, te = data.x_train[data.y_train == i], data.x_test[data.y_test == i]
+        ax.scatter(tr[:, 0], tr[:, 1], s=7, color=COLORS[i], edgecolors="none", label=f"{name} (train)")
+        ax.scatter(te[:, 0], te[:, 1], s=22, color=COLORS[i], marker="x", linewidths=1.0, label=f"{name} (test)")
+    acc = float((clf.predict_proba(data.x_test).argmax(1) == data.y_test).mean())
+    ax.set(xlabel=m.features[0], ylabel=m.features[1], xlim=(m.domain["low"][0], m.domain["high"][0]),
+           ylim=(m.domain["low"][1], m.domain["high"][1]),
+           title=f"{m.task}: decision regions (onnxruntime), test accuracy {acc:.2%}")
+    ax.legend(loc="upper right", fontsize=7, ncol=2 if len(m.classes) > 2 else 1, framealpha=0.85)
+    _save(fig, out)
+
+
+def _confidence_image(probs: np.ndarray, k: int) -> np.ndarray:
+    """(GRID, GRID, 4) RGBA: the predicted class's colour, opaque where the model is sure, faint near ties."""
+    from matplotlib.colors import to_rgb
+
+    rgb = np.array([to_rgb(c) for c in COLORS[:k]])[probs.argmax(1)]  # (N, 3)
+    alpha = 0.1 + 0.8 * (probs.max(1) - 1 / k) / (1 - 1 / k)  # (N,)
+    return np.c_[rgb, alpha].reshape(GRID, GRID, 4)
+
+
+def parity(folder: Path, eager_proba: np.ndarray, out: Path) -> None:
+    """Eager PyTorch vs runtime probability of the predicted class, and |difference| over the same grid."""
+    plt = _plt()
+    from matplotlib.colors import BoundaryNorm
+    from matplotlib.patches import Patch
+
+    clf = Classifier.load(folder)
+    m = clf.manifest
+    k = len(m.classes)
+    pts = grid_points(m.domain, GRID)
+    got = clf.predict_proba(pts)
+    diff = np.abs(got.astype(np.float64) - eager_proba).max(1)
+    disagree = got.argmax(1) != eager_proba.argmax(1)
+    lo, hi = m.domain["low"], m.domain["high"]
+    ext = (lo[0], hi[0], lo[1], hi[1])
+    fig, axes = plt.subplots(1, 3, figsize=(12.6, 4.0), dpi=100)
+    for ax, probs, name in ((axes[0], eager_proba, "eager PyTorch"), (axes[1], got, "runtime (onnxruntime)")):
+        ax.imshow(_confidence_image(probs, k), origin="lower", extent=ext, aspect="auto", interpolation="nearest")
+        ax.set_title(f"{name}: class, shade = P(class)")
+    axes[1].legend(handles=[Patch(color=COLORS[i], label=c) for i, c in enumerate(m.classes)], fontsize=7,
+                   loc="upper right")
+    decades = [0.0, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1.0]  # one colour per decade: readable, and compresses
+    im = axes[2].imshow(diff.reshape(GRID, GRID), origin="lower", extent=ext, aspect="auto", interpolation="nearest",
+                        cmap=plt.get_cmap("magma", len(decades) - 1), norm=BoundaryNorm(decades, len(decades) - 1))
+    bar = fig.colorbar(im, ax=axes[2], fraction=0.046, label="|runtime - eager| (max over classes)")
+    bar.set_ticks(decades[1:-1], labels=[f"{d:.0e}" for d in decades[1:-1]])
+    axes[2].set_title(f"max abs diff {diff.max():.1e} (policy 1e-5), {int(disagree.sum())} label flips")
+    if disagree.any():
+        for ax in axes:
+            ax.scatter(pts[disagree, 0], pts[disagree, 1], s=18, marker="x", color="red", label="label disagrees")
+        axes[2].legend(loc="upper right", fontsize=7)
+    for ax in axes:
+        ax.set(xlabel=m.features[0], ylabel=m.features[1])
+    fig.suptitle(f"{m.task}: runtime vs eager PyTorch on a {GRID}x{GRID} grid")
+    _save(fig, out)
+
+
+def training(metrics: dict[str, Any], task: str, out: Path) -> None:
+    """Loss and accuracy per epoch, train and test, from metrics.json."""
+    plt = _plt()
+    h = metrics["history"]
+    epochs = np.arange(1, len(h["train_loss"]) + 1)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=100)
+    for split, style in (("train", "-"), ("test", "--")):
+        a.plot(epochs, h[f"{split}_loss"], style, label=split)
+        b.plot(epochs, np.asarray(h[f"{split}_accuracy"]) * 100, style, label=split)
+    a.set(xlabel="epoch", ylabel="loss (unsmoothed)", yscale="log", title=f"{task}: loss")
+    b.set(xlabel="epoch", ylabel="accuracy (%)", title=f"{task}: accuracy (final test {metrics['test_accuracy']:.2%})")
+    b.set_ylim(max(0.0, min(h["test_accuracy"] + h["train_accuracy"]) * 100 - 2), 100.5)
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    _save(fig, out)
+
+
+def _save(fig: Any, out: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(out, metadata=PNG_META)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
