@@ -7,6 +7,8 @@ STAMP := $(VENV)/.edgeclf-installed
 SOURCES := $(wildcard train/*.py export/*.py runtime/*.py cli/*.py)
 PYTEST_ARGS ?= -n 2
 
+WEB_STAMP := web/node_modules/.edgeclf-installed
+
 .PHONY: setup run test lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt $(SOURCES)
@@ -15,7 +17,13 @@ $(STAMP): pyproject.toml constraints.txt $(SOURCES)
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[train,dev]' --config-settings editable_mode=strict
 	touch $(STAMP)
 
-setup: $(STAMP)
+# onnxruntime-web for the browser page and its test (pinned by web/package-lock.json); without npm the
+# browser test skips and says why
+$(WEB_STAMP): web/package.json web/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix web --no-audit --no-fund && touch $(WEB_STAMP); \
+	else echo "npm not found: the browser test will skip (install Node.js 18+ to run it)"; fi
+
+setup: $(STAMP) $(WEB_STAMP)
 
 run: setup
 	$(BIN)/edgeclf run --quiet
@@ -31,4 +39,4 @@ bench: setup
 	$(BIN)/edgeclf bench artifacts/circles
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache web/node_modules

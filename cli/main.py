@@ -256,6 +256,30 @@ def plot(folder: str) -> None:
         click.echo(f"wrote {Path(folder) / name}")
 
 
+@cli.command("serve-web")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--web", "web_dir", type=click.Path(file_okay=False), default="web", show_default=True)
+@click.option("--artifacts", type=click.Path(file_okay=False), default="artifacts", show_default=True)
+def serve_web(port: int, host: str, web_dir: str, artifacts: str) -> None:
+    """Serve the browser page, onnxruntime-web and the artifacts on localhost (Ctrl-C stops).
+
+    \b
+    Example:
+      edgeclf serve-web --port 8000    # then open http://127.0.0.1:8000/?task=blobs
+    """
+    from edgeclf.cli.serve import make_server
+
+    server = make_server(Path(web_dir), Path(artifacts), host, port)
+    click.echo(f"serving http://{host}:{server.server_address[1]}/ (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 def parse_rows(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
     try:
         rows = [int(v) for v in value.split(",")]

@@ -1,0 +1,56 @@
+"""`edgeclf serve-web`: the web page, onnxruntime-web's files and the artifacts, on one local HTTP server."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import posixpath
+import urllib.parse
+from pathlib import Path
+
+from edgeclf.runtime.errors import InputError
+
+ORT_DIST = Path("node_modules") / "onnxruntime-web" / "dist"
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    """Routes /artifacts/ and /ort/ to their folders, the rest to web/; never lists or leaves a folder."""
+
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
+                      ".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
+                      ".onnx": "application/octet-stream", ".json": "application/json"}
+
+    def __init__(self, *args: object, routes: dict[str, Path], **kwargs: object) -> None:
+        self.routes = routes
+        super().__init__(*args, directory=str(routes["/"]), **kwargs)  # type: ignore[arg-type]
+
+    def translate_path(self, path: str) -> str:
+        path = urllib.parse.unquote(urllib.parse.urlsplit(path).path)
+        for prefix in ("/artifacts/", "/ort/", "/"):
+            if path.startswith(prefix):
+                root = self.routes[prefix].resolve()
+                rel = posixpath.normpath(path[len(prefix):]).lstrip("/")
+                target = (root / rel).resolve() if rel not in ("", ".") else root
+                if target != root and root not in target.parents:
+                    return str(root / "__outside__")  # a 404, whatever ../ tricks the path holds
+                return str(target)
+        return str(self.routes["/"] / "__none__")
+
+    def list_directory(self, path: str | Path) -> None:  # type: ignore[override]
+        self.send_error(404, "No listing")
+        return None
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet: tests and demos read their own output
+        pass
+
+
+def make_server(web: Path, artifacts: Path, host: str = "127.0.0.1", port: int = 8000) -> http.server.ThreadingHTTPServer:
+    web, artifacts = Path(web), Path(artifacts)
+    if not (web / "index.html").is_file():
+        raise InputError(f"no index.html in {web}: pass --web, the folder holding edgeclf's web page")
+    if not (web / ORT_DIST / "ort.wasm.min.js").is_file():
+        raise InputError(f"onnxruntime-web is not installed in {web}: run `npm ci --prefix {web}`")
+    if not artifacts.is_dir():
+        raise InputError(f"artifacts folder {artifacts} does not exist: run `make run` first")
+    routes = {"/": web, "/ort/": web / ORT_DIST, "/artifacts/": artifacts}
+    return http.server.ThreadingHTTPServer((host, port), functools.partial(Handler, routes=routes))

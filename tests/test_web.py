@@ -1,0 +1,125 @@
+"""The browser page, end to end, in real headless Chromium: the page's own code classifies points with
+onnxruntime-web, and the answers must equal the Python runtime's (labels; probabilities within 1e-5).
+
+Needs Debian's `chromium` and `npm ci --prefix web` (make setup runs it). Without them the test skips with the
+reason, except where EDGECLF_REQUIRE_BROWSER=1 (set by .ci/run), where a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from conftest import ARTIFACTS, ROOT, run_cli
+
+from edgeclf.cli.serve import ORT_DIST, make_server
+from edgeclf.runtime import Classifier, InputError
+
+WEB = ROOT / "web"
+CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--disable-quic", "--no-first-run"]
+POINTS = {
+    "circles": [[0.0, 0.0], [0.9, 0.1], [-0.7, -0.7], [0.35, -0.3], [1.05, -0.2], [0.1, 0.78], [-0.5, 0.5]],
+    "blobs": [[-2.5, 9.0], [4.5, 2.0], [-7.0, -7.0], [-9.0, 7.5], [-1.5, 2.0], [0.0, 0.0], [5.0, -9.0]],
+}
+
+
+def browser_missing() -> str | None:
+    if shutil.which("chromium") is None:
+        return "Debian's chromium is not installed (apt-get install chromium)"
+    if not (WEB / ORT_DIST / "ort.wasm.min.js").is_file():
+        return "onnxruntime-web is not installed (npm ci --prefix web)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -e '.[dev]')"
+    return None
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = make_server(WEB, ARTIFACTS, port=0)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    reason = browser_missing()
+    if reason:
+        if os.environ.get("EDGECLF_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"browser test required here but {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROME_ARGS, headless=True)
+        pg = browser.new_page(viewport={"width": 1000, "height": 620})
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        yield pg, errors
+        browser.close()
+
+
+def open_task(page, server, task: str) -> str:
+    page.goto(f"{server}/?task={task}")
+    page.wait_for_function("() => window.edgeclf && window.edgeclf.state.ready !== null", timeout=60_000)
+    return page.evaluate("() => window.edgeclf.state.ready")
+
+
+@pytest.mark.parametrize("task", ["circles", "blobs"])
+def test_page_matches_python_runtime(page, server, task, tmp_path):
+    pg, errors = page
+    assert open_task(pg, server, task) == task, pg.inner_text("#error")
+    probs = np.array(pg.evaluate("pts => window.edgeclf.predictProba(pts)", POINTS[task]), dtype=np.float64)
+    clf = Classifier.load(ARTIFACTS / task)
+    expect = clf.predict_proba(np.array(POINTS[task], np.float32))
+    assert list(clf.classes_[probs.argmax(1)]) == list(clf.predict(np.array(POINTS[task], np.float32)))
+    assert np.abs(probs - expect).max() <= 1e-5
+    # more rows than the largest-but-one batch: the page's chunking and padding, against the runtime's
+    grid = np.random.default_rng(7).uniform(clf.manifest.domain["low"], clf.manifest.domain["high"], (1500, 2))
+    grid = grid.astype(np.float32)
+    page_grid = np.array(pg.evaluate("pts => window.edgeclf.predictProba(pts)", grid.tolist()))
+    assert np.abs(page_grid - clf.predict_proba(grid)).max() <= 1e-5
+    # a click shows the clicked point's class and probabilities
+    pg.click("#plot", position={"x": 200, "y": 200})
+    pg.wait_for_selector("#point table")
+    assert any(c in pg.inner_text("#point") for c in clf.classes_)
+    shot = tmp_path / f"{task}.png"
+    pg.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    assert errors == []
+
+
+def test_page_reports_missing_artifact(page, server):
+    pg, _ = page
+    assert open_task(pg, server, "nope") == "error"
+    assert "no artifact for \"nope\"" in pg.inner_text("#error")
+
+
+def test_server_refuses_paths_outside_its_folders(server):
+    for path in ("/artifacts/../pyproject.toml", "/artifacts/%2e%2e/pyproject.toml", "/ort/../../../app.js",
+                 "/artifacts/"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(server + path)
+        assert err.value.code == 404, path
+    with urllib.request.urlopen(server + "/artifacts/circles/model.b1.onnx") as r:
+        assert r.read() == (ARTIFACTS / "circles" / "model.b1.onnx").read_bytes()
+    if (WEB / ORT_DIST).is_dir():
+        with urllib.request.urlopen(server + "/ort/ort-wasm-simd-threaded.wasm") as r:
+            assert r.headers["Content-Type"] == "application/wasm"
+
+
+def test_serve_web_bad_folders(tmp_path):
+    with pytest.raises(InputError, match="no index.html"):
+        make_server(tmp_path, ARTIFACTS, port=0)
+    res = run_cli("serve-web", "--web", tmp_path, "--port", "0")
+    assert res.exit_code == 1 and "no index.html" in res.output
