@@ -123,3 +123,21 @@ def test_serve_web_bad_folders(tmp_path):
         make_server(tmp_path, ARTIFACTS, port=0)
     res = run_cli("serve-web", "--web", tmp_path, "--port", "0")
     assert res.exit_code == 1 and "no index.html" in res.output
+
+
+def test_readme_embedding_snippet_runs(page, server):
+    """The README's minimum JS, run as written (in a page that already loaded onnxruntime-web)."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```html\n(.*?)```", readme, re.S).group(1)
+    code = re.findall(r"<script>\n(.*?)</script>", block, re.S)[0]
+    pg, errors = page
+    open_task(pg, server, "circles")
+    pg.evaluate("() => { window.__logs = []; console.log = (...a) => window.__logs.push(a); }")
+    pg.evaluate(code)
+    pg.wait_for_function("() => window.__logs.length > 0", timeout=30_000)
+    label, probs = pg.evaluate("() => [window.__logs[0][0], Array.from(Object.values(window.__logs[0][1]))]")
+    clf = Classifier.load(ARTIFACTS / "circles")
+    assert label == clf.predict([[0.0, 0.1]])[0]
+    assert np.abs(np.array(probs) - clf.predict_proba([[0.0, 0.1]])[0]).max() <= 1e-5
