@@ -108,13 +108,12 @@ def torch_engines(folder: Path, manifest: Manifest, threads: int,
     try:
         import torch
 
-        from edgeclf.export.graph import ExportModel, load_torchscript
-        from edgeclf.train.storage import load_checkpoint
+        from edgeclf.export.graph import load_torchscript
+        from edgeclf.export.pipeline import load_eager
     except ImportError:
         return {}
     torch.set_num_threads(threads)
-    mlp, cfg, _ = load_checkpoint(folder, manifest.task)
-    eager = ExportModel(mlp, cfg.n_classes).eval().to(device)
+    eager = load_eager(folder, manifest.task)[0].to(device)
     ts_entry = next(f for f in manifest.files if f.format == "torchscript")
     scripted = load_torchscript(manifest.checked_path(folder, ts_entry)).to(device)
 

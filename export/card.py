@@ -17,18 +17,16 @@ def plot_artifact(folder: Path) -> list[str]:
     import torch
 
     from edgeclf.export import plots
-    from edgeclf.export.graph import ExportModel
-    from edgeclf.export.pipeline import grid_points
-    from edgeclf.train.storage import load_checkpoint
+    from edgeclf.export.pipeline import grid_points, load_eager
     from edgeclf.train.tasks import get_task
 
     folder = Path(folder)
     manifest, _ = Manifest.read(folder)  # refuses a folder that was never exported
     keep = [p.name for p in folder.iterdir() if p.is_file() and p.name not in (*IMAGES, CARD)]
     with staged_folder(folder, keep=keep) as tmp:
-        mlp, cfg, metrics = load_checkpoint(tmp, manifest.task)
+        model, _, metrics = load_eager(tmp, manifest.task)
         with torch.inference_mode():
-            eager = ExportModel(mlp, cfg.n_classes).eval()(torch.from_numpy(grid_points(manifest.domain, plots.GRID)))[1]
+            eager = model(torch.from_numpy(grid_points(manifest.domain, plots.GRID)))[1]
         plots.boundary(tmp, get_task(manifest.task).dataset(), tmp / "boundary.png")
         plots.parity(tmp, eager.numpy().astype("float64"), tmp / "parity.png")
         plots.training(metrics, manifest.task, tmp / "training.png")

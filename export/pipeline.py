@@ -66,6 +66,12 @@ class CheckSet:
         return self.ref(len(self.x))
 
 
+def load_eager(folder: Path, task: str | None = None) -> tuple[ExportModel, ModelConfig, dict[str, Any]]:
+    """The checkpoint's model with its output activation, as eager PyTorch runs it: the parity reference."""
+    mlp, cfg, metrics = load_checkpoint(Path(folder), task)
+    return ExportModel(mlp, cfg.n_classes).eval(), cfg, metrics
+
+
 def validate_export_args(batch_sizes: Sequence[int], opset: int) -> tuple[int, ...]:
     sizes = tuple(sorted(set(int(b) for b in batch_sizes)))
     bad = [b for b in sizes if not 1 <= b <= MAX_BATCH]
@@ -189,9 +195,8 @@ def export_artifact(folder: Path, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZ
     if not (folder / CHECKPOINT).is_file():
         raise ArtifactError(f"no checkpoint at {folder / CHECKPOINT}: run `edgeclf train {task or 'TASK'}` first")
     with staged_folder(folder, keep=(CHECKPOINT, METRICS)) as tmp:
-        mlp, cfg, metrics = load_checkpoint(tmp, task)  # the staged copy: what we export is what we ship
+        model, cfg, metrics = load_eager(tmp, task)  # the staged copy: what we export is what we ship
         spec = get_task(cfg.task)
-        model = ExportModel(mlp, cfg.n_classes).eval()
         domain = domain_of(spec.dataset().x_all)
         checks = check_set(model, spec, domain)
         entries = _write_files(tmp, model, cfg, spec, sizes, opset)
@@ -217,9 +222,8 @@ def verify_artifact(folder: Path) -> VerifyReport:
     """Re-hash every file against the manifest and re-run every parity check against the checkpoint."""
     manifest, root = Manifest.read(folder)
     paths = [manifest.checked_path(root, e) for e in manifest.files]  # sha256 first: refuse tampered files
-    mlp, cfg, _ = load_checkpoint(root, manifest.task)
+    model, cfg, _ = load_eager(root, manifest.task)
     spec = get_task(cfg.task)
-    model = ExportModel(mlp, cfg.n_classes).eval()
     checks = check_set(model, spec, manifest.domain or domain_of(spec.dataset().x_all))
     results = [check_file(p, e, checks) for p, e in zip(paths, manifest.files)]
     return VerifyReport(manifest, results)
@@ -239,9 +243,9 @@ def runtime_check(folder: Path) -> RuntimeCheck:
     from edgeclf.runtime import Classifier
 
     clf = Classifier.load(folder)
-    mlp, cfg, _ = load_checkpoint(Path(folder), clf.manifest.task)
+    model, cfg, _ = load_eager(folder, clf.manifest.task)
     spec = get_task(cfg.task)
-    checks = check_set(ExportModel(mlp, cfg.n_classes).eval(), spec, clf.manifest.domain)
+    checks = check_set(model, spec, clf.manifest.domain)
     got = (clf.predict_logits(checks.x), clf.predict_proba(checks.x))
     parity = compare("Classifier", got, checks.full)
     data = spec.dataset()

@@ -18,9 +18,8 @@ import torch
 
 from edgeclf.export.graph import ExportModel
 from edgeclf.export.parity import MARGIN, labels_of, margin_of
-from edgeclf.export.pipeline import check_set, domain_of, export_artifact, runtime_check
+from edgeclf.export.pipeline import check_set, domain_of, export_artifact, load_eager, runtime_check
 from edgeclf.train.api import train_task
-from edgeclf.train.storage import load_checkpoint
 from edgeclf.train.tasks import TASKS, TaskSpec
 
 
@@ -41,8 +40,7 @@ def check_task(out: Path, name: str, spec: TaskSpec) -> bool:
     result = train_task(name, out, device="cuda")
     seconds = time.perf_counter() - t
     acc = result.metrics["test_accuracy"]
-    mlp, cfg, _ = load_checkpoint(out / name, name)  # on CPU
-    cpu_model = ExportModel(mlp, cfg.n_classes).eval()
+    cpu_model, cfg, _ = load_eager(out / name, name)  # on CPU
     checks = check_set(cpu_model, spec, domain_of(spec.dataset().x_all))
     gpu_model = ExportModel(result.model, cfg.n_classes).eval().cuda()
     with torch.inference_mode():

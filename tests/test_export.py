@@ -14,10 +14,9 @@ from conftest import ARTIFACTS, FORMATS, TASKS, assert_clean_error, python, run_
 from edgeclf.export.card import CARD, IMAGES
 from edgeclf.export.graph import ExportModel, write_onnx
 from edgeclf.export.parity import ATOL, OutputDiff, ParityResult, compare
-from edgeclf.export.pipeline import check_file, check_set, export_artifact, verify_artifact
+from edgeclf.export.pipeline import check_file, check_set, export_artifact, load_eager, verify_artifact
 from edgeclf.runtime.errors import ArtifactError, InputError, ParityError
 from edgeclf.runtime.manifest import SCHEMA, FileEntry, Manifest, file_sha256
-from edgeclf.train.storage import load_checkpoint
 from edgeclf.train.tasks import get_task
 
 
@@ -30,8 +29,7 @@ def checks():
     """Per task: the eager model and its reference outputs on test set + grid."""
     out = {}
     for task in TASKS:
-        mlp, cfg, _ = load_checkpoint(ARTIFACTS / task, task)
-        model = ExportModel(mlp, cfg.n_classes).eval()
+        model = load_eager(ARTIFACTS / task, task)[0]
         out[task] = (model, check_set(model, get_task(task), manifest_of(task).domain))
     return out
 

@@ -10,11 +10,9 @@ import pytest
 import torch
 from conftest import ARTIFACTS, TASKS, python
 
-from edgeclf.export.graph import ExportModel
 from edgeclf.export.parity import compare
-from edgeclf.export.pipeline import check_set
+from edgeclf.export.pipeline import check_set, load_eager
 from edgeclf.runtime import ArtifactError, Classifier, InputError, Manifest, plan_chunks
-from edgeclf.train.storage import load_checkpoint
 from edgeclf.train.tasks import get_task
 
 BLOCKER = """
@@ -38,8 +36,7 @@ def references():
     """Per task: 100,000 rows (test set + grid, tiled) and eager PyTorch's outputs on them."""
     out = {}
     for task in TASKS:
-        mlp, cfg, _ = load_checkpoint(ARTIFACTS / task, task)
-        model = ExportModel(mlp, cfg.n_classes).eval()
+        model = load_eager(ARTIFACTS / task, task)[0]
         x = check_set(model, get_task(task), Manifest.read(ARTIFACTS / task)[0].domain).x
         x = np.resize(x, (100_000, 2))  # tiled
         with torch.inference_mode():

@@ -8,7 +8,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, ContextManager, Iterable
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -160,7 +159,3 @@ def _progress(epochs: int, enabled: bool, label: str) -> ContextManager[Iterable
 
     return click.progressbar(range(epochs), label=f"training {label}", file=sys.stderr)
 
-
-def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
-    with torch.inference_mode():
-        return float((predict_labels(model(torch.from_numpy(x))).numpy() == y).mean())

@@ -11,10 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from edgeclf.export.graph import ExportModel
 from edgeclf.export.parity import MARGIN, labels_of, margin_of
+from edgeclf.export.pipeline import load_eager
 from edgeclf.runtime import Classifier
-from edgeclf.train.storage import load_checkpoint
 
 TASKS = ("circles", "blobs")
 finite32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
@@ -26,8 +25,7 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 def models():
     out = {}
     for task in TASKS:
-        mlp, cfg, _ = load_checkpoint(ARTIFACTS / task, task)
-        out[task] = (Classifier.load(ARTIFACTS / task, threads=2), ExportModel(mlp, cfg.n_classes).eval())
+        out[task] = (Classifier.load(ARTIFACTS / task, threads=2), load_eager(ARTIFACTS / task, task)[0])
     return out
 
 
