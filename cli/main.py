@@ -33,14 +33,21 @@ class Group(click.Group):
             raise click.ClickException(f"{e.strerror or e}: {e.filename or ''}".rstrip(": ")) from None
 
 
-def needs_torch() -> None:
-    try:
-        import onnx  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError as e:
-        raise click.ClickException(
-            f"this command needs the training extra ({e.name} is missing): pip install 'edgeclf[train]'"
-        ) from None
+EXPORT_NEEDS = ("torch", "sklearn", "onnx", "onnxscript")
+
+
+def needs_torch(*modules: str) -> None:
+    """Fail with the extra to install when a module of the [train] extra is missing (checked, not imported)."""
+    import importlib.util
+
+    for name in modules or ("torch",):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise click.ClickException(
+                f"this command needs the training extra ({name} is missing): pip install 'edgeclf[train]'")
 
 
 def parse_hidden(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
@@ -101,7 +108,7 @@ def train(task: str, device: str, epochs: int | None, lr: float | None, optimize
     Example:
       edgeclf train circles --epochs 400 --hidden 16,16 --device cpu
     """
-    needs_torch()
+    needs_torch("torch", "sklearn")
     from edgeclf.train.api import train_task
 
     r = train_task(task, out, hidden=hidden, activation=activation, progress=not quiet, device=device,
@@ -124,7 +131,7 @@ def export(task: str, batch_sizes: tuple[int, ...], opset: int, out: str) -> Non
     Example:
       edgeclf export circles --batch-size 1 --batch-size 4096 --opset 20
     """
-    needs_torch()
+    needs_torch(*EXPORT_NEEDS)
     from edgeclf.export.graph import DEFAULT_BATCH_SIZES
     from edgeclf.export.pipeline import export_artifact
 
@@ -143,7 +150,7 @@ def verify(folder: str) -> None:
     Example:
       edgeclf verify artifacts/circles
     """
-    needs_torch()
+    needs_torch(*EXPORT_NEEDS)
     from edgeclf.export.pipeline import verify_artifact
 
     report = verify_artifact(Path(folder))
@@ -165,7 +172,7 @@ def run(out: str, device: str, quiet: bool) -> None:
     Example:
       edgeclf run --out artifacts --device cpu
     """
-    needs_torch()
+    needs_torch(*EXPORT_NEEDS, "matplotlib")
     from edgeclf.export.card import plot_artifact
     from edgeclf.export.pipeline import export_artifact, runtime_check
     from edgeclf.train.api import train_task
@@ -249,7 +256,7 @@ def plot(folder: str) -> None:
     Example:
       edgeclf plot artifacts/blobs
     """
-    needs_torch()
+    needs_torch("torch", "sklearn", "matplotlib")
     from edgeclf.export.card import plot_artifact
 
     for name in plot_artifact(Path(folder)):
@@ -313,7 +320,7 @@ def bench(folder: str, rows: list[int], threads: int, json_path: str | None, cha
     from edgeclf.runtime.manifest import json_bytes
 
     if device == "cuda":
-        needs_torch()
+        needs_torch("torch")
         from edgeclf.train.loop import resolve_device
 
         resolve_device("cuda")  # a clear error without a GPU
