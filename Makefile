@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgeclf-installed
 SOURCES := $(wildcard train/*.py export/*.py runtime/*.py cli/*.py)
-PYTEST_ARGS ?= -n 2
+PYTEST_ARGS ?= -n 2 --durations=8
 
 WEB_STAMP := web/node_modules/.edgeclf-installed
 

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import ARTIFACTS, FORMATS, TASKS, assert_clean_error, python, run_cli, snapshot
+from conftest import ARTIFACTS, FORMATS, TASKS, assert_clean_error, run_cli, snapshot
 
 from edgeclf.export.card import CARD, IMAGES
 from edgeclf.export.graph import ExportModel, write_onnx
@@ -139,15 +139,6 @@ def test_export_refuses_on_parity_failure_and_keeps_folder(artifact_copy, monkey
     with pytest.raises(ParityError, match="FAIL model.b1.onnx"):
         export_artifact(folder)
     assert snapshot(folder) == before
-
-
-def test_export_is_reproducible_in_fresh_processes(tmp_path):
-    """Train + export twice, each in its own process: every file byte-identical."""
-    for name in ("a", "b"):
-        for cmd in (["train", "blobs", "--quiet"], ["export", "blobs"]):
-            p = python("-m", "edgeclf.cli", *cmd, "--out", str(tmp_path / name))
-            assert p.returncode == 0, p.stderr
-    assert snapshot(tmp_path / "a" / "blobs") == snapshot(tmp_path / "b" / "blobs")
 
 
 def test_export_in_same_process_matches_fresh_process(tmp_path):
