@@ -52,12 +52,7 @@ class CheckSet:
 
     def ref(self, batch: int) -> Outputs:
         if batch not in self._refs:
-            def eager(chunk: np.ndarray) -> Outputs:
-                with torch.inference_mode():
-                    logits, probs = self.model(torch.from_numpy(chunk))
-                return logits.numpy(), probs.numpy()
-
-            self._refs[batch] = run_chunked(eager, self.x, batch)
+            self._refs[batch] = run_chunked(torch_runner(self.model), self.x, batch)
         return self._refs[batch]
 
     @property
@@ -109,7 +104,11 @@ def runner(path: Path, fmt: str) -> Callable[[np.ndarray], Outputs]:
 
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return lambda c: tuple(sess.run(list(OUTPUT_NAMES), {INPUT_NAME: c}))  # type: ignore[return-value]
-    module = load_torchscript(path) if fmt == "torchscript" else load_pt2(path)
+    return torch_runner(load_torchscript(path) if fmt == "torchscript" else load_pt2(path))
+
+
+def torch_runner(module: Callable[..., Any]) -> Callable[[np.ndarray], Outputs]:
+    """chunk (B, F) numpy -> (logits, probabilities) numpy through a torch module (eager, TorchScript, .pt2)."""
 
     def run(c: np.ndarray) -> Outputs:
         with torch.inference_mode():

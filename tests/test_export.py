@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 
@@ -12,7 +13,7 @@ import torch
 from conftest import ARTIFACTS, FORMATS, TASKS, assert_clean_error, run_cli, snapshot
 
 from edgeclf.export.card import CARD, IMAGES
-from edgeclf.export.graph import ExportModel, write_onnx
+from edgeclf.export.graph import write_onnx
 from edgeclf.export.parity import ATOL, OutputDiff, ParityResult, compare
 from edgeclf.export.pipeline import check_file, check_set, export_artifact, load_eager, verify_artifact
 from edgeclf.runtime.errors import ArtifactError, InputError, ParityError
@@ -102,8 +103,7 @@ def test_committed_artifacts_verify_clean(task):
 
 def test_perturbed_export_is_caught(tmp_path, checks):
     model, check = checks["circles"]
-    bad = ExportModel(torch.nn.Sequential(*[m for m in model.mlp]), 2)
-    bad.load_state_dict(model.state_dict())
+    bad = copy.deepcopy(model)  # the fixture's model stays the reference
     with torch.no_grad():
         bad.mlp[0].weight[0, 0] += 1e-3  # one weight nudged
     write_onnx(bad.eval(), 2, 64, 20, tmp_path / "bad.onnx", {})
