@@ -14,9 +14,11 @@ from typing import Any, Sequence
 
 import click
 
+from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, MAX_BATCH, MAX_OPSET, MIN_OPSET
 from edgeclf.runtime.errors import EdgeclfError
+from edgeclf.train.tasks import TASKS
 
-TASK_NAMES = ("circles", "blobs", "moons", "spirals")  # checked against the registry by a test
+TASK_NAMES = tuple(TASKS)
 
 
 class Group(click.Group):
@@ -120,9 +122,9 @@ def train(task: str, device: str, epochs: int | None, lr: float | None, optimize
 
 @cli.command()
 @task_arg
-@click.option("--batch-size", "batch_sizes", type=click.IntRange(1, 1 << 20), multiple=True,
-              help="Fixed batch size of an ONNX file; repeat for several. Default: 1, 64, 1024 and 16384.")
-@click.option("--opset", type=click.IntRange(18, 23), default=20, show_default=True)
+@click.option("--batch-size", "batch_sizes", type=click.IntRange(1, MAX_BATCH), multiple=True,
+              help=f"Fixed batch size of an ONNX file; repeat for several. Default: {DEFAULT_BATCH_SIZES}.")
+@click.option("--opset", type=click.IntRange(MIN_OPSET, MAX_OPSET), default=DEFAULT_OPSET, show_default=True)
 @out_opt
 def export(task: str, batch_sizes: tuple[int, ...], opset: int, out: str) -> None:
     """Export OUT/TASK's checkpoint to ONNX, TorchScript and .pt2, check parity, write manifest.json.
@@ -132,7 +134,6 @@ def export(task: str, batch_sizes: tuple[int, ...], opset: int, out: str) -> Non
       edgeclf export circles --batch-size 1 --batch-size 4096 --opset 20
     """
     needs_torch(*EXPORT_NEEDS)
-    from edgeclf.export.graph import DEFAULT_BATCH_SIZES
     from edgeclf.export.pipeline import export_artifact
 
     manifest, results = export_artifact(Path(out) / task, batch_sizes or DEFAULT_BATCH_SIZES, opset, task)

@@ -1,0 +1,7 @@
+"""Export a trained checkpoint (edgeclf.export.pipeline). This module holds the export settings the CLI
+validates options with, and imports nothing heavy."""
+
+DEFAULT_OPSET = 20
+MIN_OPSET, MAX_OPSET = 18, 23  # torch 2.13's dynamo exporter range that onnxruntime also runs
+DEFAULT_BATCH_SIZES = (1, 64, 1024, 16384)  # latency, small batches, tails, throughput chunks
+MAX_BATCH = 1 << 20

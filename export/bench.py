@@ -115,7 +115,7 @@ def torch_engines(folder: Path, manifest: Manifest, threads: int,
     torch.set_num_threads(threads)
     eager = load_eager(folder, manifest.task)[0].to(device)
     ts_entry = next(f for f in manifest.files if f.format == "torchscript")
-    scripted = load_torchscript(manifest.checked_path(folder, ts_entry)).to(device)
+    scripted = load_torchscript(manifest.read_checked(folder, ts_entry)[0]).to(device)
 
     def run(module: Callable[..., Any]) -> Callable[[np.ndarray], object]:
         def call(x: np.ndarray) -> object:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -14,16 +13,11 @@ from typing import TYPE_CHECKING, Iterator
 import torch
 from torch import nn
 
-from edgeclf.runtime.manifest import SCHEMA
-
 if TYPE_CHECKING:
     import onnx
 
 INPUT_NAME = "input"
 OUTPUT_NAMES = ("logits", "probabilities")
-DEFAULT_OPSET = 20
-DEFAULT_BATCH_SIZES = (1, 64, 1024, 16384)  # latency, small batches, tails, throughput chunks
-MIN_OPSET, MAX_OPSET = 18, 23  # torch 2.13's dynamo exporter range that onnxruntime also runs
 
 
 class ExportModel(nn.Module):
@@ -90,17 +84,6 @@ def _strip_provenance(graph: onnx.GraphProto) -> None:
     for value in [*graph.input, *graph.output, *graph.value_info, *graph.initializer]:
         del value.metadata_props[:]
         value.doc_string = ""
-
-
-def onnx_metadata(task: str, kind: str, classes: list[str], features: list[str], batch: int) -> dict[str, str]:
-    return {
-        "edgeclf.schema": SCHEMA,
-        "edgeclf.task": task,
-        "edgeclf.kind": kind,
-        "edgeclf.classes": json.dumps(classes),
-        "edgeclf.features": json.dumps(features),
-        "edgeclf.batch_size": str(batch),
-    }
 
 
 def _fresh_jit_state() -> None:

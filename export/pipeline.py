@@ -10,30 +10,25 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, MAX_BATCH, MAX_OPSET, MIN_OPSET
 from edgeclf.export.graph import (
-    DEFAULT_BATCH_SIZES,
-    DEFAULT_OPSET,
     INPUT_NAME,
-    MAX_OPSET,
-    MIN_OPSET,
     OUTPUT_NAMES,
     ExportModel,
     load_pt2,
     load_torchscript,
-    onnx_metadata,
     write_onnx,
     write_pt2,
     write_torchscript,
 )
 from edgeclf.export.parity import Outputs, ParityResult, compare, run_chunked
-from edgeclf.runtime.errors import ArtifactError, InputError, ParityError
-from edgeclf.runtime.manifest import MANIFEST, FileEntry, Manifest, file_sha256
+from edgeclf.runtime.errors import InputError, ParityError
+from edgeclf.runtime.manifest import MANIFEST, FileEntry, Manifest, file_sha256, onnx_metadata
 from edgeclf.train.model import ModelConfig
-from edgeclf.train.storage import CHECKPOINT, METRICS, load_checkpoint, staged_folder, write_bytes
-from edgeclf.train.tasks import TaskSpec, get_task
+from edgeclf.train.storage import CHECKPOINT, METRICS, checkpoint_path, load_checkpoint, staged_folder, write_bytes
+from edgeclf.train.tasks import Dataset, TaskSpec, get_task
 
 GRID = 201  # the lesson's decision-boundary grid, finer (201 x 201 points)
-MAX_BATCH = 1 << 20
 
 
 @dataclass
@@ -90,8 +85,8 @@ def grid_points(domain: dict[str, list[float]], n: int = GRID) -> np.ndarray:
     return np.c_[gx.ravel(), gy.ravel()].astype(np.float32)
 
 
-def check_set(model: ExportModel, spec: TaskSpec, domain: dict[str, list[float]]) -> CheckSet:
-    test = spec.dataset().x_test
+def check_set(model: ExportModel, test: np.ndarray, domain: dict[str, list[float]]) -> CheckSet:
+    """The test set's rows plus the grid over domain, checked against model."""
     x = np.concatenate([test, grid_points(domain)])
     what = f"test set ({len(test)}) + grid {GRID}x{GRID}, against eager PyTorch at each file's batch size"
     return CheckSet(model, x, what)
@@ -155,8 +150,7 @@ def versions() -> dict[str, str]:
     return {"edgeclf": own, "torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
 
 
-def data_summary(spec: TaskSpec) -> dict[str, Any]:
-    d = spec.dataset()
+def data_summary(spec: TaskSpec, d: Dataset) -> dict[str, Any]:
     return {"description": spec.description, "train_rows": len(d.x_train), "test_rows": len(d.x_test),
             "split": "sklearn train_test_split(test_size=0.2, random_state=42)"}
 
@@ -168,7 +162,7 @@ def model_summary(cfg: ModelConfig) -> dict[str, Any]:
             "output_activation": "sigmoid ([1-p, p])" if cfg.n_outputs == 1 else "softmax"}
 
 
-def _manifest(spec: TaskSpec, cfg: ModelConfig, entries: list[FileEntry], metrics: dict[str, Any],
+def _manifest(spec: TaskSpec, data: Dataset, cfg: ModelConfig, entries: list[FileEntry], metrics: dict[str, Any],
               results: list[ParityResult], checks: CheckSet, domain: dict[str, list[float]]) -> Manifest:
     n_logits = 1 if spec.kind == "binary" else spec.n_classes
     summary = {k: v for k, v in metrics.items() if k != "history"}
@@ -177,7 +171,7 @@ def _manifest(spec: TaskSpec, cfg: ModelConfig, entries: list[FileEntry], metric
         input={"name": INPUT_NAME, "dtype": "float32"},
         outputs={"logits": {"name": "logits", "columns": n_logits},
                  "probabilities": {"name": "probabilities", "columns": spec.n_classes}},
-        files=tuple(entries), metrics=summary, data=data_summary(spec), model=model_summary(cfg),
+        files=tuple(entries), metrics=summary, data=data_summary(spec, data), model=model_summary(cfg),
         parity={"checked_on": checks.description, "files": {r.file: r.to_dict() for r in results}},
         versions=versions(), domain=domain,
     )
@@ -191,19 +185,19 @@ def export_artifact(folder: Path, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZ
     """
     sizes = validate_export_args(batch_sizes, opset)
     folder = Path(folder)
-    if not (folder / CHECKPOINT).is_file():
-        raise ArtifactError(f"no checkpoint at {folder / CHECKPOINT}: run `edgeclf train {task or 'TASK'}` first")
+    checkpoint_path(folder, task)  # fail before staging anything
     with staged_folder(folder, keep=(CHECKPOINT, METRICS)) as tmp:
         model, cfg, metrics = load_eager(tmp, task)  # the staged copy: what we export is what we ship
         spec = get_task(cfg.task)
-        domain = domain_of(spec.dataset().x_all)
-        checks = check_set(model, spec, domain)
+        data = spec.dataset()
+        domain = domain_of(data.x_all)
+        checks = check_set(model, data.x_test, domain)
         entries = _write_files(tmp, model, cfg, spec, sizes, opset)
         results = [check_file(tmp / e.path, e, checks) for e in entries]
         failed = [r for r in results if not r]
         if failed:
             raise ParityError("export refused, parity policy missed: " + "; ".join(str(r) for r in failed))
-        manifest = _manifest(spec, cfg, entries, metrics, results, checks, domain)
+        manifest = _manifest(spec, data, cfg, entries, metrics, results, checks, domain)
         write_bytes(tmp / MANIFEST, manifest.to_json())
     return manifest, results
 
@@ -220,10 +214,9 @@ class VerifyReport:
 def verify_artifact(folder: Path) -> VerifyReport:
     """Re-hash every file against the manifest and re-run every parity check against the checkpoint."""
     manifest, root = Manifest.read(folder)
-    paths = [manifest.checked_path(root, e) for e in manifest.files]  # sha256 first: refuse tampered files
+    paths = [manifest.read_checked(root, e)[0] for e in manifest.files]  # sha256 first: refuse tampered files
     model, cfg, _ = load_eager(root, manifest.task)
-    spec = get_task(cfg.task)
-    checks = check_set(model, spec, manifest.domain or domain_of(spec.dataset().x_all))
+    checks = check_set(model, get_task(cfg.task).dataset().x_test, manifest.domain)
     results = [check_file(p, e, checks) for p, e in zip(paths, manifest.files)]
     return VerifyReport(manifest, results)
 
@@ -243,10 +236,9 @@ def runtime_check(folder: Path) -> RuntimeCheck:
 
     clf = Classifier.load(folder)
     model, cfg, _ = load_eager(folder, clf.manifest.task)
-    spec = get_task(cfg.task)
-    checks = check_set(model, spec, clf.manifest.domain)
+    data = get_task(cfg.task).dataset()
+    checks = check_set(model, data.x_test, clf.manifest.domain)  # rows: the test set first, then the grid
     got = (clf.predict_logits(checks.x), clf.predict_proba(checks.x))
     parity = compare("Classifier", got, checks.full)
-    data = spec.dataset()
-    acc = float((clf.predict_proba(data.x_test).argmax(1) == data.y_test).mean())
+    acc = float((got[1][: len(data.x_test)].argmax(1) == data.y_test).mean())
     return RuntimeCheck(acc, parity.label_agreement, parity)

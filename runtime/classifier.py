@@ -13,7 +13,7 @@ import onnxruntime as ort
 
 from edgeclf.runtime.errors import ArtifactError, InputError
 from edgeclf.runtime.inputs import as_float32_rows, as_matrix
-from edgeclf.runtime.manifest import FileEntry, Manifest
+from edgeclf.runtime.manifest import FileEntry, Manifest, onnx_metadata
 
 CALL_COST_ROWS = 400  # one session.run costs about as much as 400 rows of compute (~6.5 us vs 60 M rows/s)
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
@@ -164,11 +164,7 @@ class Classifier:
 
 def _open(manifest: Manifest, folder: Path, entry: FileEntry, providers: list[str]) -> ort.InferenceSession:
     """Hash-check the file, then build the session from those same bytes (no re-read between check and use)."""
-    path = manifest.resolve(folder, entry)
-    if not path.is_file():
-        raise ArtifactError(f"{entry.path} listed in the manifest is missing from {folder}")
-    data = path.read_bytes()
-    _check_digest(entry, data, path)
+    _, data = manifest.read_checked(folder, entry)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1  # parallelism comes from chunks over our own threads
     opts.inter_op_num_threads = 1
@@ -179,17 +175,6 @@ def _open(manifest: Manifest, folder: Path, entry: FileEntry, providers: list[st
         raise ArtifactError(f"{entry.path} is not a loadable ONNX model: {str(e).splitlines()[0][:200]}") from None
     _check_signature(manifest, entry, sess)
     return sess
-
-
-def _check_digest(entry: FileEntry, data: bytes, path: Path) -> None:
-    import hashlib
-
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != entry.sha256 or len(data) != entry.bytes:
-        raise ArtifactError(
-            f"{entry.path}: sha256 {digest[:12]}... ({len(data)} bytes) does not match the manifest's "
-            f"{entry.sha256[:12]}... ({entry.bytes} bytes): the file was modified or corrupted; re-export it"
-        )
 
 
 def _check_signature(manifest: Manifest, entry: FileEntry, sess: ort.InferenceSession) -> None:
@@ -205,7 +190,7 @@ def _check_signature(manifest: Manifest, entry: FileEntry, sess: ort.InferenceSe
             f"(input {want_in}, outputs {want_out})"
         )
     meta = sess.get_modelmeta().custom_metadata_map  # written by the exporter: catches a file swapped in
-    want_meta = {"edgeclf.task": manifest.task, "edgeclf.batch_size": str(entry.batch_size)}
+    want_meta = onnx_metadata(manifest.task, manifest.kind, manifest.classes, manifest.features, entry.batch_size)
     got_meta = {k: meta.get(k) for k in want_meta}
     if got_meta != want_meta:
         raise ArtifactError(f"{entry.path}: model metadata {got_meta} disagrees with the manifest {want_meta}")

@@ -6,19 +6,31 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from edgeclf.runtime.errors import ArtifactError
 
 SCHEMA = "edgeclf.manifest/1"
 MANIFEST = "manifest.json"
 FORMATS = ("onnx", "torchscript", "torch.export")
-_REQUIRED = ("schema", "task", "kind", "classes", "features", "input", "outputs", "files")
+_REQUIRED = ("schema", "task", "kind", "classes", "features", "input", "outputs", "files", "domain")
 
 
 def json_bytes(obj: Any) -> bytes:
     """The one JSON encoding of every file edgeclf commits: stable keys order, 2-space indent, final newline."""
     return (json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
+
+
+def onnx_metadata(task: str, kind: str, classes: Sequence[str], features: Sequence[str], batch: int) -> dict[str, str]:
+    """The metadata_props the exporter writes into every ONNX file and the runtime checks on load."""
+    return {
+        "edgeclf.schema": SCHEMA,
+        "edgeclf.task": task,
+        "edgeclf.kind": kind,
+        "edgeclf.classes": json.dumps(list(classes)),
+        "edgeclf.features": json.dumps(list(features)),
+        "edgeclf.batch_size": str(batch),
+    }
 
 
 def file_sha256(path: Path) -> str:
@@ -95,7 +107,7 @@ class Manifest:
                 input=dict(d["input"]), outputs=dict(d["outputs"]),
                 files=tuple(FileEntry(**f) for f in d["files"]),
                 metrics=dict(d.get("metrics", {})), parity=dict(d.get("parity", {})),
-                versions=dict(d.get("versions", {})), domain=dict(d.get("domain", {})),
+                versions=dict(d.get("versions", {})), domain=dict(d["domain"]),
                 data=dict(d.get("data", {})), model=dict(d.get("model", {})),
             )
         except (TypeError, ValueError) as e:
@@ -139,19 +151,20 @@ class Manifest:
             raise ArtifactError(f"file {entry.path!r} resolves outside the artifact folder {root}")
         return target
 
-    def checked_path(self, folder: Path, entry: FileEntry) -> Path:
-        """resolve() plus the sha256 and size check: a mismatch is an error, never a warning."""
+    def read_checked(self, folder: Path, entry: FileEntry) -> tuple[Path, bytes]:
+        """The entry's path and bytes, read once and checked against its sha256 and size: a mismatch is an
+        error, never a warning. Callers use these bytes, so nothing changes between check and use."""
         target = self.resolve(folder, entry)
         if not target.is_file():
             raise ArtifactError(f"{entry.path} listed in the manifest is missing from {folder}")
-        digest = file_sha256(target)
-        if digest != entry.sha256:
+        data = target.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != entry.sha256 or len(data) != entry.bytes:
             raise ArtifactError(
-                f"{entry.path}: sha256 {digest[:12]}... does not match the manifest's {entry.sha256[:12]}...: "
-                "the file was modified or corrupted; re-export it"
+                f"{entry.path}: sha256 {digest[:12]}... ({len(data)} bytes) does not match the manifest's "
+                f"{entry.sha256[:12]}... ({entry.bytes} bytes): the file was modified or corrupted; re-export it"
             )
-        return target
-
+        return target, data
 
 def _check_relative(path: str, where: str) -> None:
     parts = Path(path).parts

@@ -41,7 +41,8 @@ def check_task(out: Path, name: str, spec: TaskSpec) -> bool:
     seconds = time.perf_counter() - t
     acc = result.metrics["test_accuracy"]
     cpu_model, cfg, _ = load_eager(out / name, name)  # on CPU
-    checks = check_set(cpu_model, spec, domain_of(spec.dataset().x_all))
+    data = spec.dataset()
+    checks = check_set(cpu_model, data.x_test, domain_of(data.x_all))
     gpu_model = ExportModel(result.model, cfg.n_classes).eval().cuda()
     with torch.inference_mode():
         gpu_probs = gpu_model(torch.from_numpy(checks.x).cuda())[1].cpu().numpy()

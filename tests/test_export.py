@@ -31,7 +31,7 @@ def checks():
     out = {}
     for task in TASKS:
         model = load_eager(ARTIFACTS / task, task)[0]
-        out[task] = (model, check_set(model, get_task(task), manifest_of(task).domain))
+        out[task] = (model, check_set(model, get_task(task).dataset().x_test, manifest_of(task).domain))
     return out
 
 

@@ -37,7 +37,7 @@ def references():
     out = {}
     for task in TASKS:
         model = load_eager(ARTIFACTS / task, task)[0]
-        x = check_set(model, get_task(task), Manifest.read(ARTIFACTS / task)[0].domain).x
+        x = check_set(model, get_task(task).dataset().x_test, Manifest.read(ARTIFACTS / task)[0].domain).x
         x = np.resize(x, (100_000, 2))  # tiled
         with torch.inference_mode():
             logits, probs = model(torch.from_numpy(x))

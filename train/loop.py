@@ -84,7 +84,7 @@ def resolve_device(requested: str, cuda_available: bool | None = None) -> str:
 def evaluate(model: nn.Module, lossf: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """Mean loss and accuracy of model on (x, y)."""
     logits = model(x)  # (N, 1) or (N, C)
-    loss = lossf(logits[:, 0], y.float()) if logits.shape[1] == 1 else lossf(logits, y)
+    loss = lossf(logits, y)
     acc = (predict_labels(logits) == y).float().mean()
     return float(loss), float(acc)
 
@@ -119,8 +119,7 @@ def train(spec: TaskSpec, cfg: TrainConfig, model_cfg: ModelConfig | None = None
             model.train()
             for idx in _batches(len(xtr), cfg.batch_size, gen, device):
                 logits = model(xtr[idx])
-                yb = ytr[idx]
-                loss = lossf(logits[:, 0], yb.float()) if model_cfg.n_outputs == 1 else lossf(logits, yb)
+                loss = lossf(logits, ytr[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

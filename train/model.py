@@ -69,11 +69,13 @@ class SmoothedBCEWithLogits(nn.BCEWithLogitsLoss):
         self.smoothing = smoothing
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return super().forward(logits, target * (1 - self.smoothing) + self.smoothing / 2)
+        """logits (N, 1), target (N,) class indices 0/1."""
+        return super().forward(logits[:, 0], target.float() * (1 - self.smoothing) + self.smoothing / 2)
 
 
 def loss_fn(cfg: ModelConfig, smoothing: float = 0.0) -> nn.Module:
-    """Binary: BCEWithLogits on one logit; multiclass: CrossEntropy on C logits.
+    """Binary: BCEWithLogits on one logit; multiclass: CrossEntropy on C logits. Both take (N, 1|C) logits and
+    (N,) class indices.
 
     Label smoothing keeps the logits in a range where float32 engines agree to the parity tolerance (an
     unsmoothed fit of separable data drives them past 100, where one float32 ulp is already 8e-6).

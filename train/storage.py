@@ -126,11 +126,16 @@ def save_training(result: TrainResult, out: Path) -> None:
         write_bytes(tmp / METRICS, json_bytes(result.metrics))
 
 
-def load_checkpoint(folder: Path, task: str | None = None) -> tuple[torch.nn.Sequential, ModelConfig, dict[str, Any]]:
-    """Rebuild the model from the checkpoint's own config (never code defaults); weights_only=True."""
+def checkpoint_path(folder: Path, task: str | None = None) -> Path:
     path = Path(folder) / CHECKPOINT
     if not path.is_file():
         raise ArtifactError(f"no checkpoint at {path}: run `edgeclf train {task or 'TASK'}` first")
+    return path
+
+
+def load_checkpoint(folder: Path, task: str | None = None) -> tuple[torch.nn.Sequential, ModelConfig, dict[str, Any]]:
+    """Rebuild the model from the checkpoint's own config (never code defaults); weights_only=True."""
+    path = checkpoint_path(folder, task)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         if ckpt.get("format") != CHECKPOINT_FORMAT:

@@ -67,7 +67,7 @@ def test_committed_artifacts_are_what_the_current_defaults_make(task):
     machine by the test above and by `make run` leaving `git status` clean)."""
     from dataclasses import asdict
 
-    from edgeclf.export.graph import DEFAULT_BATCH_SIZES
+    from edgeclf.export import DEFAULT_BATCH_SIZES
     from edgeclf.runtime import Manifest
     from edgeclf.train.loop import TrainConfig
     from edgeclf.train.storage import load_checkpoint
