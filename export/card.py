@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgeclf.runtime import Manifest
+from edgeclf.runtime import Classifier, Manifest
 from edgeclf.train.storage import METRICS, staged_folder, write_bytes
 
 IMAGES = ("boundary.png", "parity.png", "training.png")
@@ -27,8 +27,9 @@ def plot_artifact(folder: Path) -> list[str]:
         model, _, metrics = load_eager(tmp, manifest.task)
         with torch.inference_mode():
             eager = model(torch.from_numpy(grid_points(manifest.domain, plots.GRID)))[1]
-        plots.boundary(tmp, get_task(manifest.task).dataset(), tmp / "boundary.png")
-        plots.parity(tmp, eager.numpy().astype("float64"), tmp / "parity.png")
+        clf = Classifier.load(tmp)  # the regions are the runtime's, from the staged (= shipped) files
+        plots.boundary(clf, get_task(manifest.task).dataset(), tmp / "boundary.png")
+        plots.parity(clf, eager.numpy().astype("float64"), tmp / "parity.png")
         plots.training(metrics, manifest.task, tmp / "training.png")
         write_bytes(tmp / CARD, model_card(manifest, metrics).encode())
     return [*IMAGES, CARD]

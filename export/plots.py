@@ -24,7 +24,7 @@ def _plt() -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "svg.hashsalt": "edgeclf"})
+    plt.rcParams.update({"font.size": 9, "axes.titlesize": 10})
     return plt
 
 
@@ -37,10 +37,9 @@ def _regions(ax: Any, manifest: Manifest, labels: np.ndarray, n: int) -> None:
               cmap=ListedColormap(COLORS[:k]), vmin=-0.5, vmax=k - 0.5, alpha=0.35, interpolation="nearest")
 
 
-def boundary(folder: Path, data: Any, out: Path) -> None:
+def boundary(clf: Classifier, data: Any, out: Path) -> None:
     """Decision regions computed by the runtime, train (dots) and test (crosses) points over them."""
     plt = _plt()
-    clf = Classifier.load(folder)
     m = clf.manifest
     pts = grid_points(m.domain, GRID)
     labels = clf.predict_proba(pts).argmax(1)
@@ -67,13 +66,12 @@ def _confidence_image(probs: np.ndarray, k: int) -> np.ndarray:
     return np.c_[rgb, alpha].reshape(GRID, GRID, 4)
 
 
-def parity(folder: Path, eager_proba: np.ndarray, out: Path) -> None:
+def parity(clf: Classifier, eager_proba: np.ndarray, out: Path) -> None:
     """Eager PyTorch vs runtime probability of the predicted class, and |difference| over the same grid."""
     plt = _plt()
     from matplotlib.colors import BoundaryNorm
     from matplotlib.patches import Patch
 
-    clf = Classifier.load(folder)
     m = clf.manifest
     k = len(m.classes)
     pts = grid_points(m.domain, GRID)

@@ -160,8 +160,10 @@ def test_input_errors(bad, fragments, classifiers):
 
 
 def test_nonfinite_allowed_when_asked(classifiers):
-    p = classifiers["circles"].predict_proba([[np.nan, 0.0]], allow_nonfinite=True)
-    assert p.shape == (1, 2)
+    clf = classifiers["circles"]
+    p = clf.predict_proba([[np.nan, 0.0], [0.5, 0.5]], allow_nonfinite=True)
+    assert p.shape == (2, 2)
+    assert np.array_equal(p[1], clf.predict_proba([[0.5, 0.5]])[0])  # the finite row is unaffected
 
 
 def test_unknown_provider_is_clear():
