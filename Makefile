@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgeclf-installed
-SOURCES := $(wildcard train/*.py export/*.py runtime/*.py cli/*.py)
+PACKAGES := runtime artifact train export report bench cli
+SOURCES := $(foreach p,$(PACKAGES),$(wildcard $(p)/*.py))
 PYTEST_ARGS ?= -n 2 --durations=8
 
 WEB_STAMP := web/node_modules/.edgeclf-installed
@@ -26,11 +27,12 @@ $(WEB_STAMP): web/package.json web/package-lock.json
 setup: $(STAMP) $(WEB_STAMP)
 
 run: setup
-	$(BIN)/edgeclf run --quiet
+	$(BIN)/edgeclf run --quiet --device cpu
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/mypy -p edgeclf.runtime
+	$(BIN)/mypy $(foreach p,$(PACKAGES),-p edgeclf.$(p))
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -15,7 +15,9 @@ from typing import Any, Sequence
 import click
 
 from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, MAX_BATCH, MAX_OPSET, MIN_OPSET
+from edgeclf.report.text import table
 from edgeclf.runtime.errors import EdgeclfError
+from edgeclf.train.settings import ACTIVATIONS, DEVICES, OPTIMIZERS
 from edgeclf.train.tasks import TASKS
 
 TASK_NAMES = tuple(TASKS)
@@ -38,18 +40,18 @@ class Group(click.Group):
 EXPORT_NEEDS = ("torch", "sklearn", "onnx", "onnxscript")
 
 
-def needs_torch(*modules: str) -> None:
-    """Fail with the extra to install when a module of the [train] extra is missing (checked, not imported)."""
+def needs_extra(*modules: str, extra: str = "train") -> None:
+    """Fail with the extra to install when one of modules is missing (checked with find_spec, not imported)."""
     import importlib.util
 
-    for name in modules or ("torch",):
+    for name in modules:
         try:
             found = importlib.util.find_spec(name) is not None
         except (ImportError, ValueError):
             found = False
         if not found:
             raise click.ClickException(
-                f"this command needs the training extra ({name} is missing): pip install 'edgeclf[train]'")
+                f"this command needs the {extra} extra ({name} is missing): pip install 'edgeclf[{extra}]'")
 
 
 def parse_hidden(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
@@ -64,14 +66,6 @@ def parse_hidden(ctx: click.Context, param: click.Parameter, value: str | None) 
     if not sizes or any(s <= 0 for s in sizes):
         raise click.BadParameter(f"{value!r}: expected comma-separated positive layer sizes, e.g. 10,10 (or 'none')")
     return sizes
-
-
-def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
-    cells = [list(map(str, header))] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -93,53 +87,64 @@ out_opt = click.option("--out", type=click.Path(file_okay=False), default="artif
 
 @cli.command()
 @task_arg
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), help="Default: the task's.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate. Default: the task's.")
-@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), help="Default: the task's (adam).")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), help="Default: the task's recipe for the optimizer.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate. Default: the task's recipe.")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="adam = AdamW; sgd = SGD with momentum 0.9. "
+              "Default: the task's (adam).")
+@click.option("--weight-decay", type=click.FloatRange(min=0), help="Decoupled weight decay (adam only). "
+              "Default: the task's recipe.")
 @click.option("--hidden", callback=parse_hidden, help="Hidden layer sizes, e.g. 10,10 ('none': linear model).")
-@click.option("--activation", type=click.Choice(["none", "relu", "tanh"]), help="Default: the task's (relu).")
+@click.option("--activation", type=click.Choice(ACTIVATIONS), help="Default: the task's (relu).")
 @click.option("--seed", type=int, default=42, show_default=True)
 @out_opt
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(task: str, device: str, epochs: int | None, lr: float | None, optimizer: str | None,
-          hidden: tuple[int, ...] | None, activation: str | None, seed: int, out: str, quiet: bool) -> None:
+          weight_decay: float | None, hidden: tuple[int, ...] | None, activation: str | None, seed: int, out: str,
+          quiet: bool) -> None:
     """Train TASK and write OUT/TASK/checkpoint.pt and metrics.json.
 
     \b
     Example:
       edgeclf train circles --epochs 400 --hidden 16,16 --device cpu
     """
-    needs_torch("torch", "sklearn")
+    needs_extra("torch", "sklearn")
     from edgeclf.train.api import train_task
 
     r = train_task(task, out, hidden=hidden, activation=activation, progress=not quiet, device=device,
-                   epochs=epochs, lr=lr, optimizer=optimizer, seed=seed)
+                   epochs=epochs, lr=lr, optimizer=optimizer, seed=seed, weight_decay=weight_decay)
+    report_training(task, r, Path(out) / task)
+
+
+def report_training(name: str, r: Any, folder: Path) -> None:
     m = r.metrics
-    click.echo(f"{task}: test accuracy {m['test_accuracy']:.2%}, train {m['train_accuracy']:.2%}, "
-               f"{m['epochs']} epochs on {r.device} in {r.seconds:.2f}s -> {Path(out) / task}")
+    click.echo(f"{name}: test accuracy {m['test_accuracy']:.2%}, train {m['train_accuracy']:.2%}, "
+               f"{m['epochs']} epochs on {r.device} in {r.seconds:.2f}s -> {folder}")
+    if not r.target_met:
+        click.echo(f"warning: {name} missed its target: test accuracy {m['test_accuracy']:.2%} < "
+                   f"{m['target_accuracy']:.2%} (metrics.json: target_met false)", err=True)
 
 
 @cli.command()
-@task_arg
+@click.argument("name")
 @click.option("--batch-size", "batch_sizes", type=click.IntRange(1, MAX_BATCH), multiple=True,
               help=f"Fixed batch size of an ONNX file; repeat for several. Default: {DEFAULT_BATCH_SIZES}.")
 @click.option("--opset", type=click.IntRange(MIN_OPSET, MAX_OPSET), default=DEFAULT_OPSET, show_default=True)
 @out_opt
-def export(task: str, batch_sizes: tuple[int, ...], opset: int, out: str) -> None:
-    """Export OUT/TASK's checkpoint to ONNX, TorchScript and .pt2, check parity, write manifest.json.
+def export(name: str, batch_sizes: tuple[int, ...], opset: int, out: str) -> None:
+    """Export OUT/NAME's checkpoint to ONNX, TorchScript and .pt2, check parity, write manifest.json.
 
     \b
     Example:
       edgeclf export circles --batch-size 1 --batch-size 4096 --opset 20
     """
-    needs_torch(*EXPORT_NEEDS)
+    needs_extra(*EXPORT_NEEDS)
     from edgeclf.export.pipeline import export_artifact
 
-    manifest, results = export_artifact(Path(out) / task, batch_sizes or DEFAULT_BATCH_SIZES, opset, task)
+    manifest, results = export_artifact(Path(out) / name, batch_sizes or DEFAULT_BATCH_SIZES, opset, name)
     for r in results:
         click.echo(str(r))
-    click.echo(f"wrote {len(manifest.files)} files and manifest.json to {Path(out) / task}")
+    click.echo(f"wrote {len(manifest.files)} files and manifest.json to {Path(out) / name}")
 
 
 @cli.command()
@@ -151,20 +156,21 @@ def verify(folder: str) -> None:
     Example:
       edgeclf verify artifacts/circles
     """
-    needs_torch(*EXPORT_NEEDS)
+    needs_extra(*EXPORT_NEEDS)
     from edgeclf.export.pipeline import verify_artifact
 
     report = verify_artifact(Path(folder))
-    rows = [(r.file, "ok", r.rows, f"{r.outputs[0].max_abs:.1e}", f"{r.outputs[1].max_abs:.1e}",
-             f"{r.label_agreement:.2%}", "PASS" if r else "FAIL") for r in report.results]
-    click.echo(table(rows, ["file", "sha256", "rows", "logits diff", "proba diff", "labels", "parity"]))
+    rows = [(r.file, "ok", r.rows, f"{r.output('logits').max_abs:.1e}", f"{r.output('logits').excess:.2f}",
+             f"{r.output('probabilities').max_abs:.1e}", f"{r.label_agreement:.2%}", "PASS" if r else "FAIL")
+            for r in report.results]
+    click.echo(table(rows, ["file", "sha256", "rows", "logits diff", "of bound", "proba diff", "labels", "parity"]))
     if not report:
         raise click.ClickException(f"{folder}: parity check failed; re-export with `edgeclf export`")
 
 
 @cli.command()
 @out_opt
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(out: str, device: str, quiet: bool) -> None:
     """The main job: train, export, verify, check the runtime and plot every task; prints a summary table.
@@ -173,9 +179,9 @@ def run(out: str, device: str, quiet: bool) -> None:
     Example:
       edgeclf run --out artifacts --device cpu
     """
-    needs_torch(*EXPORT_NEEDS, "matplotlib")
-    from edgeclf.export.card import plot_artifact
+    needs_extra(*EXPORT_NEEDS, "matplotlib")
     from edgeclf.export.pipeline import export_artifact, runtime_check
+    from edgeclf.report.build import plot_artifact
     from edgeclf.train.api import train_task
 
     rows = []
@@ -187,10 +193,13 @@ def run(out: str, device: str, quiet: bool) -> None:
         t2 = time.perf_counter()
         rc = runtime_check(Path(out) / task)
         plot_artifact(Path(out) / task)
-        rows.append((task, f"{r.metrics['test_accuracy']:.2%}", f"{rc.test_accuracy:.2%}", f"{rc.agreement:.2%}",
-                     f"{rc.parity.needed_atol:.1e}", r.device, f"{t1 - t0:.2f}", f"{t2 - t1:.2f}"))
-    click.echo(table(rows, ["task", "test acc", "runtime acc", "agree w/ eager", "max diff", "device",
-                            "train s", "export s"]))
+        fresh = r.metrics["calibration"].get("fresh", {})
+        rows.append((task, f"{r.metrics['test_accuracy']:.2%}", "yes" if r.target_met else "NO",
+                     f"{rc.test_accuracy:.2%}", f"{rc.agreement:.2%}",
+                     f"{rc.parity.output('probabilities').max_abs:.1e}", f"{fresh.get('log_loss', float('nan')):.4f}",
+                     f"{fresh.get('ece', float('nan')):.4f}", r.device, f"{t1 - t0:.2f}", f"{t2 - t1:.2f}"))
+    click.echo(table(rows, ["task", "test acc", "target met", "runtime acc", "agree w/ eager", "proba diff",
+                            "fresh log loss", "fresh ECE", "device", "train s", "export s"]))
 
 
 @cli.command()
@@ -231,36 +240,37 @@ def info(folder: str) -> None:
     metrics = m.metrics
     click.echo(f"task        {m.task} ({m.kind}, {len(m.classes)} classes)")
     click.echo(f"classes     {', '.join(m.classes)}")
-    click.echo(f"features    {', '.join(m.features)}  (input {m.input['name']!r}, {m.input['dtype']})")
+    click.echo(f"features    {', '.join(m.feature_names)}  (input {m.signature.input!r}, {m.signature.dtype})")
     click.echo(f"batch sizes {', '.join(str(f.batch_size) for f in m.onnx_files)} (ONNX)")
     if "test_accuracy" in metrics:
         click.echo(f"accuracy    test {metrics['test_accuracy']:.2%}, train {metrics['train_accuracy']:.2%} "
                    f"({metrics.get('epochs')} epochs, seed {metrics.get('seed')}, {metrics.get('device')})")
-    click.echo(f"parity      checked on {m.parity.get('checked_on', '?')}")
-    parity = m.parity.get("files", {})
+    click.echo(f"model       {m.origin.architecture} ({m.origin.kind}, {m.origin.parameters:,} parameters)")
+    click.echo(f"parity      checked on {m.parity.checked_on}")
     rows = []
     for f in m.files:
-        p = parity.get(f.path, {})
+        p = m.parity.files.get(f.path)
         verdict = ("PASS" if p.get("passed") else "FAIL") if p else "-"
-        rows.append((f.path, f.format, f.batch_size, f.opset or "-", f"{f.bytes:,}", f.sha256[:12],
-                     f"{p['needed_atol']:.1e}" if p else "-", verdict))
-    click.echo(table(rows, ["file", "format", "batch", "opset", "bytes", "sha256", "max diff", "parity"]))
+        rows.append((f.path, f.format, f.batch_size if f.fixed_batch else "any", f.opset or "-", f"{f.bytes:,}",
+                     f.sha256[:12], verdict))
+    click.echo(table(rows, ["file", "format", "batch", "opset", "bytes", "sha256", "parity"]))
     click.echo(f"versions    {', '.join(f'{k} {v}' for k, v in m.versions.items())}")
 
 
 @cli.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
-def plot(folder: str) -> None:
-    """Draw FOLDER's boundary.png, parity.png, training.png and write its MODEL_CARD.md.
+@click.option("--parity", is_flag=True, help="Also draw parity.png: runtime vs eager on this machine's CPU.")
+def plot(folder: str, parity: bool) -> None:
+    """Draw FOLDER's pictures (decision regions or confusion matrix, calibration, training) and MODEL_CARD.md.
 
     \b
     Example:
-      edgeclf plot artifacts/blobs
+      edgeclf plot artifacts/blobs --parity
     """
-    needs_torch("torch", "sklearn", "matplotlib")
-    from edgeclf.export.card import plot_artifact
+    needs_extra("torch", "sklearn", "matplotlib")
+    from edgeclf.report.build import plot_artifact
 
-    for name in plot_artifact(Path(folder)):
+    for name in plot_artifact(Path(folder), parity):
         click.echo(f"wrote {Path(folder) / name}")
 
 
@@ -306,7 +316,7 @@ def parse_rows(ctx: click.Context, param: click.Parameter, value: str) -> list[i
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the figures as JSON.")
 @click.option("--chart", "chart_path", type=click.Path(dir_okay=False), help="Also draw rows/s vs N (PNG).")
 @click.option("--no-cold", is_flag=True, help="Skip the cold-start subprocesses.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+@click.option("--device", type=click.Choice(DEVICES[1:]), default="cpu", show_default=True,
               help="Where eager/TorchScript run; cuda also times the runtime on onnxruntime's CUDA provider.")
 def bench(folder: str, rows: list[int], threads: int, json_path: str | None, chart_path: str | None,
           no_cold: bool, device: str) -> None:
@@ -316,12 +326,13 @@ def bench(folder: str, rows: list[int], threads: int, json_path: str | None, cha
     Example:
       edgeclf bench artifacts/circles --rows 1,64,4096,1000000 --threads 2 --json bench.json
     """
+    from edgeclf.artifact.store import json_bytes
+    from edgeclf.bench.measure import run_bench
+    from edgeclf.bench.render import chart, format_report
     from edgeclf.cli.tables import write_output
-    from edgeclf.export.bench import chart, format_report, run_bench
-    from edgeclf.runtime.manifest import json_bytes
 
     if device == "cuda":
-        needs_torch("torch")
+        needs_extra("torch")
         from edgeclf.train.loop import resolve_device
 
         resolve_device("cuda")  # a clear error without a GPU

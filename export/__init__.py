@@ -1,5 +1,5 @@
-"""Export a trained checkpoint (edgeclf.export.pipeline). This module holds the export settings the CLI
-validates options with, and imports nothing heavy."""
+"""Export a model to ONNX, TorchScript and .pt2 with proven parity (edgeclf.export.pipeline). This module holds
+the export settings the CLI validates options with, and imports nothing heavy."""
 
 DEFAULT_OPSET = 20
 MIN_OPSET, MAX_OPSET = 18, 23  # torch 2.13's dynamo exporter range that onnxruntime also runs

@@ -12,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edgeclf.runtime.errors import ArtifactError, InputError
-from edgeclf.runtime.inputs import as_float32_rows, as_matrix
+from edgeclf.runtime.inputs import as_float32_rows, as_matrix, out_of_range
 from edgeclf.runtime.manifest import FileEntry, Manifest, onnx_metadata
 
 CALL_COST_ROWS = 400  # one session.run costs about as much as 400 rows of compute (~6.5 us vs 60 M rows/s)
@@ -67,12 +67,13 @@ class Classifier:
         self._sessions = sessions
         self.batch_sizes: tuple[int, ...] = tuple(sorted(sessions))
         self.classes_ = np.array(manifest.classes)
-        self.features: tuple[str, ...] = manifest.features
-        self.n_features_in_ = len(manifest.features)
+        self.features: tuple[str, ...] = manifest.feature_names
+        self.n_features_in_ = len(self.features)
         self.threads = threads
-        self._input = str(manifest.input["name"])
+        sig = manifest.signature
+        self._input = sig.input
         # output key -> (graph output name, columns), resolved once: predict calls stay cheap
-        self._outputs = {k: (str(v["name"]), int(v["columns"])) for k, v in manifest.outputs.items()}
+        self._outputs = {k: (sig.output(k).name, sig.output(k).columns) for k in ("logits", "probabilities")}
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -110,6 +111,13 @@ class Classifier:
     def predict(self, x: Any, allow_nonfinite: bool = False) -> np.ndarray:
         """(N,) class labels (strings from classes_)."""
         return self.classes_[self.predict_proba(x, allow_nonfinite).argmax(axis=1)]  # type: ignore[no-any-return]
+
+    def out_of_range(self, x: Any) -> np.ndarray:
+        """(N,) bool: the rows with a feature outside the range training saw (manifest features' min/max).
+        The model still answers for them, but nothing was checked there: callers may want to flag them."""
+        mat = as_matrix(x, self.features, allow_nonfinite=True)
+        feats = self.manifest.features
+        return out_of_range(mat, [f.min for f in feats], [f.max for f in feats])
 
     def _run(self, x: Any, output: str, allow_nonfinite: bool) -> np.ndarray:
         mat = as_matrix(x, self.features, allow_nonfinite)  # (N, F), checked, not yet float32
@@ -181,16 +189,17 @@ def _check_signature(manifest: Manifest, entry: FileEntry, sess: ort.InferenceSe
     """The graph's input/outputs must be exactly what the manifest promises."""
     f = len(manifest.features)
     got_in = [(i.name, list(i.shape), i.type) for i in sess.get_inputs()]
-    want_in = [(manifest.input["name"], [entry.batch_size, f], "tensor(float)")]
+    sig = manifest.signature
+    want_in = [(sig.input, [entry.batch_size, f], "tensor(float)")]
     got_out = {o.name: list(o.shape) for o in sess.get_outputs()}
-    want_out = {v["name"]: [entry.batch_size, int(v["columns"])] for v in manifest.outputs.values()}
+    want_out = {o.name: [entry.batch_size, o.columns] for o in (sig.logits, sig.probabilities)}
     if got_in != want_in or any(got_out.get(k) != v for k, v in want_out.items()):
         raise ArtifactError(
             f"{entry.path}: graph signature input {got_in} outputs {got_out} disagrees with the manifest "
             f"(input {want_in}, outputs {want_out})"
         )
     meta = sess.get_modelmeta().custom_metadata_map  # written by the exporter: catches a file swapped in
-    want_meta = onnx_metadata(manifest.task, manifest.kind, manifest.classes, manifest.features, entry.batch_size)
+    want_meta = onnx_metadata(manifest.task, manifest.kind, manifest.classes, manifest.feature_names, entry.batch_size)
     got_meta = {k: meta.get(k) for k in want_meta}
     if got_meta != want_meta:
         raise ArtifactError(f"{entry.path}: model metadata {got_meta} disagrees with the manifest {want_meta}")

@@ -17,16 +17,17 @@ def _rows(idx: np.ndarray, limit: int = 5) -> str:
 
 
 def _from_frame(frame: Any, features: Sequence[str]) -> np.ndarray:
-    """A DataFrame (duck-typed: .columns + .to_numpy): columns matched by name when they are feature names."""
+    """A DataFrame (duck-typed: .columns + .to_numpy): columns matched by name, in any order, extra ones ignored.
+    A frame whose columns name no feature at all (0, 1, ...) is taken by position."""
     cols = [str(c) for c in frame.columns]
     if any(c in features for c in cols):
         missing = [f for f in features if f not in cols]
-        extra = [c for c in cols if c not in features]
-        if missing or extra:
-            raise InputError(
-                f"DataFrame columns {cols}: missing {missing or 'none'}, unexpected {extra or 'none'}; "
-                f"expected exactly {list(features)}"
-            )
+        if missing:
+            raise InputError(f"DataFrame has no column {missing[0]!r}: expected the features {list(features)} "
+                             f"(got columns {cols})")
+        if len(set(cols)) != len(cols):
+            dup = next(c for c in cols if cols.count(c) > 1)
+            raise InputError(f"DataFrame has column {dup!r} twice: expected one column per feature")
         frame = frame[list(features)]
         cols = list(features)
     for name, dtype in zip(cols, frame.dtypes):
@@ -50,7 +51,7 @@ def as_matrix(x: Any, features: Sequence[str], allow_nonfinite: bool = False) ->
         if arr.dtype.itemsize > 4:
             _check_fits_float32(arr)
         if not allow_nonfinite:
-            _check_finite(arr)
+            _check_finite(arr, features)
     return arr
 
 
@@ -97,7 +98,7 @@ def _check_fits_float32(arr: np.ndarray) -> None:
         raise InputError(f"value {value!r} in row(s) {_rows(rows)} does not fit float32 (max {_F32_MAX:.3e})")
 
 
-def _check_finite(arr: np.ndarray) -> None:
+def _check_finite(arr: np.ndarray, features: Sequence[str]) -> None:
     if arr.size <= 4096:  # small inputs: the direct test is cheaper than entering np.errstate
         ok = bool(np.isfinite(arr).all())
     else:  # one fast reduction, no N-sized temporary; the row scan only when it fails
@@ -107,6 +108,16 @@ def _check_finite(arr: np.ndarray) -> None:
         bad = ~np.isfinite(arr)
         if bad.any():
             rows = np.unique(np.nonzero(bad)[0])
+            first_col = features[int(np.nonzero(bad[rows[0]])[0][0])]
             raise InputError(
-                f"NaN or inf in row(s) {_rows(rows)}: expected finite numbers (pass allow_nonfinite=True to keep them)"
+                f"NaN or inf in row(s) {_rows(rows)} (first in row {int(rows[0])}, column {first_col!r}): "
+                f"expected finite numbers (pass allow_nonfinite=True to keep them)"
             )
+
+
+def out_of_range(arr: np.ndarray, low: Sequence[float | None], high: Sequence[float | None]) -> np.ndarray:
+    """(N,) bool: rows with any feature outside the training range [low, high] (None = unbounded)."""
+    lo = np.array([-np.inf if v is None else v for v in low])
+    hi = np.array([np.inf if v is None else v for v in high])
+    with np.errstate(invalid="ignore"):
+        return np.asarray(((arr < lo) | (arr > hi)).any(axis=1))

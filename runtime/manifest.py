@@ -1,24 +1,84 @@
-"""manifest.json (schema edgeclf.manifest/1): written by the exporter and read by the runtime, with this code."""
+"""manifest.json (schema edgeclf.manifest/2): written by the exporter and read by the runtime, with this code.
+
+Every section is a frozen dataclass that reads (`from_dict`, validating as it goes), and writes (`to_dict`) itself;
+a manifest missing a required part is an ArtifactError naming it, at load time.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
+from edgeclf.runtime.contract import INPUT_DTYPE, kind_of, n_logits
 from edgeclf.runtime.errors import ArtifactError
 
-SCHEMA = "edgeclf.manifest/1"
+SCHEMA = "edgeclf.manifest/2"
+OLD_SCHEMAS = ("edgeclf.manifest/1",)
 MANIFEST = "manifest.json"
-FORMATS = ("onnx", "torchscript", "torch.export")
-_REQUIRED = ("schema", "task", "kind", "classes", "features", "input", "outputs", "files", "domain")
+FORMATS = ("onnx", "torchscript", "torch.export", "ort", "onnx-int8", "c")
+ORIGINS = ("trained", "imported")
 
 
-def json_bytes(obj: Any) -> bytes:
-    """The one JSON encoding of every file edgeclf commits: stable keys order, 2-space indent, final newline."""
-    return (json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
+class _Reader:
+    """Typed access to one JSON object of the manifest; every failure names the section and key."""
+
+    def __init__(self, d: Any, where: str) -> None:
+        if not isinstance(d, dict):
+            raise ArtifactError(f"{where}: expected a JSON object, got {type(d).__name__}")
+        self.d, self.where = d, where
+
+    def get(self, key: str, types: type | tuple[type, ...], default: Any = ..., *, where: str = "") -> Any:
+        if key not in self.d or self.d[key] is None:
+            if default is ...:
+                raise ArtifactError(f"{self.where}: missing required key {key!r}")
+            return default
+        v = self.d[key]
+        ok = isinstance(v, types) and not (isinstance(v, bool) and bool not in _as_tuple(types))
+        if not ok:
+            raise ArtifactError(f"{self.where}.{key}: {v!r} has the wrong type, expected {_names(types)}")
+        return v
+
+    def number(self, key: str, default: Any = ...) -> float | None:
+        v = self.get(key, (int, float), default)
+        return None if v is None else float(v)
+
+    def section(self, key: str) -> _Reader:
+        return _Reader(self.get(key, dict), f"{self.where}.{key}")
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        v = self.get(key, list)
+        if not all(isinstance(s, str) for s in v):
+            raise ArtifactError(f"{self.where}.{key}: expected a list of strings, got {v!r}")
+        return tuple(v)
+
+    def numbers(self, key: str) -> tuple[float, ...]:
+        v = self.get(key, list)
+        if not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in v):
+            raise ArtifactError(f"{self.where}.{key}: expected a list of numbers, got {v!r}")
+        return tuple(float(s) for s in v)
+
+
+def _as_tuple(t: type | tuple[type, ...]) -> tuple[type, ...]:
+    return t if isinstance(t, tuple) else (t,)
+
+
+def _names(t: type | tuple[type, ...]) -> str:
+    return " or ".join(x.__name__ for x in _as_tuple(t))
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def onnx_metadata(task: str, kind: str, classes: Sequence[str], features: Sequence[str], batch: int) -> dict[str, str]:
@@ -33,28 +93,155 @@ def onnx_metadata(task: str, kind: str, classes: Sequence[str], features: Sequen
     }
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+@dataclass(frozen=True)
+class Feature:
+    """One input column, as MLflow's signature describes it: name, dtype and what training saw."""
+
+    name: str
+    dtype: str = INPUT_DTYPE
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    std: float | None = None
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> Feature:
+        r = _Reader(d, where)
+        dtype = r.get("dtype", str)
+        if dtype != INPUT_DTYPE:
+            raise ArtifactError(f"{where}.dtype: {dtype!r}, expected {INPUT_DTYPE!r}")
+        return cls(r.get("name", str), dtype, *(r.number(k, None) for k in ("min", "max", "mean", "std")))
+
+    def to_dict(self) -> dict[str, Any]:
+        return _drop_none(dict(name=self.name, dtype=self.dtype, min=self.min, max=self.max, mean=self.mean,
+                               std=self.std))
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    name: str  # the graph output's name
+    columns: int
+    index: int  # position in a TorchScript / .pt2 output tuple
+    meaning: str = ""
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> OutputSpec:
+        r = _Reader(d, where)
+        return cls(r.get("name", str), r.get("columns", int), r.get("index", int), r.get("meaning", str, ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(name=self.name, columns=self.columns, index=self.index, meaning=self.meaning)
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The graph's input and two outputs, and how to feed a fixed-batch file."""
+
+    input: str
+    logits: OutputSpec
+    probabilities: OutputSpec
+    dtype: str = INPUT_DTYPE
+    padding: str = ""
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> Signature:
+        r = _Reader(d, where)
+        outs = r.section("outputs")
+        return cls(r.get("input", str), OutputSpec.from_dict(outs.get("logits", dict), f"{where}.outputs.logits"),
+                   OutputSpec.from_dict(outs.get("probabilities", dict), f"{where}.outputs.probabilities"),
+                   r.get("dtype", str), r.get("padding", str, ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(input=self.input, dtype=self.dtype, padding=self.padding,
+                    outputs={"logits": self.logits.to_dict(), "probabilities": self.probabilities.to_dict()})
+
+    def output(self, key: str) -> OutputSpec:
+        return self.logits if key == "logits" else self.probabilities
 
 
 @dataclass(frozen=True)
 class FileEntry:
     path: str  # relative to the artifact folder, no '..'
-    format: str  # onnx | torchscript | torch.export
+    format: str  # one of FORMATS
     batch_size: int
     sha256: str
     bytes: int
     opset: int | None = None
+    fixed_batch: bool = True  # False: the file accepts any batch (TorchScript does; the others do not)
+    details: Mapping[str, int | float | str] = field(default_factory=dict)  # per-format facts (C: flash/RAM bytes)
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> FileEntry:
+        r = _Reader(d, where)
+        details = r.get("details", dict, {})
+        if not all(isinstance(v, (int, float, str)) for v in details.values()):
+            raise ArtifactError(f"{where}.details: values must be numbers or strings")
+        return cls(r.get("path", str), r.get("format", str), r.get("batch_size", int), r.get("sha256", str),
+                   r.get("bytes", int), r.get("opset", int, None), r.get("fixed_batch", bool, True), details)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        if self.opset is None:
-            del d["opset"]
-        return d
+        d = dict(path=self.path, format=self.format, batch_size=self.batch_size, fixed_batch=self.fixed_batch,
+                 sha256=self.sha256, bytes=self.bytes, opset=self.opset, details=dict(self.details) or None)
+        return _drop_none(d)
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The box the export was checked over (data range +- a margin) and the grid used for pictures."""
+
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> Domain:
+        r = _Reader(d, where)
+        return cls(r.numbers("low"), r.numbers("high"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(low=list(self.low), high=list(self.high))
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where the model came from: trained by edgeclf, or imported (export_model / --from)."""
+
+    kind: str  # trained | imported
+    architecture: str
+    parameters: int
+    class_name: str = ""
+    state_dict_sha256: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)  # hidden sizes, activation, output activation...
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> Origin:
+        r = _Reader(d, where)
+        kind = r.get("kind", str)
+        if kind not in ORIGINS:
+            raise ArtifactError(f"{where}.kind: {kind!r}, expected one of {', '.join(ORIGINS)}")
+        return cls(kind, r.get("architecture", str), r.get("parameters", int), r.get("class_name", str, ""),
+                   r.get("state_dict_sha256", str, ""), r.get("details", dict, {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(kind=self.kind, architecture=self.architecture, parameters=self.parameters,
+                    class_name=self.class_name, state_dict_sha256=self.state_dict_sha256, details=dict(self.details))
+
+
+@dataclass(frozen=True)
+class Parity:
+    """What was checked and under which policy. Measured differences depend on the CPU that measured them, so
+    they are printed by `edgeclf export/verify`, never written here: this file must be the same on every machine."""
+
+    checked_on: str
+    policy: Mapping[str, float]
+    files: Mapping[str, Mapping[str, Any]]  # path -> {rows, passed}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> Parity:
+        r = _Reader(d, where)
+        return cls(r.get("checked_on", str), r.get("policy", dict), r.get("files", dict))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(checked_on=self.checked_on, policy=dict(self.policy), files={k: dict(v) for k, v in self.files.items()})
 
 
 @dataclass(frozen=True)
@@ -62,73 +249,83 @@ class Manifest:
     task: str
     kind: str  # binary | multiclass
     classes: tuple[str, ...]  # index i = probability column i
-    features: tuple[str, ...]
-    input: dict[str, Any]  # {name, dtype}
-    outputs: dict[str, Any]  # {logits: {name, columns}, probabilities: {name, columns}}
+    features: tuple[Feature, ...]
+    signature: Signature
     files: tuple[FileEntry, ...]
-    metrics: dict[str, Any] = field(default_factory=dict)
-    parity: dict[str, Any] = field(default_factory=dict)  # file path -> parity figures
-    versions: dict[str, str] = field(default_factory=dict)
-    domain: dict[str, list[float]] = field(default_factory=dict)  # {low: [..], high: [..]} per feature
-    data: dict[str, Any] = field(default_factory=dict)  # description, rows, split (for the model card)
-    model: dict[str, Any] = field(default_factory=dict)  # architecture summary (for the model card)
+    domain: Domain
+    origin: Origin
+    parity: Parity
+    data: Mapping[str, Any] = field(default_factory=dict)  # description, rows, split (for the model card)
+    metrics: Mapping[str, Any] = field(default_factory=dict)  # training metrics (trained models only)
+    versions: Mapping[str, str] = field(default_factory=dict)
     schema: str = SCHEMA
 
     @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    @property
     def onnx_files(self) -> list[FileEntry]:
-        return sorted((f for f in self.files if f.format == "onnx"), key=lambda f: f.batch_size)
+        return self.files_of("onnx")
+
+    def files_of(self, fmt: str) -> list[FileEntry]:
+        return sorted((f for f in self.files if f.format == fmt), key=lambda f: f.batch_size)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema": self.schema, "task": self.task, "kind": self.kind,
-            "classes": list(self.classes), "features": list(self.features),
-            "input": self.input, "outputs": self.outputs,
-            "files": [f.to_dict() for f in self.files],
-            "domain": self.domain, "data": self.data, "model": self.model, "metrics": self.metrics,
-            "parity": self.parity, "versions": self.versions,
+            "schema": self.schema, "task": self.task, "kind": self.kind, "classes": list(self.classes),
+            "features": [f.to_dict() for f in self.features], "signature": self.signature.to_dict(),
+            "files": [f.to_dict() for f in self.files], "domain": self.domain.to_dict(),
+            "origin": self.origin.to_dict(), "data": dict(self.data), "metrics": dict(self.metrics),
+            "parity": self.parity.to_dict(), "versions": dict(self.versions),
         }
-
-    def to_json(self) -> bytes:
-        return json_bytes(self.to_dict())
 
     @classmethod
     def from_dict(cls, d: Any, where: str = MANIFEST) -> Manifest:
-        if not isinstance(d, dict):
-            raise ArtifactError(f"{where}: expected a JSON object, got {type(d).__name__}")
-        if d.get("schema") != SCHEMA:
-            raise ArtifactError(f"{where}: unknown schema {d.get('schema')!r}, expected {SCHEMA!r}")
-        missing = [k for k in _REQUIRED if k not in d]
-        if missing:
-            raise ArtifactError(f"{where}: missing key(s) {', '.join(missing)}")
-        try:
-            m = cls(
-                task=str(d["task"]), kind=str(d["kind"]),
-                classes=tuple(str(c) for c in d["classes"]), features=tuple(str(f) for f in d["features"]),
-                input=dict(d["input"]), outputs=dict(d["outputs"]),
-                files=tuple(FileEntry(**f) for f in d["files"]),
-                metrics=dict(d.get("metrics", {})), parity=dict(d.get("parity", {})),
-                versions=dict(d.get("versions", {})), domain=dict(d["domain"]),
-                data=dict(d.get("data", {})), model=dict(d.get("model", {})),
-            )
-        except (TypeError, ValueError) as e:
-            raise ArtifactError(f"{where}: malformed entry ({e})") from None
+        r = _Reader(d, where)
+        schema = r.get("schema", str)
+        if schema in OLD_SCHEMAS:
+            raise ArtifactError(f"{where}: schema {schema!r} is from an older edgeclf; re-export the folder with "
+                                f"`edgeclf export` to get {SCHEMA!r}")
+        if schema != SCHEMA:
+            raise ArtifactError(f"{where}: unknown schema {schema!r}, expected {SCHEMA!r}")
+        features = r.get("features", list)
+        m = cls(
+            task=r.get("task", str), kind=r.get("kind", str), classes=r.strings("classes"),
+            features=tuple(Feature.from_dict(f, f"{where}.features[{i}]") for i, f in enumerate(features)),
+            signature=Signature.from_dict(r.get("signature", dict), f"{where}.signature"),
+            files=tuple(FileEntry.from_dict(f, f"{where}.files[{i}]") for i, f in enumerate(r.get("files", list))),
+            domain=Domain.from_dict(r.get("domain", dict), f"{where}.domain"),
+            origin=Origin.from_dict(r.get("origin", dict), f"{where}.origin"),
+            parity=Parity.from_dict(r.get("parity", dict), f"{where}.parity"),
+            data=r.get("data", dict, {}), metrics=r.get("metrics", dict, {}), versions=r.get("versions", dict, {}),
+        )
         m.validate(where)
         return m
 
     def validate(self, where: str = MANIFEST) -> None:
-        expected_kind = "binary" if len(self.classes) == 2 else "multiclass"
-        if len(self.classes) < 2 or self.kind != expected_kind:
-            raise ArtifactError(f"{where}: kind {self.kind!r} with {len(self.classes)} classes, expected {expected_kind!r}")
-        if not self.features:
-            raise ArtifactError(f"{where}: no features listed")
-        if not isinstance(self.input.get("name"), str) or self.input.get("dtype") != "float32":
-            raise ArtifactError(f"{where}: input must be {{name, dtype: float32}}, got {self.input}")
-        for f in self.files:
-            if f.format not in FORMATS:
-                raise ArtifactError(f"{where}: file {f.path!r} has unknown format {f.format!r}, expected one of {FORMATS}")
-            if not isinstance(f.batch_size, int) or f.batch_size < 1:
-                raise ArtifactError(f"{where}: file {f.path!r} has batch_size {f.batch_size!r}, expected an integer >= 1")
-            _check_relative(f.path, where)
+        """Cross-section consistency: the parts agree with each other."""
+        k, f = len(self.classes), len(self.features)
+        if k < 2 or self.kind != kind_of(k):
+            raise ArtifactError(f"{where}: kind {self.kind!r} with {k} classes, expected {kind_of(k)!r}")
+        if len(set(self.classes)) != k:
+            raise ArtifactError(f"{where}: classes {list(self.classes)} has duplicates")
+        names = self.feature_names
+        if not names or len(set(names)) != f:
+            raise ArtifactError(f"{where}: features {list(names)} must be a non-empty list of distinct names")
+        sig = self.signature
+        if sig.logits.columns != n_logits(k) or sig.probabilities.columns != k:
+            raise ArtifactError(f"{where}: outputs have {sig.logits.columns} logit and {sig.probabilities.columns} "
+                                f"probability columns, expected {n_logits(k)} and {k} for {k} classes")
+        if len(self.domain.low) != f or len(self.domain.high) != f:
+            raise ArtifactError(f"{where}: domain has {len(self.domain.low)}/{len(self.domain.high)} bounds, "
+                                f"expected {f} (one per feature)")
+        for e in self.files:
+            if e.format not in FORMATS:
+                raise ArtifactError(f"{where}: file {e.path!r} has unknown format {e.format!r}, expected one of {FORMATS}")
+            if e.batch_size < 1:
+                raise ArtifactError(f"{where}: file {e.path!r} has batch_size {e.batch_size!r}, expected an integer >= 1")
+            _check_relative(e.path, where)
 
     @classmethod
     def read(cls, path: str | Path) -> tuple[Manifest, Path]:
@@ -153,7 +350,8 @@ class Manifest:
 
     def read_checked(self, folder: Path, entry: FileEntry) -> tuple[Path, bytes]:
         """The entry's path and bytes, read once and checked against its sha256 and size: a mismatch is an
-        error, never a warning. Callers use these bytes, so nothing changes between check and use."""
+        error, never a warning. The runtime builds its sessions from these bytes, so nothing can change between
+        check and use; torch loaders take the path after the check."""
         target = self.resolve(folder, entry)
         if not target.is_file():
             raise ArtifactError(f"{entry.path} listed in the manifest is missing from {folder}")
@@ -165,6 +363,7 @@ class Manifest:
                 f"{entry.sha256[:12]}... ({entry.bytes} bytes): the file was modified or corrupted; re-export it"
             )
         return target, data
+
 
 def _check_relative(path: str, where: str) -> None:
     parts = Path(path).parts

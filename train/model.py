@@ -8,9 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from edgeclf.runtime.contract import n_logits
 from edgeclf.runtime.errors import InputError
-
-ACTIVATIONS = ("none", "relu", "tanh")
+from edgeclf.train.settings import ACTIVATIONS
 
 
 @dataclass(frozen=True)
@@ -20,21 +20,25 @@ class ModelConfig:
     n_classes: int
     hidden: tuple[int, ...]
     activation: str = "relu"
+    standardize: bool = False  # a Standardize layer first: (x - mean) / std, statistics kept in the state_dict
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
-            raise InputError(
-                f"unknown activation {self.activation!r}: expected one of {', '.join(ACTIVATIONS)}"
-            )
+            raise InputError(f"unknown activation {self.activation!r}: expected one of {', '.join(ACTIVATIONS)}")
         if self.n_classes < 2:
             raise InputError(f"n_classes must be >= 2, got {self.n_classes}")
+        if self.n_features < 1:
+            raise InputError(f"n_features must be >= 1, got {self.n_features}")
         if any(h <= 0 for h in self.hidden):
             raise InputError(f"hidden sizes must be positive integers, got {self.hidden}")
 
     @property
     def n_outputs(self) -> int:
-        """Binary tasks have one logit (sigmoid); multiclass ones one per class (softmax)."""
-        return 1 if self.n_classes == 2 else self.n_classes
+        return n_logits(self.n_classes)
+
+    @property
+    def layer_sizes(self) -> list[int]:
+        return [self.n_features, *self.hidden, self.n_outputs]
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -46,43 +50,51 @@ class ModelConfig:
         return cls(**{**d, "hidden": tuple(d["hidden"])})
 
 
+class Standardize(nn.Module):
+    """(x - mean) / std with the train split's statistics as buffers: exported as plain Sub and Div nodes, so every
+    runtime (browser, C) takes raw feature values."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, n_features: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("std", torch.ones(n_features))
+
+    def fit(self, x: torch.Tensor) -> None:
+        """x (N, F): a constant feature (std 0) keeps std 1, so it is only centred."""
+        std = x.std(dim=0, unbiased=False)
+        self.mean.copy_(x.mean(dim=0))
+        self.std.copy_(torch.where(std > 0, std, torch.ones_like(std)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std  # (N, F)
+
+
 def build_mlp(cfg: ModelConfig) -> nn.Sequential:
-    """Linear layers of cfg.hidden sizes with cfg.activation between them, then the logit layer."""
-    layers: list[nn.Module] = []
-    width = cfg.n_features
-    for h in cfg.hidden:
-        layers.append(nn.Linear(width, h))
-        if cfg.activation == "relu":
-            layers.append(nn.ReLU())
-        elif cfg.activation == "tanh":
-            layers.append(nn.Tanh())
-        width = h
-    layers.append(nn.Linear(width, cfg.n_outputs))
+    """[Standardize], then Linear layers of cfg.hidden sizes with cfg.activation between them, then the logits."""
+    layers: list[nn.Module] = [Standardize(cfg.n_features)] if cfg.standardize else []
+    sizes = cfg.layer_sizes
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2 and cfg.activation != "none":
+            layers.append(nn.ReLU() if cfg.activation == "relu" else nn.Tanh())
     return nn.Sequential(*layers)
 
 
-class SmoothedBCEWithLogits(nn.BCEWithLogitsLoss):
-    """BCEWithLogitsLoss on targets pulled towards 1/2 by `smoothing`, as CrossEntropyLoss(label_smoothing)."""
+def loss_fn(cfg: ModelConfig) -> nn.Module:
+    """Binary: BCEWithLogits on one logit; multiclass: CrossEntropy on C logits. Both take (N, 1|C) logits and
+    (N,) class indices."""
+    if cfg.n_outputs == 1:
+        return _BinaryLoss()
+    return nn.CrossEntropyLoss()
 
-    def __init__(self, smoothing: float = 0.0) -> None:
-        super().__init__()
-        self.smoothing = smoothing
 
+class _BinaryLoss(nn.BCEWithLogitsLoss):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """logits (N, 1), target (N,) class indices 0/1."""
-        return super().forward(logits[:, 0], target.float() * (1 - self.smoothing) + self.smoothing / 2)
-
-
-def loss_fn(cfg: ModelConfig, smoothing: float = 0.0) -> nn.Module:
-    """Binary: BCEWithLogits on one logit; multiclass: CrossEntropy on C logits. Both take (N, 1|C) logits and
-    (N,) class indices.
-
-    Label smoothing keeps the logits in a range where float32 engines agree to the parity tolerance (an
-    unsmoothed fit of separable data drives them past 100, where one float32 ulp is already 8e-6).
-    """
-    if cfg.n_outputs == 1:
-        return SmoothedBCEWithLogits(smoothing)
-    return nn.CrossEntropyLoss(label_smoothing=smoothing)
+        return super().forward(logits[:, 0], target.to(logits.dtype))
 
 
 def predict_labels(logits: torch.Tensor) -> torch.Tensor:
@@ -90,3 +102,23 @@ def predict_labels(logits: torch.Tensor) -> torch.Tensor:
     if logits.shape[1] == 1:
         return (logits[:, 0] > 0).long()
     return logits.argmax(dim=1)
+
+
+class WithProbabilities(nn.Module):
+    """A logits network plus the output activation every exported file computes: x (N, F) -> logits (N, 1|C),
+    probabilities (N, C). Binary: [1-p, p] as sigmoid(z * [-1, 1]), exact (sigmoid(-z) is the accurate form of
+    1 - sigmoid(z)) and without a Neg node, which mobile execution providers (NNAPI, CoreML) do not all take."""
+
+    sign: torch.Tensor
+
+    def __init__(self, net: nn.Module, n_classes: int) -> None:
+        super().__init__()
+        self.net = net
+        self.binary = n_classes == 2
+        self.register_buffer("sign", torch.tensor([[-1.0, 1.0]]), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.net(x)  # (N, 1) or (N, C)
+        if self.binary:
+            return logits, torch.sigmoid(logits * self.sign)  # (N, 2)
+        return logits, torch.softmax(logits, dim=1)  # (N, C)

@@ -1,16 +1,16 @@
-"""The task registry: one entry per task holds its data, classes, model shape, defaults and target."""
+"""The task registry: one entry per task holds its data, classes, model shape, training recipe and target."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
 
 import numpy as np
 
 from edgeclf.runtime.errors import InputError
+from edgeclf.train.settings import FRESH_ROWS, FRESH_SEED, SPLIT, SPLIT_SEED, TEST_SIZE
 
-SPLIT_SEED = 42
-TEST_SIZE = 0.2
+MakeData = Callable[[int, int], tuple[np.ndarray, np.ndarray]]  # (rows, seed) -> X (N, F), y (N,)
 
 
 @dataclass(frozen=True)
@@ -19,98 +19,124 @@ class Dataset:
     y_train: np.ndarray  # (N,) int64
     x_test: np.ndarray
     y_test: np.ndarray
+    split: str = SPLIT
 
     @property
     def x_all(self) -> np.ndarray:
         return np.concatenate([self.x_train, self.x_test])
 
 
+def split_dataset(x: np.ndarray, y: np.ndarray, seed: int = SPLIT_SEED) -> Dataset:
+    from sklearn.model_selection import train_test_split
+
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x.astype(np.float32), y.astype(np.int64), test_size=TEST_SIZE, random_state=seed, stratify=y)
+    return Dataset(x_tr, y_tr, x_te, y_te)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the task trains with one optimizer: chosen for test accuracy and calibration on a fresh sample."""
+
+    lr: float
+    epochs: int
+    weight_decay: float = 0.0
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     name: str
-    make_data: Callable[[], tuple[np.ndarray, np.ndarray]]  # -> X (N, F), y (N,)
+    make_data: MakeData
     classes: tuple[str, ...]
     features: tuple[str, ...]
     hidden: tuple[int, ...]
-    activation: str
-    epochs: int
-    lr: float
-    optimizer: str
+    recipes: Mapping[str, Recipe]  # optimizer -> recipe; the first one is the default
     target_accuracy: float  # the test accuracy the defaults must reach
+    activation: str = "relu"
+    rows: int = 1000  # what make_data draws for training + test
+    standardize: bool = False  # learn the train split's mean/std into the graph's first nodes
     batch_size: int = 0  # 0 = full batch
     description: str = ""
+    fresh_targets: Mapping[str, float] = field(default_factory=dict)  # accuracy/log_loss/ece on the fresh sample
 
     @property
     def n_classes(self) -> int:
         return len(self.classes)
 
     @property
-    def kind(self) -> str:
-        return "binary" if self.n_classes == 2 else "multiclass"
+    def optimizer(self) -> str:
+        return next(iter(self.recipes))
 
     def dataset(self) -> Dataset:
-        from sklearn.model_selection import train_test_split
+        return split_dataset(*self.make_data(self.rows, SPLIT_SEED))
 
-        x, y = self.make_data()
-        x_tr, x_te, y_tr, y_te = train_test_split(
-            x.astype(np.float32), y.astype(np.int64), test_size=TEST_SIZE, random_state=SPLIT_SEED
-        )
-        return Dataset(x_tr, y_tr, x_te, y_te)
+    def fresh(self, rows: int = FRESH_ROWS, seed: int = FRESH_SEED) -> tuple[np.ndarray, np.ndarray]:
+        """New points from the task's own generator with another seed: the hold-out calibration is measured on."""
+        x, y = self.make_data(rows, seed)
+        return x.astype(np.float32), y.astype(np.int64)
 
 
-def _circles() -> tuple[np.ndarray, np.ndarray]:
+def _circles(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import make_circles
 
-    return make_circles(n_samples=1000, noise=0.03, random_state=42)
+    return make_circles(n_samples=n, noise=0.03, random_state=seed)
 
 
-def _blobs() -> tuple[np.ndarray, np.ndarray]:
+def _blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Four Gaussian clusters; the centres are always those random_state=42 draws, whatever the sample's seed."""
     from sklearn.datasets import make_blobs
 
-    x, y = make_blobs(n_samples=1000, n_features=2, centers=4, cluster_std=1.5, random_state=42)
+    centers = make_blobs(n_samples=4, n_features=2, centers=4, random_state=42, return_centers=True)[2]
+    x, y = make_blobs(n_samples=n, n_features=2, centers=centers, cluster_std=1.5, random_state=seed)
     return x, y
 
 
-def _moons() -> tuple[np.ndarray, np.ndarray]:
+def _moons(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import make_moons
 
-    return make_moons(n_samples=1000, noise=0.07, random_state=42)
+    return make_moons(n_samples=n, noise=0.07, random_state=seed)
 
 
-def _spirals(points_per_class: int = 100, n_classes: int = 3, noise: float = 0.2):
+def _spirals(n: int, seed: int, n_classes: int = 3, noise: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
     """The CS231n spiral: arm j sweeps angles [4j, 4j+4] with Gaussian noise on the angle."""
-    rng = np.random.RandomState(42)
+    rng = np.random.RandomState(seed)
+    per = n // n_classes
     xs, ys = [], []
     for j in range(n_classes):
-        r = np.linspace(0.0, 1.0, points_per_class)
-        t = np.linspace(j * 4, (j + 1) * 4, points_per_class) + rng.randn(points_per_class) * noise
+        r = np.linspace(0.0, 1.0, per)
+        t = np.linspace(j * 4, (j + 1) * 4, per) + rng.randn(per) * noise
         xs.append(np.c_[r * np.sin(t), r * np.cos(t)])
-        ys.append(np.full(points_per_class, j))
+        ys.append(np.full(per, j))
     return np.concatenate(xs), np.concatenate(ys)
 
 
+_TOY = dict(features=("x1", "x2"))
 TASKS: dict[str, TaskSpec] = {
     t.name: t
     for t in [
         TaskSpec(
-            "circles", _circles, ("outer", "inner"), ("x1", "x2"), (10, 10), "relu",
-            epochs=400, lr=0.02, optimizer="adam", target_accuracy=0.995,
+            "circles", _circles, ("outer", "inner"), hidden=(10, 10), target_accuracy=0.995,
+            recipes={"adam": Recipe(0.02, 400), "sgd": Recipe(0.1, 1000)},
             description="make_circles(1000, noise=0.03): inner vs outer ring",
+            fresh_targets={"accuracy": 0.995, "log_loss": 0.02, "ece": 0.02}, **_TOY,
         ),
         TaskSpec(
-            "blobs", _blobs, ("blob0", "blob1", "blob2", "blob3"), ("x1", "x2"), (8, 8), "relu",
-            epochs=400, lr=0.02, optimizer="adam", target_accuracy=0.995,
+            "blobs", _blobs, ("blob0", "blob1", "blob2", "blob3"), hidden=(8, 8), target_accuracy=0.995,
+            recipes={"adam": Recipe(0.02, 400), "sgd": Recipe(0.1, 1000)},
             description="make_blobs(1000, centers=4, cluster_std=1.5): four Gaussian clusters",
+            fresh_targets={"accuracy": 0.989, "log_loss": 0.035, "ece": 0.02}, **_TOY,
         ),
         TaskSpec(
-            "moons", _moons, ("upper", "lower"), ("x1", "x2"), (16, 16), "relu",
-            epochs=400, lr=0.02, optimizer="adam", target_accuracy=0.995,
+            "moons", _moons, ("upper", "lower"), hidden=(16, 16), target_accuracy=0.995,
+            recipes={"adam": Recipe(0.02, 400), "sgd": Recipe(0.1, 1000)},
             description="make_moons(1000, noise=0.07): two interleaved half-moons",
+            fresh_targets={"accuracy": 0.995, "log_loss": 0.01, "ece": 0.02}, **_TOY,
         ),
         TaskSpec(
-            "spirals", _spirals, ("arm0", "arm1", "arm2"), ("x1", "x2"), (64, 64), "relu",
-            epochs=600, lr=0.01, optimizer="adam", target_accuracy=0.98,
+            "spirals", _spirals, ("arm0", "arm1", "arm2"), hidden=(64, 64), target_accuracy=0.98, rows=300,
+            recipes={"adam": Recipe(0.01, 600), "sgd": Recipe(0.1, 2000)},
             description="CS231n spiral: 3 arms x 100 points, angle noise 0.2",
+            fresh_targets={"accuracy": 0.98, "log_loss": 0.10, "ece": 0.02}, **_TOY,
         ),
     ]
 }
@@ -120,6 +146,4 @@ def get_task(name: str) -> TaskSpec:
     try:
         return TASKS[name]
     except KeyError:
-        raise InputError(
-            f"unknown task {name!r}: expected one of {', '.join(TASKS)}"
-        ) from None
+        raise InputError(f"unknown task {name!r}: expected one of {', '.join(TASKS)}") from None

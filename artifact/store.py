@@ -1,8 +1,9 @@
-"""Artifact folders written atomically, and checkpoints saved and loaded safely.
+"""Artifact folders on disk: the file names, the one JSON encoding, and folders written atomically.
 
 A folder is never edited in place: the new version is built in a hidden sibling and swapped in with one
 rename (Linux renameat2 RENAME_EXCHANGE), under a lock so that concurrent writers take turns. A crash at
-any point leaves either the previous folder or the new one, never a mix.
+any point leaves either the previous folder or the new one, never a mix. Standard library only: train, export,
+report and the CLI share it, and none of them needs torch to write a file.
 """
 
 from __future__ import annotations
@@ -10,23 +11,35 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-import torch
-
 from edgeclf.runtime.errors import ArtifactError, InputError
-from edgeclf.runtime.manifest import json_bytes
-from edgeclf.train.loop import TrainResult
-from edgeclf.train.model import ModelConfig, build_mlp
+from edgeclf.runtime.manifest import MANIFEST
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
-CHECKPOINT_FORMAT = "edgeclf.checkpoint/1"
+CARD = "MODEL_CARD.md"
+TORCHSCRIPT = "model.torchscript.pt"
+PT2 = "model.pt2"
+C_HEADER = "model.h"
 _RENAME_EXCHANGE = 2
+
+__all__ = ["CARD", "CHECKPOINT", "C_HEADER", "MANIFEST", "METRICS", "PT2", "TORCHSCRIPT", "json_bytes", "onnx_name",
+           "staged_folder", "writable_parent", "write_bytes", "write_json"]
+
+
+def onnx_name(batch: int, suffix: str = "onnx") -> str:
+    return f"model.b{batch}.{suffix}"
+
+
+def json_bytes(obj: Any) -> bytes:
+    """The one JSON encoding of every file edgeclf commits: stable keys order, 2-space indent, final newline."""
+    return (json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
 
 
 @contextlib.contextmanager
@@ -113,51 +126,12 @@ def write_bytes(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
-def save_training(result: TrainResult, out: Path) -> None:
-    """Write checkpoint.pt and metrics.json as a new version of folder out (stale exports dropped)."""
-    ckpt = {
-        "format": CHECKPOINT_FORMAT,
-        "model_config": result.model_config.to_dict(),
-        "train_config": result.metrics["train_config"],
-        "state_dict": {k: v.detach().cpu() for k, v in result.model.state_dict().items()},
-    }
-    with staged_folder(out) as tmp:
-        torch.save(ckpt, tmp / CHECKPOINT)  # written under its final name: the archive embeds it
-        write_bytes(tmp / METRICS, json_bytes(result.metrics))
+def write_json(path: Path, obj: Any) -> None:
+    write_bytes(path, json_bytes(obj))
 
 
-def checkpoint_path(folder: Path, task: str | None = None) -> Path:
-    path = Path(folder) / CHECKPOINT
-    if not path.is_file():
-        raise ArtifactError(f"no checkpoint at {path}: run `edgeclf train {task or 'TASK'}` first")
-    return path
-
-
-def load_checkpoint(folder: Path, task: str | None = None) -> tuple[torch.nn.Sequential, ModelConfig, dict[str, Any]]:
-    """Rebuild the model from the checkpoint's own config (never code defaults); weights_only=True."""
-    path = checkpoint_path(folder, task)
+def read_json(path: Path) -> Any:
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        if ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise KeyError("format")
-        cfg = ModelConfig.from_dict(ckpt["model_config"])
-        model = build_mlp(cfg)
-        model.load_state_dict(ckpt["state_dict"])
-    except Exception as e:  # a corrupt zip, a hostile pickle, a foreign dict: all refused alike
-        raise ArtifactError(
-            f"{path} is not a readable edgeclf checkpoint ({type(e).__name__}): retrain with `edgeclf train`"
-        ) from None
-    if task is not None and cfg.task != task:
-        raise ArtifactError(f"{path} is a checkpoint of task {cfg.task!r}, expected {task!r}")
-    metrics_path = Path(folder) / METRICS
-    metrics = _read_metrics(metrics_path)
-    return model.eval(), cfg, metrics
-
-
-def _read_metrics(path: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        return dict(json.loads(path.read_text()))
+        return json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise ArtifactError(f"cannot read {path}: {e}") from None

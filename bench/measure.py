@@ -1,4 +1,4 @@
-"""`edgeclf bench`: rows/s of the runtime against eager PyTorch, TorchScript and raw onnxruntime, in one run.
+"""Measure the runtime against eager PyTorch, TorchScript and raw onnxruntime, side by side in one run.
 
 torch and onnx are optional here: their columns are skipped with a note when they are not installed.
 """
@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from edgeclf.runtime import Classifier, Manifest
+from edgeclf.runtime.contract import INPUT_NAME, PROBABILITIES
 
 ENGINES = ("eager", "torchscript", "onnxruntime", "classifier", "classifier-cuda")
 MIN_SECONDS = 0.25  # per engine and N: repeat until this much time has run (at least MIN_REPS times)
@@ -108,12 +109,13 @@ def torch_engines(folder: Path, manifest: Manifest, threads: int,
     try:
         import torch
 
-        from edgeclf.export.graph import load_torchscript
-        from edgeclf.export.pipeline import load_eager
+        from edgeclf.export.formats import load_torchscript
+        from edgeclf.export.subject import from_trained
+        from edgeclf.train.checkpoint import load_checkpoint
     except ImportError:
         return {}
     torch.set_num_threads(threads)
-    eager = load_eager(folder, manifest.task)[0].to(device)
+    eager = from_trained(load_checkpoint(folder, manifest.task)).model.to(device)
     ts_entry = next(f for f in manifest.files if f.format == "torchscript")
     scripted = load_torchscript(manifest.read_checked(folder, ts_entry)[0]).to(device)
 
@@ -148,14 +150,14 @@ def throughput(folder: Path, rows: Sequence[int], threads: int, report: BenchRep
     fixed = clf.sessions
     gpu_clf = cuda_classifier(folder, threads, report) if device == "cuda" else None
     rng = np.random.default_rng(0)
-    lo, hi = manifest.domain.get("low", [-1.0, -1.0]), manifest.domain.get("high", [1.0, 1.0])
+    lo, hi = manifest.domain.low, manifest.domain.high
     for n in rows:
         x = rng.uniform(lo, hi, (n, len(manifest.features))).astype(np.float32)
         for name, fn in engines.items():
             report.timings.append(time_call(lambda fn=fn, x=x: fn(x), n, name))
         sess = fixed.get(n, dyn)
         if sess is not None:
-            report.timings.append(time_call(lambda s=sess, x=x: s.run(["probabilities"], {"input": x}), n, "onnxruntime"))
+            report.timings.append(time_call(lambda s=sess, x=x: s.run([PROBABILITIES], {INPUT_NAME: x}), n, "onnxruntime"))
         report.timings.append(time_call(lambda x=x: clf.predict_proba(x), n, "classifier"))
         if gpu_clf is not None:
             report.timings.append(time_call(lambda x=x: gpu_clf.predict_proba(x), n, "classifier-cuda"))
@@ -186,9 +188,11 @@ def _measure(code: str, stdin: bytes = b"") -> dict[str, float]:
 
 def cold_start(folder: Path, report: BenchReport, repeats: int = 3) -> None:
     f = str(folder)
+    n_feat = len(Manifest.read(folder)[0].features)
+    row = ",".join(["0.0"] * n_feat)
     cases = {
         "runtime (import + load + 1 row)":
-            f"from edgeclf.runtime import Classifier; Classifier.load({f!r}).predict_proba([[0.0, 0.0]])",
+            f"from edgeclf.runtime import Classifier; Classifier.load({f!r}).predict_proba([[{row}]])",
         "edgeclf predict (CLI, 1 row)":
             f"sys.argv = ['edgeclf', 'predict', {f!r}, '-']; from edgeclf.cli.main import main; main()",
     }
@@ -197,11 +201,11 @@ def cold_start(folder: Path, report: BenchReport, repeats: int = 3) -> None:
 
         ts = str(folder / "model.torchscript.pt")
         cases["torch + TorchScript (import + load + 1 row)"] = (
-            f"import torch; m = torch.jit.load({ts!r}); m(torch.zeros(1, 2))")
+            f"import torch; m = torch.jit.load({ts!r}); m(torch.zeros(1, {n_feat}))")
     except ImportError:
         report.notes.append("torch is not installed: no torch cold start")
     for name, code in cases.items():
-        runs = [_measure(code, b"0.0,0.0\n") for _ in range(repeats)]
+        runs = [_measure(code, (row + "\n").encode()) for _ in range(repeats)]
         report.cold_start[name] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
@@ -211,48 +215,3 @@ def run_bench(folder: Path, rows: Sequence[int], threads: int, cold: bool = True
     if cold:
         cold_start(Path(folder), report)
     return report
-
-
-def format_report(report: BenchReport) -> str:
-    from edgeclf.cli.main import table
-
-    rows = sorted({t.rows for t in report.timings})
-    engines = [e for e in ENGINES if any(t.engine == e for t in report.timings)]
-    lines = [f"{report.folder}: {report.machine['cpu']}, {report.machine['cores']} cores, {report.threads} threads, "
-             f"torch on {report.device}"]
-    head = ["rows"] + [f"{e} M rows/s" for e in engines] + [f"clf/{e}" for e in ENGINES[:3]]
-    body = []
-    for n in rows:
-        got = {e: report.get(e, n) for e in engines}
-        cells: list[object] = [f"{n:,}"]
-        cells += [f"{t.rows_per_s / 1e6:.3g} ±{(t.p90_s - t.p10_s) / t.median_s / 2:.0%}" if t else "-"
-                  for t in got.values()]
-        clf = got["classifier"]
-        cells += [f"{t.median_s / clf.median_s:.2f}x" if (t and clf) else "-" for t in map(got.get, ENGINES[:3])]
-        body.append(cells)
-    lines.append(table(body, head))
-    lines.append("")
-    lines.append(table([(k, f"{v['wall_s']:.3f}", f"{v['peak_rss_mb']:.0f}") for k, v in report.cold_start.items()],
-                       ["cold start", "wall s", "peak RSS MB"]))
-    lines += [f"note: {n}" for n in report.notes]
-    return "\n".join(lines)
-
-
-def chart(report: BenchReport, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
-    for engine in ENGINES:
-        pts = sorted((t.rows, t.rows_per_s) for t in report.timings if t.engine == engine)
-        if pts:
-            ax.plot(*zip(*pts), marker="o", label=engine)
-    ax.set(xscale="log", yscale="log", xlabel="rows per call (N)", ylabel="rows / s",
-           title=f"{Path(report.folder).name}: throughput, {report.threads} threads")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)

@@ -10,11 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from edgeclf.export.pipeline import grid_points
+from edgeclf.export.geometry import PICTURE_GRID as GRID
+from edgeclf.export.geometry import grid_points
+from edgeclf.export.parity import PROBA_ATOL
 from edgeclf.runtime import Classifier, Manifest
+from edgeclf.train.tasks import Dataset
 
-GRID = 101  # the lesson's plot_decision_boundary grid (the parity check itself uses 201 x 201)
-COLORS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860")  # one per class, colour-blind safe
+COLORS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974",
+          "#64B5CD")  # one per class (up to 10), colour-blind safe (seaborn "deep")
 PNG_META = {"Software": None}
 
 
@@ -32,12 +35,12 @@ def _regions(ax: Any, manifest: Manifest, labels: np.ndarray, n: int) -> None:
     from matplotlib.colors import ListedColormap
 
     k = len(manifest.classes)
-    lo, hi = manifest.domain["low"], manifest.domain["high"]
+    lo, hi = manifest.domain.low, manifest.domain.high
     ax.imshow(labels.reshape(n, n), origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]), aspect="auto",
               cmap=ListedColormap(COLORS[:k]), vmin=-0.5, vmax=k - 0.5, alpha=0.35, interpolation="nearest")
 
 
-def boundary(clf: Classifier, data: Any, out: Path) -> None:
+def boundary(clf: Classifier, data: Dataset, out: Path) -> None:
     """Decision regions computed by the runtime, train (dots) and test (crosses) points over them."""
     plt = _plt()
     m = clf.manifest
@@ -50,8 +53,8 @@ def boundary(clf: Classifier, data: Any, out: Path) -> None:
         ax.scatter(tr[:, 0], tr[:, 1], s=7, color=COLORS[i], edgecolors="none", label=f"{name} (train)")
         ax.scatter(te[:, 0], te[:, 1], s=22, color=COLORS[i], marker="x", linewidths=1.0, label=f"{name} (test)")
     acc = float((clf.predict_proba(data.x_test).argmax(1) == data.y_test).mean())
-    ax.set(xlabel=m.features[0], ylabel=m.features[1], xlim=(m.domain["low"][0], m.domain["high"][0]),
-           ylim=(m.domain["low"][1], m.domain["high"][1]),
+    f = m.feature_names
+    ax.set(xlabel=f[0], ylabel=f[1], xlim=(m.domain.low[0], m.domain.high[0]), ylim=(m.domain.low[1], m.domain.high[1]),
            title=f"{m.task}: decision regions (onnxruntime), test accuracy {acc:.2%}")
     ax.legend(loc="upper right", fontsize=7, ncol=2 if len(m.classes) > 2 else 1, framealpha=0.85)
     _save(fig, out)
@@ -78,7 +81,7 @@ def parity(clf: Classifier, eager_proba: np.ndarray, out: Path) -> None:
     got = clf.predict_proba(pts)
     diff = np.abs(got.astype(np.float64) - eager_proba).max(1)
     disagree = got.argmax(1) != eager_proba.argmax(1)
-    lo, hi = m.domain["low"], m.domain["high"]
+    lo, hi = m.domain.low, m.domain.high
     ext = (lo[0], hi[0], lo[1], hi[1])
     fig, axes = plt.subplots(1, 3, figsize=(12.6, 4.0), dpi=100)
     for ax, probs, name in ((axes[0], eager_proba, "eager PyTorch"), (axes[1], got, "runtime (onnxruntime)")):
@@ -91,13 +94,13 @@ def parity(clf: Classifier, eager_proba: np.ndarray, out: Path) -> None:
                         cmap=plt.get_cmap("magma", len(decades) - 1), norm=BoundaryNorm(decades, len(decades) - 1))
     bar = fig.colorbar(im, ax=axes[2], fraction=0.046, label="|runtime - eager| (max over classes)")
     bar.set_ticks(decades[1:-1], labels=[f"{d:.0e}" for d in decades[1:-1]])
-    axes[2].set_title(f"max abs diff {diff.max():.1e} (policy 1e-5), {int(disagree.sum())} label flips")
+    axes[2].set_title(f"max abs diff {diff.max():.1e} (policy {PROBA_ATOL:g}), {int(disagree.sum())} label flips")
     if disagree.any():
         for ax in axes:
             ax.scatter(pts[disagree, 0], pts[disagree, 1], s=18, marker="x", color="red", label="label disagrees")
         axes[2].legend(loc="upper right", fontsize=7)
     for ax in axes:
-        ax.set(xlabel=m.features[0], ylabel=m.features[1])
+        ax.set(xlabel=m.feature_names[0], ylabel=m.feature_names[1])
     fig.suptitle(f"{m.task}: runtime vs eager PyTorch on a {GRID}x{GRID} grid")
     _save(fig, out)
 
@@ -111,13 +114,79 @@ def training(metrics: dict[str, Any], task: str, out: Path) -> None:
     for split, style in (("train", "-"), ("test", "--")):
         a.plot(epochs, h[f"{split}_loss"], style, label=split)
         b.plot(epochs, np.asarray(h[f"{split}_accuracy"]) * 100, style, label=split)
-    a.set(xlabel="epoch", ylabel="loss (unsmoothed)", yscale="log", title=f"{task}: loss")
+    a.set(xlabel="epoch", ylabel="loss", yscale="log", title=f"{task}: loss")
     b.set(xlabel="epoch", ylabel="accuracy (%)", title=f"{task}: accuracy (final test {metrics['test_accuracy']:.2%})")
     b.set_ylim(max(0.0, min(h["test_accuracy"] + h["train_accuracy"]) * 100 - 2), 100.5)
     for ax in (a, b):
         ax.grid(alpha=0.3)
         ax.legend()
     _save(fig, out)
+
+
+def calibration(samples: dict[str, tuple[np.ndarray, np.ndarray]], task: str, out: Path) -> None:
+    """Reliability diagram (top-label confidence vs accuracy per bin) with the bin counts, for each sample."""
+    from edgeclf.train.calibration import reliability
+
+    plt = _plt()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=100)
+    a.plot([0, 1], [0, 1], ":", color="gray", label="perfectly calibrated")
+    width = 0.1 / max(1, len(samples))
+    for i, (name, (proba, y)) in enumerate(samples.items()):
+        r = reliability(proba, y, bins=10)
+        filled = r.counts > 0
+        a.plot(r.confidence[filled], r.accuracy[filled], "o-", color=COLORS[i], label=f"{name} (ECE {r.ece:.4f})")
+        b.bar(r.edges[:-1] + i * width, r.counts, width=width, align="edge", color=COLORS[i], label=name)
+    a.set(xlabel="confidence (top-class probability)", ylabel="accuracy", xlim=(0, 1.02), ylim=(0, 1.02),
+          title=f"{task}: reliability (10 bins)")
+    b.set(xlabel="confidence bin", ylabel="rows (log)", yscale="log", title="rows per bin")
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    _save(fig, out)
+
+
+def tabular(clf: Classifier, data: Dataset, out: Path) -> None:
+    """For more than two features: the confusion matrix, per-class precision and recall on the test split, and
+    the test points in their first two principal components, coloured by true class, misclassified ones ringed."""
+    plt = _plt()
+    m = clf.manifest
+    k = len(m.classes)
+    pred = clf.predict_proba(data.x_test).argmax(1)
+    conf = np.zeros((k, k), np.int64)
+    np.add.at(conf, (data.y_test, pred), 1)
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4.6), dpi=100)
+    a.imshow(conf, cmap="Blues")
+    for (i, j), v in np.ndenumerate(conf):
+        a.text(j, i, str(v), ha="center", va="center", fontsize=7 if k > 6 else 9)
+    a.set(xticks=range(k), yticks=range(k), xlabel="predicted", ylabel="true", title=f"{m.task}: confusion (test)")
+    a.set_xticklabels(m.classes, rotation=45, ha="right", fontsize=7)
+    a.set_yticklabels(m.classes, fontsize=7)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision, recall = np.diag(conf) / conf.sum(0), np.diag(conf) / conf.sum(1)
+    xs = np.arange(k)
+    b.bar(xs - 0.2, np.nan_to_num(precision), 0.4, label="precision")
+    b.bar(xs + 0.2, np.nan_to_num(recall), 0.4, label="recall")
+    b.set(xticks=xs, ylim=(max(0.0, float(np.nanmin(np.r_[precision, recall, 1.0])) - 0.05), 1.01),
+          title="per class (test)")
+    b.set_xticklabels(m.classes, rotation=45, ha="right", fontsize=7)
+    b.legend(fontsize=8)
+    _pca_scatter(c, data, pred, m.classes)
+    _save(fig, out)
+
+
+def _pca_scatter(ax: Any, data: Dataset, pred: np.ndarray, classes: tuple[str, ...]) -> None:
+    x = data.x_train.astype(np.float64)
+    mean, std = x.mean(0), np.where(x.std(0) > 0, x.std(0), 1.0)
+    _, _, vt = np.linalg.svd((x - mean) / std, full_matrices=False)
+    # rounded: the last bits of an SVD differ between CPUs, and the committed picture must not
+    z = np.round(((data.x_test - mean) / std) @ (vt[:2].T * np.sign(vt[:2, :1].T + 1e-300)), 4)  # (N, 2)
+    for i, name in enumerate(classes):
+        sel = data.y_test == i
+        ax.scatter(z[sel, 0], z[sel, 1], s=9, color=COLORS[i % len(COLORS)], label=name)
+    wrong = pred != data.y_test
+    ax.scatter(z[wrong, 0], z[wrong, 1], s=60, facecolors="none", edgecolors="red", label="misclassified")
+    ax.set(xlabel="PC1", ylabel="PC2", title=f"test points, first two principal components ({int(wrong.sum())} wrong)")
+    ax.legend(fontsize=6, ncol=2)
 
 
 def _save(fig: Any, out: Path) -> None:

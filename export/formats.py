@@ -1,4 +1,5 @@
-"""Writers for the three export formats, all at a fixed input shape [B, F] with two outputs."""
+"""Writers and loaders of the torch-made formats (ONNX, TorchScript, .pt2), at a fixed input shape [B, F] with two
+outputs: logits and probabilities."""
 
 from __future__ import annotations
 
@@ -7,36 +8,29 @@ import hashlib
 import io
 import logging
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 import torch
 from torch import nn
 
+from edgeclf.runtime.contract import INPUT_NAME, LOGITS, OUTPUT_NAMES, PADDING_RULE, PROBABILITIES
+
 if TYPE_CHECKING:
     import onnx
 
-INPUT_NAME = "input"
-OUTPUT_NAMES = ("logits", "probabilities")
 
+@dataclass(frozen=True)
+class GraphDocs:
+    """What a client reading the ONNX file without the manifest needs: the graph, input and outputs explained."""
 
-class ExportModel(nn.Module):
-    """The MLP plus its output activation: x (N, F) -> logits (N, 1|C), probabilities (N, C)."""
-
-    def __init__(self, mlp: nn.Sequential, n_classes: int) -> None:
-        super().__init__()
-        self.mlp = mlp
-        self.binary = n_classes == 2
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.mlp(x)  # (N, 1) or (N, C)
-        if self.binary:
-            # [1-p, p] as sklearn's predict_proba; sigmoid(-z) is the accurate form of 1 - sigmoid(z)
-            probs = torch.sigmoid(torch.cat([-logits, logits], dim=1))  # (N, 2)
-        else:
-            probs = torch.softmax(logits, dim=1)  # (N, C)
-        return logits, probs
-
+    graph: str
+    input: str
+    logits: str
+    probabilities: str
+    producer_version: str
+    model_version: int
 
 @contextlib.contextmanager
 def _quiet_torch() -> Iterator[None]:
@@ -54,8 +48,8 @@ def _quiet_torch() -> Iterator[None]:
             lg.setLevel(lv)
 
 
-def write_onnx(model: ExportModel, n_features: int, batch: int, opset: int, path: Path,
-               metadata: dict[str, str]) -> None:
+def write_onnx(model: nn.Module, n_features: int, batch: int, opset: int, path: Path,
+               metadata: dict[str, str], docs: GraphDocs) -> None:
     import onnx
 
     example = (torch.zeros(batch, n_features),)
@@ -70,9 +64,20 @@ def write_onnx(model: ExportModel, n_features: int, batch: int, opset: int, path
     for key, value in sorted(metadata.items()):
         proto.metadata_props.add(key=key, value=value)
     proto.producer_name = "edgeclf"
+    proto.producer_version = docs.producer_version
+    proto.model_version = docs.model_version
+    _document(proto, docs)
     onnx.checker.check_model(proto, full_check=True)
     onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
     onnx.save_model(proto, str(path))
+
+
+def _document(proto: onnx.ModelProto, docs: GraphDocs) -> None:
+    g = proto.graph
+    proto.doc_string = g.doc_string = docs.graph + " " + PADDING_RULE
+    text = {INPUT_NAME: docs.input, LOGITS: docs.logits, PROBABILITIES: docs.probabilities}
+    for value in [*g.input, *g.output]:
+        value.doc_string = text[value.name]
 
 
 def _strip_provenance(graph: onnx.GraphProto) -> None:
@@ -94,11 +99,11 @@ def _fresh_jit_state() -> None:
     torch.jit._state._clear_class_state()
 
 
-def write_torchscript(model: ExportModel, n_features: int, batch: int, path: Path) -> None:
+def write_torchscript(model: nn.Module, n_features: int, batch: int, path: Path) -> None:
     _fresh_jit_state()
     with _quiet_torch():
-        # torch.jit is deprecated since 2.10 and warns on every call, but the mission ships TorchScript for
-        # runtimes that still load it (LibTorch, PyTorch Mobile); the .pt2 beside it is the successor.
+        # torch.jit is deprecated since 2.10 and warns on every call; edgeclf still ships TorchScript for the
+        # runtimes that load it (LibTorch, PyTorch Mobile), and the .pt2 beside it is the supported successor.
         traced = torch.jit.trace(model, torch.zeros(batch, n_features), strict=True)
         torch.jit.save(traced, str(path))
     _strip_debug_records(path)
@@ -123,7 +128,7 @@ def _strip_debug_records(path: Path) -> None:
     tmp.replace(path)
 
 
-def write_pt2(model: ExportModel, n_features: int, batch: int, path: Path) -> None:
+def write_pt2(model: nn.Module, n_features: int, batch: int, path: Path) -> None:
     with _quiet_torch():
         program = torch.export.export(model, (torch.zeros(batch, n_features),), strict=False)
         for node in program.graph.nodes:  # the Python stack of the export: absolute paths, not model

@@ -1,0 +1,52 @@
+"""The manifest and the in-graph documentation of an export, assembled from its Subject and parity results."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from edgeclf.export.formats import GraphDocs
+from edgeclf.export.parity import POLICY, ParityResult
+from edgeclf.export.subject import Subject, own_version, versions
+from edgeclf.runtime.contract import (
+    INPUT_DTYPE,
+    INPUT_NAME,
+    LOGITS,
+    OUTPUT_NAMES,
+    PADDING_RULE,
+    PROBABILITIES,
+    logits_meaning,
+    n_logits,
+    probabilities_meaning,
+)
+from edgeclf.runtime.manifest import FileEntry, Manifest, OutputSpec, Parity, Signature
+
+
+def signature(classes: Sequence[str]) -> Signature:
+    k = len(classes)
+    return Signature(
+        INPUT_NAME,
+        OutputSpec(LOGITS, n_logits(k), OUTPUT_NAMES.index(LOGITS), logits_meaning(classes)),
+        OutputSpec(PROBABILITIES, k, OUTPUT_NAMES.index(PROBABILITIES), probabilities_meaning(classes)),
+        INPUT_DTYPE, PADDING_RULE,
+    )
+
+
+def graph_docs(s: Subject) -> GraphDocs:
+    names = [f.name for f in s.features]
+    return GraphDocs(
+        graph=f"edgeclf model {s.name!r}: {s.kind} classifier of {len(names)} features into classes "
+              f"{list(s.classes)}; {s.origin.architecture}.",
+        input=f"(B, {len(names)}) float32 raw feature values, columns in order {names}.",
+        logits=logits_meaning(s.classes), probabilities=probabilities_meaning(s.classes),
+        producer_version=own_version(),
+        model_version=int(s.origin.state_dict_sha256[:12], 16),  # the weights' identity, as a number
+    )
+
+
+def describe(s: Subject, entries: list[FileEntry], results: list[ParityResult], checked_on: str) -> Manifest:
+    return Manifest(
+        task=s.name, kind=s.kind, classes=s.classes, features=s.features, signature=signature(s.classes),
+        files=tuple(entries), domain=s.domain, origin=s.origin,
+        parity=Parity(checked_on, POLICY, {r.file: r.summary() for r in results}),
+        data=s.data, metrics=s.metrics, versions=versions(),
+    )

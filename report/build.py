@@ -1,0 +1,68 @@
+"""`edgeclf plot`: an artifact folder's pictures and MODEL_CARD.md, written atomically beside its files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgeclf.artifact.store import CARD, staged_folder, write_bytes
+from edgeclf.runtime import Classifier, Manifest
+
+PICTURES = ("boundary.png", "confusion.png", "calibration.png", "training.png", "parity.png")
+
+
+def plot_artifact(folder: Path, parity: bool = False) -> list[str]:
+    """(Re)write the pictures and MODEL_CARD.md in folder; returns the names written.
+
+    parity.png (runtime vs eager, difference per grid point) shows what this machine's CPU computes, so it is
+    drawn only when asked and never committed; every other picture is the same on any machine."""
+    import torch
+
+    from edgeclf.export.geometry import PICTURE_GRID, grid_points
+    from edgeclf.export.subject import from_trained
+    from edgeclf.report import plots
+    from edgeclf.report.card import model_card
+    from edgeclf.train.checkpoint import load_checkpoint
+
+    folder = Path(folder)
+    manifest, _ = Manifest.read(folder)  # refuses a folder that was never exported
+    keep = [p.name for p in folder.iterdir() if p.is_file() and p.name not in (*PICTURES, CARD)]
+    written: list[str] = []
+    with staged_folder(folder, keep=keep) as tmp:
+        trained = load_checkpoint(tmp, manifest.task)
+        subject = from_trained(trained)
+        clf = Classifier.load(tmp)  # the regions are the runtime's, from the staged (= shipped) files
+        two_d = len(manifest.features) == 2
+        if two_d:
+            plots.boundary(clf, trained.data, tmp / "boundary.png")
+        else:
+            plots.tabular(clf, trained.data, tmp / "confusion.png")
+        plots.calibration(_calibration_samples(subject.model, trained), manifest.task, tmp / "calibration.png")
+        plots.training(trained.metrics, manifest.task, tmp / "training.png")
+        written += ["boundary.png" if two_d else "confusion.png", "calibration.png", "training.png"]
+        if parity and two_d:
+            with torch.inference_mode():
+                eager = subject.model(torch.from_numpy(grid_points(manifest.domain, PICTURE_GRID)))[1]
+            plots.parity(clf, eager.numpy().astype(np.float64), tmp / "parity.png")
+            written.append("parity.png")
+        write_bytes(tmp / CARD, model_card(manifest, trained.metrics, written).encode())
+    return [*written, CARD]
+
+
+def _calibration_samples(model: object, trained: object) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Eager probabilities on the test split and, for a registry task that can draw one, the fresh sample."""
+    import torch
+
+    from edgeclf.train.tasks import TASKS
+
+    data, name = trained.data, trained.task.name  # type: ignore[attr-defined]
+    samples = {"test": (data.x_test, data.y_test)}
+    spec = TASKS.get(name)
+    if spec is not None and spec.fresh_targets:
+        samples["fresh"] = spec.fresh()
+    out = {}
+    with torch.inference_mode():
+        for k, (x, y) in samples.items():
+            out[k] = (model(torch.from_numpy(x))[1].numpy(), y)  # type: ignore[operator]
+    return out
