@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -153,14 +154,14 @@ def throughput(folder: Path, rows: Sequence[int], threads: int, report: BenchRep
     lo, hi = manifest.domain.low, manifest.domain.high
     for n in rows:
         x = rng.uniform(lo, hi, (n, len(manifest.features))).astype(np.float32)
-        for name, fn in engines.items():
-            report.timings.append(time_call(lambda fn=fn, x=x: fn(x), n, name))
+        calls: dict[str, Callable[[], object]] = {name: partial(fn, x) for name, fn in engines.items()}
         sess = fixed.get(n, dyn)
         if sess is not None:
-            report.timings.append(time_call(lambda s=sess, x=x: s.run([PROBABILITIES], {INPUT_NAME: x}), n, "onnxruntime"))
-        report.timings.append(time_call(lambda x=x: clf.predict_proba(x), n, "classifier"))
+            calls["onnxruntime"] = partial(sess.run, [PROBABILITIES], {INPUT_NAME: x})
+        calls["classifier"] = partial(clf.predict_proba, x)
         if gpu_clf is not None:
-            report.timings.append(time_call(lambda x=x: gpu_clf.predict_proba(x), n, "classifier-cuda"))
+            calls["classifier-cuda"] = partial(gpu_clf.predict_proba, x)
+        report.timings += [time_call(call, n, name) for name, call in calls.items()]
 
 
 # Peak RSS is read in the child (VmHWM): the parent's ru_maxrss survives fork + exec and would be counted.

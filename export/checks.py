@@ -84,7 +84,7 @@ def runner(path: Path, fmt: str) -> Callable[[np.ndarray], Outputs]:
         import onnxruntime as ort
 
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return lambda c: tuple(sess.run(list(OUTPUT_NAMES), {INPUT_NAME: c}))  # type: ignore[return-value]
+        return lambda c: tuple(sess.run(list(OUTPUT_NAMES), {INPUT_NAME: c}))
     if fmt in ("torchscript", "torch.export"):
         return torch_runner(load_torchscript(path) if fmt == "torchscript" else load_pt2(path))
     raise ValueError(f"no runner for format {fmt!r}")

@@ -58,6 +58,8 @@ def write_onnx(model: nn.Module, n_features: int, batch: int, opset: int, path: 
             model, example, dynamo=True, external_data=False, opset_version=opset,
             input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES), verbose=False,
         )
+    if program is None:  # only with dynamo=False, never here
+        raise RuntimeError("torch.onnx.export returned no program")
     proto = program.model_proto
     _strip_provenance(proto.graph)
     del proto.metadata_props[:]
@@ -104,7 +106,8 @@ def write_torchscript(model: nn.Module, n_features: int, batch: int, path: Path)
     with _quiet_torch():
         # torch.jit is deprecated since 2.10 and warns on every call; edgeclf still ships TorchScript for the
         # runtimes that load it (LibTorch, PyTorch Mobile), and the .pt2 beside it is the supported successor.
-        traced = torch.jit.trace(model, torch.zeros(batch, n_features), strict=True)
+        example = torch.zeros(batch, n_features)
+        traced = torch.jit.trace(model, example, strict=True)  # type: ignore[no-untyped-call]
         torch.jit.save(traced, str(path))
     _strip_debug_records(path)
 
@@ -140,7 +143,8 @@ def write_pt2(model: nn.Module, n_features: int, batch: int, path: Path) -> None
 
 def load_torchscript(path: Path) -> torch.jit.ScriptModule:
     with _quiet_torch():
-        return torch.jit.load(str(path), map_location="cpu")
+        module: torch.jit.ScriptModule = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
+        return module
 
 
 def load_pt2(path: Path) -> nn.Module:

@@ -24,7 +24,8 @@ def grid_points(domain: Domain, n: int = GRID) -> np.ndarray:
     xs = np.linspace(domain.low[0], domain.high[0], n, dtype=np.float32)
     ys = np.linspace(domain.low[1], domain.high[1], n, dtype=np.float32)
     gx, gy = np.meshgrid(xs, ys)
-    return np.c_[gx.ravel(), gy.ravel()].astype(np.float32)
+    pts: np.ndarray = np.c_[gx.ravel(), gy.ravel()].astype(np.float32)
+    return pts
 
 
 def box_points(domain: Domain) -> np.ndarray:

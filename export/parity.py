@@ -86,13 +86,15 @@ class ParityResult:
 
 
 def labels_of(probabilities: np.ndarray) -> np.ndarray:
-    return np.asarray(probabilities).argmax(axis=1)
+    labels: np.ndarray = np.asarray(probabilities).argmax(axis=1)
+    return labels
 
 
 def margin_of(probabilities: np.ndarray) -> np.ndarray:
     """Top-1 minus top-2 probability per row: how far the row is from a tie."""
     top2 = np.sort(np.asarray(probabilities, dtype=np.float64), axis=1)[:, -2:]
-    return np.asarray(top2[:, 1] - top2[:, 0])
+    margin: np.ndarray = top2[:, 1] - top2[:, 0]
+    return margin
 
 
 def _diff(name: str, got: np.ndarray, ref: np.ndarray, atol: float, rtol: float) -> OutputDiff:

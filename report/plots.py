@@ -66,7 +66,8 @@ def _confidence_image(probs: np.ndarray, k: int) -> np.ndarray:
 
     rgb = np.array([to_rgb(c) for c in COLORS[:k]])[probs.argmax(1)]  # (N, 3)
     alpha = 0.1 + 0.8 * (probs.max(1) - 1 / k) / (1 - 1 / k)  # (N,)
-    return np.c_[rgb, alpha].reshape(GRID, GRID, 4)
+    image: np.ndarray = np.c_[rgb, alpha].reshape(GRID, GRID, 4)
+    return image
 
 
 def parity(clf: Classifier, eager_proba: np.ndarray, out: Path) -> None:

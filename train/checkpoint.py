@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 import torch
 
 from edgeclf.artifact.store import CHECKPOINT, METRICS, read_json, staged_folder, write_json
@@ -96,7 +95,8 @@ def load_checkpoint(folder: Path, task: str | None = None) -> Trained:
             raise KeyError("format")
         cfg = ModelConfig.from_dict(ckpt["model_config"])
         info = TaskInfo.from_dict(ckpt["task"])
-        data = Dataset(*(ckpt["data"][k].numpy() for k in ("x_train", "y_train", "x_test", "y_test")), info.split)
+        kept = {k: ckpt["data"][k].numpy() for k in ("x_train", "y_train", "x_test", "y_test")}
+        data = Dataset(**kept, split=info.split)
         model = build_mlp(cfg)
         model.load_state_dict(ckpt["state_dict"])
     except Exception as e:  # a corrupt zip, a hostile pickle, a foreign dict: all refused alike

@@ -97,7 +97,7 @@ def _batches(n: int, batch_size: int, gen: torch.Generator, device: str) -> list
     if batch_size == 0 or batch_size >= n:
         return [slice(None)]  # full batch: no gather needed
     order = torch.randperm(n, generator=gen).to(device)  # seeded data order
-    return list(order.split(batch_size))
+    return list(torch.split(order, batch_size))
 
 
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

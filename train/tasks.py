@@ -79,7 +79,8 @@ class TaskSpec:
 def _circles(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import make_circles
 
-    return make_circles(n_samples=n, noise=0.03, random_state=seed)
+    x, y = make_circles(n_samples=n, noise=0.03, random_state=seed)
+    return x, y
 
 
 def _blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +95,8 @@ def _blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def _moons(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import make_moons
 
-    return make_moons(n_samples=n, noise=0.07, random_state=seed)
+    x, y = make_moons(n_samples=n, noise=0.07, random_state=seed)
+    return x, y
 
 
 def _spirals(n: int, seed: int, n_classes: int = 3, noise: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +112,7 @@ def _spirals(n: int, seed: int, n_classes: int = 3, noise: float = 0.2) -> tuple
     return np.concatenate(xs), np.concatenate(ys)
 
 
-_TOY = dict(features=("x1", "x2"))
+_TOY_FEATURES = ("x1", "x2")
 TASKS: dict[str, TaskSpec] = {
     t.name: t
     for t in [
@@ -118,25 +120,25 @@ TASKS: dict[str, TaskSpec] = {
             "circles", _circles, ("outer", "inner"), hidden=(10, 10), target_accuracy=0.995,
             recipes={"adam": Recipe(0.02, 400), "sgd": Recipe(0.1, 1000)},
             description="make_circles(1000, noise=0.03): inner vs outer ring",
-            fresh_targets={"accuracy": 0.995, "log_loss": 0.02, "ece": 0.02}, **_TOY,
+            fresh_targets={"accuracy": 0.995, "log_loss": 0.02, "ece": 0.02}, features=_TOY_FEATURES,
         ),
         TaskSpec(
             "blobs", _blobs, ("blob0", "blob1", "blob2", "blob3"), hidden=(8, 8), target_accuracy=0.995,
             recipes={"adam": Recipe(0.02, 400), "sgd": Recipe(0.1, 1000)},
             description="make_blobs(1000, centers=4, cluster_std=1.5): four Gaussian clusters",
-            fresh_targets={"accuracy": 0.989, "log_loss": 0.035, "ece": 0.02}, **_TOY,
+            fresh_targets={"accuracy": 0.989, "log_loss": 0.035, "ece": 0.02}, features=_TOY_FEATURES,
         ),
         TaskSpec(
             "moons", _moons, ("upper", "lower"), hidden=(16, 16), target_accuracy=0.995,
             recipes={"adam": Recipe(0.02, 400), "sgd": Recipe(0.1, 1000)},
             description="make_moons(1000, noise=0.07): two interleaved half-moons",
-            fresh_targets={"accuracy": 0.995, "log_loss": 0.01, "ece": 0.02}, **_TOY,
+            fresh_targets={"accuracy": 0.995, "log_loss": 0.01, "ece": 0.02}, features=_TOY_FEATURES,
         ),
         TaskSpec(
             "spirals", _spirals, ("arm0", "arm1", "arm2"), hidden=(64, 64), target_accuracy=0.98, rows=300,
             recipes={"adam": Recipe(0.01, 600), "sgd": Recipe(0.1, 2000)},
             description="CS231n spiral: 3 arms x 100 points, angle noise 0.2",
-            fresh_targets={"accuracy": 0.98, "log_loss": 0.10, "ece": 0.02}, **_TOY,
+            fresh_targets={"accuracy": 0.98, "log_loss": 0.10, "ece": 0.02}, features=_TOY_FEATURES,
         ),
     ]
 }
