@@ -125,26 +125,66 @@ def report_training(name: str, r: Any, folder: Path) -> None:
                    f"{m['target_accuracy']:.2%} (metrics.json: target_met false)", err=True)
 
 
+def parse_names(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = tuple(v.strip() for v in value.split(","))
+    if not all(names):
+        raise click.BadParameter(f"{value!r}: expected comma-separated names, e.g. a,b,c")
+    return names
+
+
 @cli.command()
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("--batch-size", "batch_sizes", type=click.IntRange(1, MAX_BATCH), multiple=True,
               help=f"Fixed batch size of an ONNX file; repeat for several. Default: {DEFAULT_BATCH_SIZES}.")
 @click.option("--opset", type=click.IntRange(MIN_OPSET, MAX_OPSET), default=DEFAULT_OPSET, show_default=True)
 @out_opt
-def export(name: str, batch_sizes: tuple[int, ...], opset: int, out: str) -> None:
-    """Export OUT/NAME's checkpoint to ONNX, TorchScript and .pt2, check parity, write manifest.json.
+@click.option("--from", "source", type=click.Path(dir_okay=False),
+              help="Export your own model: a torch.export .pt2 file (dynamic batch dimension).")
+@click.option("--features", callback=parse_names, help="With --from: the input columns, in order, e.g. a,b,c.")
+@click.option("--classes", callback=parse_names, help="With --from: the class names, in logit order.")
+@click.option("--check-data", type=click.Path(dir_okay=False), help="With --from: rows parity is measured on "
+              "(CSV with header, Parquet or .npy).")
+def export(name: str | None, batch_sizes: tuple[int, ...], opset: int, out: str, source: str | None,
+           features: tuple[str, ...] | None, classes: tuple[str, ...] | None, check_data: str | None) -> None:
+    """Export OUT/NAME's checkpoint (or, with --from, your own .pt2 model) to ONNX, TorchScript and .pt2, check
+    parity, write manifest.json.
 
     \b
     Example:
       edgeclf export circles --batch-size 1 --batch-size 4096 --opset 20
+      edgeclf export --from model.pt2 --features a,b,c --classes no,yes --check-data rows.csv --out artifacts
     """
     needs_extra(*EXPORT_NEEDS)
-    from edgeclf.export.pipeline import export_artifact
+    sizes = batch_sizes or DEFAULT_BATCH_SIZES
+    if source is not None:
+        manifest, results, folder = export_from(source, name, sizes, opset, out, features, classes, check_data)
+    elif name is None:
+        raise click.UsageError("give NAME (a trained folder under --out) or --from MODEL.pt2")
+    else:
+        from edgeclf.export.pipeline import export_artifact
 
-    manifest, results = export_artifact(Path(out) / name, batch_sizes or DEFAULT_BATCH_SIZES, opset, name)
+        folder = Path(out) / name
+        manifest, results = export_artifact(folder, sizes, opset, name)
     for r in results:
         click.echo(str(r))
-    click.echo(f"wrote {len(manifest.files)} files and manifest.json to {Path(out) / name}")
+    click.echo(f"wrote {len(manifest.files)} files and manifest.json to {folder}")
+
+
+def export_from(source: str, name: str | None, sizes: tuple[int, ...], opset: int, out: str,
+                features: tuple[str, ...] | None, classes: tuple[str, ...] | None,
+                check_data: str | None) -> tuple[Any, Any, Path]:
+    missing = [o for o, v in (("--features", features), ("--classes", classes), ("--check-data", check_data)) if not v]
+    if missing:
+        raise click.UsageError(f"--from needs {', '.join(missing)}")
+    assert features is not None and classes is not None and check_data is not None
+    from edgeclf.export.own_model import export_pt2, read_check_data
+
+    rows = read_check_data(check_data, features)
+    manifest, results = export_pt2(source, out, features=features, classes=classes, check_data=rows,
+                                   batch_sizes=sizes, opset=opset, name=name)
+    return manifest, results, Path(out) / manifest.task
 
 
 @cli.command()

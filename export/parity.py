@@ -70,7 +70,8 @@ class ParityResult:
         diffs = ", ".join(f"{o.name} max_abs={o.max_abs:.2e} max_rel={o.max_rel:.2e} (worst row {o.worst_row}, "
                           f"{o.excess:.2f}x its bound, passes at atol {o.needed_atol:.1e})" for o in self.outputs)
         return (f"{verdict} {self.file}: {self.rows} rows, {diffs}, labels {self.label_agreement:.2%} agree "
-                f"({self.label_mismatches} mismatches above margin {MARGIN:g}); eager's own float32 error E={self.rounding:.1e}")
+                f"({self.label_mismatches} mismatches above margin {MARGIN:g}); "
+                f"eager's own float32 error E={self.rounding:.1e}")
 
     def summary(self) -> dict[str, Any]:
         """What the manifest keeps: no measured float, so the file is the same whichever CPU measured it."""

@@ -8,10 +8,10 @@ from typing import Sequence
 
 from edgeclf.artifact.store import CHECKPOINT, MANIFEST, METRICS, PT2, TORCHSCRIPT, onnx_name, staged_folder, write_json
 from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, MAX_BATCH, MAX_OPSET, MIN_OPSET
-from edgeclf.export.checks import CheckSet, check_file, check_set
+from edgeclf.export.checks import CheckSet, check_file, check_set, torch_runner
 from edgeclf.export.describe import describe, graph_docs
 from edgeclf.export.formats import write_onnx, write_pt2, write_torchscript
-from edgeclf.export.parity import ParityResult, compare
+from edgeclf.export.parity import ParityResult, compare, run_chunked
 from edgeclf.export.subject import Subject, from_trained
 from edgeclf.runtime.errors import ArtifactError, InputError, ParityError
 from edgeclf.runtime.manifest import FileEntry, Manifest, file_sha256, onnx_metadata
@@ -93,16 +93,40 @@ def verify_artifact(folder: Path) -> VerifyReport:
     """Re-hash every file against the manifest and re-run every parity check against the checkpoint."""
     manifest, root = Manifest.read(folder)
     paths = [manifest.read_checked(root, e)[0] for e in manifest.files]  # sha256 first: refuse tampered files
-    if manifest.origin.kind != "trained":
-        raise ArtifactError(f"{root}: an imported model has no checkpoint to verify against; its parity was "
-                            f"proven at export time")
-    subject = from_trained(load_checkpoint(root, manifest.task))
-    checks = check_set(subject.model, subject.check_rows, manifest.domain, subject.check_what)
+    if manifest.origin.kind == "trained":
+        subject = from_trained(load_checkpoint(root, manifest.task))
+        checks = check_set(subject.model, subject.check_rows, manifest.domain, subject.check_what)
+    else:
+        checks = _imported_checks(manifest, root)
     results = [check_file(p, e, checks) for p, e in zip(paths, manifest.files) if e.format in _CHECKABLE]
     return VerifyReport(manifest, results)
 
 
 _CHECKABLE = ("onnx", "torchscript", "torch.export", "ort")
+
+
+def _imported_checks(manifest: Manifest, root: Path) -> CheckSet:
+    """An imported model has no checkpoint: its reference is the .pt2 program (itself checked against the user's
+    module at export) run by torch, on the check data saved beside it."""
+    import numpy as np
+
+    from edgeclf.export.formats import load_pt2
+
+    details = manifest.origin.details
+    data_path = root / str(details.get("check_data", ""))
+    if not data_path.is_file() or file_sha256(data_path) != details.get("check_data_sha256"):
+        raise ArtifactError(f"{data_path}: the check data of this imported model is missing or modified; re-export it")
+    pt2 = next((e for e in manifest.files if e.format == "torch.export"), None)
+    if pt2 is None:
+        raise ArtifactError(f"{root}: an imported model needs its model.pt2 as the parity reference; re-export it")
+    reference = load_pt2(manifest.read_checked(root, pt2)[0])
+    checks = check_set(reference, np.load(data_path, allow_pickle=False), manifest.domain, "check data")
+    # the program runs only at its traced batch: its outputs there are the reference for every file
+    traced = run_chunked(torch_runner(reference), checks.x, pt2.batch_size)
+    for e in manifest.files:
+        checks._refs[e.batch_size] = traced
+    checks._refs[len(checks.x)] = traced
+    return checks
 
 
 @dataclass(frozen=True)

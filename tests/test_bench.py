@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from conftest import ARTIFACTS, run_cli
+from helpers import ARTIFACTS, run_cli
 
-from edgeclf.export.bench import ENGINES
+from edgeclf.bench.measure import ENGINES
 from edgeclf.runtime import Classifier
 
 

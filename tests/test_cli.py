@@ -10,8 +10,8 @@ import shutil
 import click
 import numpy as np
 import pytest
-from conftest import ARTIFACTS, assert_clean_error, python, run_cli
-from test_runtime import BLOCKER
+from helpers import ARTIFACTS, assert_clean_error, python, run_cli
+from helpers import BLOCKER
 
 from edgeclf.cli.main import cli
 from edgeclf.runtime import Classifier
@@ -159,7 +159,7 @@ cli(["export", "circles"], prog_name="edgeclf")
 
 
 def test_table_helper():
-    from edgeclf.cli.main import table
+    from edgeclf.report.text import table
 
     assert table([("a", 1)], ["x", "yy"]).splitlines() == ["x  yy", "-  --", "a  1"]
 

@@ -9,7 +9,7 @@ import sys
 import venv
 
 import pytest
-from conftest import ARTIFACTS, ROOT
+from helpers import ARTIFACTS, ROOT
 
 
 @pytest.mark.slow

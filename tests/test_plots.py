@@ -8,12 +8,19 @@ import shutil
 import struct
 
 import pytest
-from conftest import ARTIFACTS, TASKS, run_cli, snapshot
+from helpers import ARTIFACTS, TASKS, run_cli, snapshot
 
-from edgeclf.export.card import CARD, IMAGES, model_card
+from edgeclf.artifact.store import CARD
+from edgeclf.report.card import model_card
 from edgeclf.runtime import Manifest
 
-SIZES = {"boundary.png": (520, 460), "parity.png": (1260, 400), "training.png": (1000, 360)}
+SIZES = {"boundary.png": (520, 460), "parity.png": (1260, 400), "training.png": (1000, 360),
+         "calibration.png": (1000, 380), "confusion.png": (1500, 460)}
+
+
+def pictures_of(task: str) -> list[str]:
+    two_d = len(Manifest.read(ARTIFACTS / task)[0].features) == 2
+    return ["boundary.png" if two_d else "confusion.png", "calibration.png", "training.png"]
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -22,11 +29,13 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("task", TASKS)
-@pytest.mark.parametrize("image", IMAGES)
-def test_committed_images(task, image):
-    data = (ARTIFACTS / task / image).read_bytes()
-    assert png_size(data) == SIZES[image]
-    assert 5_000 < len(data) <= 200_000
+def test_committed_images(task):
+    for image in pictures_of(task):
+        data = (ARTIFACTS / task / image).read_bytes()
+        assert png_size(data) == SIZES[image]
+        assert 5_000 < len(data) <= 200_000
+    # parity.png shows what one CPU computed: drawn on request, never committed
+    assert not (ARTIFACTS / task / "parity.png").exists()
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -34,19 +43,18 @@ def test_committed_card_is_generated_from_manifest(task):
     m, _ = Manifest.read(ARTIFACTS / task)
     metrics = json.loads((ARTIFACTS / task / "metrics.json").read_text())
     card = (ARTIFACTS / task / CARD).read_text()
-    assert card == model_card(m, metrics)  # nothing typed by hand
-    assert f"| test | {metrics['test_accuracy']:.2%} |" in card
+    assert card == model_card(m, metrics, pictures_of(task))  # nothing typed by hand
+    assert f"Test accuracy {metrics['test_accuracy']:.2%}" in card
     for f in m.files:
-        assert f"`{f.sha256}`" in card and f"{f.bytes:,}" in card
-    rows = re.findall(r"^\| `(\S+)` \| ([\d,]+) \| (\S+) \| (\S+) \| (\S+) \| (PASS|FAIL) \|$", card, re.M)
-    assert {r[0] for r in rows} == {f.path for f in m.files}
-    for name, n, logit_diff, proba_diff, agree, verdict in rows:
-        p = m.parity["files"][name]
+        assert f"`{f.sha256[:16]}…`" in card and f"{f.bytes:,}" in card
+    rows = re.findall(r"^\| `(\S+)` \| ([\d,]+) \| (PASS|FAIL) \|$", card, re.M)
+    assert {r[0] for r in rows} == set(m.parity.files)
+    for name, n, verdict in rows:
+        p = m.parity.files[name]
         assert int(n.replace(",", "")) == p["rows"] and verdict == ("PASS" if p["passed"] else "FAIL")
-        assert float(logit_diff) == float(f"{p['outputs']['logits']['max_abs']:.1e}")
-        assert float(proba_diff) == float(f"{p['outputs']['probabilities']['max_abs']:.1e}")
-        assert agree == f"{p['label_agreement']:.2%}"
-    for image in IMAGES:
+    for sample, figures in metrics["calibration"].items():
+        assert f"{figures['log_loss']:.4f} | {figures['brier']:.4f} | {figures['ece']:.4f} |" in card, sample
+    for image in pictures_of(task):
         assert f"]({image})" in card
 
 
@@ -58,7 +66,15 @@ def test_plot_regenerates_identically(tmp_path):
         assert res.exit_code == 0, res.output
     a, b = snapshot(tmp_path / "a" / "moons"), snapshot(tmp_path / "b" / "moons")
     assert a == b
-    assert {k for k in a if k.endswith(".png")} == set(IMAGES)
+    assert {k for k in a if k.endswith(".png")} == set(pictures_of("moons"))
+    assert a == snapshot(ARTIFACTS / "moons")  # the committed pictures are what `edgeclf plot` draws
+
+
+def test_plot_parity_on_request(tmp_path):
+    shutil.copytree(ARTIFACTS / "blobs", tmp_path / "blobs")
+    res = run_cli("plot", tmp_path / "blobs", "--parity")
+    assert res.exit_code == 0, res.output
+    assert png_size((tmp_path / "blobs" / "parity.png").read_bytes()) == SIZES["parity.png"]
 
 
 def test_plot_refuses_unexported_folder(tmp_path):

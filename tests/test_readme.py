@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from conftest import ARTIFACTS, ROOT, TASKS
+from helpers import ARTIFACTS, ROOT, TASKS
 
 from edgeclf.train.tasks import get_task
 

@@ -8,22 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ARTIFACTS, TASKS, python
+from helpers import ARTIFACTS, BLOCKER, TASKS, python
 
+from edgeclf.export.checks import check_set
 from edgeclf.export.parity import compare
-from edgeclf.export.pipeline import check_set, load_eager
+from edgeclf.export.subject import from_trained
 from edgeclf.runtime import ArtifactError, Classifier, InputError, Manifest, plan_chunks
-from edgeclf.train.tasks import get_task
-
-BLOCKER = """
-import importlib.abc, sys
-HEAVY = {"torch", "sklearn", "onnx", "onnxscript", "matplotlib", "pandas", "scipy"}
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in HEAVY:
-            raise ImportError(f"{name} is blocked in this test")
-sys.meta_path.insert(0, Block())
-"""
+from edgeclf.train.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +27,12 @@ def references():
     """Per task: 100,000 rows (test set + grid, tiled) and eager PyTorch's outputs on them."""
     out = {}
     for task in TASKS:
-        model = load_eager(ARTIFACTS / task, task)[0]
-        x = check_set(model, get_task(task).dataset().x_test, Manifest.read(ARTIFACTS / task)[0].domain).x
-        x = np.resize(x, (100_000, 2))  # tiled
+        s = from_trained(load_checkpoint(ARTIFACTS / task, task))
+        checks = check_set(s.model, s.check_rows, Manifest.read(ARTIFACTS / task)[0].domain)
+        x = np.resize(checks.x, (100_000, s.n_features))  # tiled
         with torch.inference_mode():
-            logits, probs = model(torch.from_numpy(x))
-        out[task] = (x, logits.numpy(), probs.numpy())
+            logits, probs = s.model(torch.from_numpy(x))
+        out[task] = (x, logits.numpy(), probs.numpy(), checks.rounding(100_000))
     return out
 
 
@@ -53,12 +44,12 @@ def sizes_for(batch: int) -> list[int]:
 @pytest.mark.parametrize("batch", [1, 64, 1024, 16384])
 def test_runtime_parity_with_eager_for_any_n(task, batch, classifiers, references):
     clf = classifiers[task]
-    x, logits, probs = references[task]
+    x, logits, probs, rounding = references[task]
     for n in sizes_for(batch):
         got = (clf.predict_logits(x[:n]), clf.predict_proba(x[:n]))
         assert got[0].shape == (n, logits.shape[1]) and got[1].shape == (n, probs.shape[1])
         assert got[1].dtype == np.float32
-        result = compare(f"{task} N={n}", got, (logits[:n], probs[:n]))
+        result = compare(f"{task} N={n}", got, (logits[:n], probs[:n]), rounding)
         assert result, str(result)
         assert list(clf.predict(x[:n])) == list(clf.classes_[got[1].argmax(1)])
 
@@ -77,10 +68,11 @@ def test_row_result_independent_of_n_and_position(task, classifiers, references)
 
 def test_runtime_accuracy_on_test_set(classifiers):
     for task in TASKS:
-        d = get_task(task).dataset()
-        labels = classifiers[task].predict(d.x_test)
-        acc = (labels == np.array(get_task(task).classes)[d.y_test]).mean()
-        assert acc >= get_task(task).target_accuracy
+        t = load_checkpoint(ARTIFACTS / task, task)
+        labels = classifiers[task].predict(t.data.x_test)
+        acc = (labels == np.array(t.task.classes)[t.data.y_test]).mean()
+        assert acc == pytest.approx(t.metrics["test_accuracy"], abs=1e-6)
+        assert acc >= t.task.target_accuracy
 
 
 @pytest.mark.parametrize("n,sizes,expected", [
@@ -123,6 +115,7 @@ def test_accepted_inputs_agree(classifiers):
         "fortran": np.asfortranarray(x), "strided": np.repeat(x, 2, axis=0)[::2],
         "frame": pd.DataFrame(x, columns=["x1", "x2"]),
         "frame-reordered": pd.DataFrame(x[:, ::-1], columns=["x2", "x1"]),
+        "frame-extra-columns": pd.DataFrame({"id": [7, 8, 9], "x2": x[:, 1], "note": list("abc"), "x1": x[:, 0]}),
         "frame-positional": pd.DataFrame(x),
     }
     for name, v in variants.items():
@@ -144,13 +137,14 @@ def test_accepted_inputs_agree(classifiers):
     (np.array([[True, False]]), ["bool", "booleans"]),
     (np.array([[1 + 2j, 0]]), ["complex"]),
     (np.array([[1.0, None]], dtype=object), ["object"]),
-    (np.array([[0.0, 0.0], [np.nan, 1.0], [0.0, np.inf]]), ["NaN or inf", "row(s) 1, 2"]),
+    (np.array([[0.0, 0.0], [np.nan, 1.0], [0.0, np.inf]]), ["NaN or inf", "row(s) 1, 2", "row 1, column 'x1'"]),
+    (np.array([[0.0, 0.0], [0.0, np.nan]]), ["row 1, column 'x2'"]),
     (np.array([[1e39, 0.0]]), ["1e+39", "float32"]),
-    (pd.DataFrame({"x1": [1.0], "x3": [2.0]}), ["missing ['x2']", "unexpected ['x3']"]),
+    (pd.DataFrame({"x1": [1.0], "x3": [2.0]}), ["no column 'x2'", "x3"]),
     (pd.DataFrame({"x1": [1.0], "x2": ["a"]}), ["'x2'", "dtype"]),
-    (pd.DataFrame({"x1": [1.0], "x2": [2.0], "x3": [0.0]}), ["unexpected ['x3']"]),
-], ids=["features", "3d", "0d", "empty-1d", "ragged", "str", "bool", "complex", "object", "nan-inf", "overflow",
-        "frame-missing", "frame-str", "frame-extra"])
+    (pd.DataFrame([[1.0, 2.0, 3.0]], columns=["x1", "x2", "x2"]), ["'x2' twice"]),
+], ids=["features", "3d", "0d", "empty-1d", "ragged", "str", "bool", "complex", "object", "nan-inf", "nan-col",
+        "overflow", "frame-missing", "frame-str", "frame-duplicate"])
 def test_input_errors(bad, fragments, classifiers):
     with pytest.raises(InputError) as err:
         classifiers["circles"].predict_proba(bad)
@@ -164,6 +158,14 @@ def test_nonfinite_allowed_when_asked(classifiers):
     p = clf.predict_proba([[np.nan, 0.0], [0.5, 0.5]], allow_nonfinite=True)
     assert p.shape == (2, 2)
     assert np.array_equal(p[1], clf.predict_proba([[0.5, 0.5]])[0])  # the finite row is unaffected
+
+
+def test_out_of_range_rows(classifiers):
+    clf = classifiers["circles"]
+    lo = np.array([f.min for f in clf.manifest.features])
+    hi = np.array([f.max for f in clf.manifest.features])
+    x = np.array([(lo + hi) / 2, lo, hi, lo - 1e-3, [hi[0] + 5, lo[1]], [np.nan, 0.0]])
+    assert list(clf.out_of_range(x)) == [False, False, False, True, True, False]
 
 
 def test_unknown_provider_is_clear():

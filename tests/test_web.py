@@ -15,7 +15,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import ARTIFACTS, ROOT, run_cli
+from helpers import ARTIFACTS, ROOT, run_cli
 
 from edgeclf.cli.serve import ORT_DIST, make_server
 from edgeclf.runtime import Classifier, InputError
@@ -85,7 +85,7 @@ def test_page_matches_python_runtime(page, server, task, tmp_path):
     assert list(clf.classes_[probs.argmax(1)]) == list(clf.predict(np.array(POINTS[task], np.float32)))
     assert np.abs(probs - expect).max() <= 1e-5
     # more rows than the largest-but-one batch: the page's chunking and padding, against the runtime's
-    grid = np.random.default_rng(7).uniform(clf.manifest.domain["low"], clf.manifest.domain["high"], (1500, 2))
+    grid = np.random.default_rng(7).uniform(clf.manifest.domain.low, clf.manifest.domain.high, (1500, 2))
     grid = grid.astype(np.float32)
     page_grid = np.array(pg.evaluate("pts => window.edgeclf.predictProba(pts)", grid.tolist()))
     assert np.abs(page_grid - clf.predict_proba(grid)).max() <= 1e-5

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ARTIFACTS, assert_clean_error, run_cli
+from helpers import ARTIFACTS, assert_clean_error, run_cli
 
 from edgeclf.runtime import ArtifactError, Classifier, InputError
 

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ARTIFACTS, snapshot
+from helpers import ARTIFACTS, snapshot
 
-from edgeclf.export.card import CARD, IMAGES
+from edgeclf.artifact.store import CARD
 from edgeclf.export.pipeline import verify_artifact
+from edgeclf.report.build import PICTURES
 from edgeclf.runtime import Classifier, Manifest
-from edgeclf.train.storage import load_checkpoint
+from edgeclf.train.checkpoint import load_checkpoint
 
 SIZES = [0, 1, 2, 63, 64, 65, 1000, 1024, 1500, 16384, 20000, 40000]
 KILLS = int(os.environ.get("EDGECLF_KILLS", "20"))  # docs/reliability.md's figures came from a larger run
@@ -56,7 +57,7 @@ def assert_consistent(folder: Path) -> set[str]:
     """The folder verifies clean and holds exactly the manifest's files plus checkpoint and metrics."""
     report = verify_artifact(folder)
     assert report, [str(r) for r in report.results]
-    names = {p.name for p in folder.iterdir()} - {*IMAGES, CARD}  # pictures: present or dropped as stale
+    names = {p.name for p in folder.iterdir()} - {*PICTURES, CARD}  # pictures: present or dropped as stale
     assert names == {f.path for f in report.manifest.files} | {"checkpoint.pt", "metrics.json", "manifest.json"}
     return names
 

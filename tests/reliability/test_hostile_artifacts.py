@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import ARTIFACTS, assert_clean_error, run_cli
+from helpers import ARTIFACTS, assert_clean_error, run_cli
 
 from edgeclf.runtime import ArtifactError, Classifier
 from edgeclf.runtime.manifest import file_sha256
-from edgeclf.train.storage import load_checkpoint
+from edgeclf.train.checkpoint import load_checkpoint
 
 
 def rehash(folder: Path, name: str, **changes) -> None:
@@ -87,19 +87,27 @@ def test_file_swapped_for_another_batch_size(art):
 
 @pytest.mark.parametrize("edit,fragment", [
     (lambda m: m.update(schema="edgeclf.manifest/99"), "unknown schema 'edgeclf.manifest/99'"),
-    (lambda m: m.pop("features"), "missing key(s) features"),
-    (lambda m: m.pop("files"), "missing key(s) files"),
-    (lambda m: m["files"][0].pop("sha256"), "malformed entry"),
+    (lambda m: m.update(schema="edgeclf.manifest/1"), "older edgeclf; re-export"),
+    (lambda m: m.pop("features"), "missing required key 'features'"),
+    (lambda m: m.pop("files"), "missing required key 'files'"),
+    (lambda m: m["files"][0].pop("sha256"), "files[0]: missing required key 'sha256'"),
+    (lambda m: m["files"][0].update(bytes="12"), "files[0].bytes: '12' has the wrong type"),
+    (lambda m: m["signature"]["outputs"].pop("probabilities"), "signature.outputs: missing required key 'probabilities'"),
+    (lambda m: m["features"][0].pop("name"), "features[0]: missing required key 'name'"),
+    (lambda m: m.update(classes=["a", "a"]), "has duplicates"),
+    (lambda m: m["domain"].update(low=[0.0]), "domain has 1/2 bounds"),
     (lambda m: m["files"][0].update(format="tflite"), "unknown format 'tflite'"),
     (lambda m: m["files"][0].update(batch_size=0), "batch_size 0"),
     (lambda m: m.update(kind="multiclass"), "kind 'multiclass' with 2 classes"),
-    (lambda m: m["input"].update(dtype="float64"), "float32"),
+    (lambda m: m["signature"].update(dtype="float64"), "float32"),
     (lambda m: m["files"][0].update(path="../../etc/passwd"), "'../../etc/passwd'"),
     (lambda m: m["files"][0].update(path="/etc/passwd"), "'/etc/passwd'"),
-    (lambda m: m["outputs"]["probabilities"].update(columns=3), "disagrees with the manifest"),
-    (lambda m: m["input"].update(name="x"), "disagrees with the manifest"),
-], ids=["schema", "no-features", "no-files", "no-sha", "format", "batch-0", "kind", "dtype", "dotdot", "absolute",
-        "shape-columns", "input-name"])
+    (lambda m: m["signature"]["outputs"]["probabilities"].update(columns=3), "probability columns"),
+    (lambda m: m["signature"]["outputs"]["logits"].update(name="scores"), "disagrees with the manifest"),
+    (lambda m: m["signature"].update(input="x"), "disagrees with the manifest"),
+], ids=["schema", "old-schema", "no-features", "no-files", "no-sha", "bytes-type", "no-probabilities",
+        "feature-name", "dup-classes", "domain", "format", "batch-0", "kind", "dtype", "dotdot", "absolute",
+        "shape-columns", "output-name", "input-name"])
 def test_bad_manifest(art, edit, fragment):
     edit_manifest(art, edit)
     with pytest.raises(ArtifactError) as err:
@@ -168,7 +176,7 @@ def test_malicious_checkpoint_pickle_never_executes(tmp_path, monkeypatch):
     import torch
 
     with open(folder / "checkpoint.pt", "wb") as fh:
-        torch.save({"format": "edgeclf.checkpoint/1", "payload": Exploit()}, fh)
+        torch.save({"format": "edgeclf.checkpoint/2", "payload": Exploit()}, fh)
     with pytest.raises(ArtifactError, match="not a readable edgeclf checkpoint"):
         load_checkpoint(folder)
     assert not marker.exists()

@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from conftest import ARTIFACTS, python, snapshot
+from helpers import ARTIFACTS, python, snapshot
 
 # Runs in a fresh process: peak RSS (VmHWM) is reset right before the call, so the figure is what
 # predict_proba itself added on top of the input already in memory.
@@ -70,11 +70,11 @@ def test_committed_artifacts_are_what_the_current_defaults_make(task):
     from edgeclf.export import DEFAULT_BATCH_SIZES
     from edgeclf.runtime import Manifest
     from edgeclf.train.loop import TrainConfig
-    from edgeclf.train.storage import load_checkpoint
+    from edgeclf.train.checkpoint import load_checkpoint
     from edgeclf.train.tasks import get_task
 
     spec = get_task(task)
-    _, cfg, metrics = load_checkpoint(ARTIFACTS / task, task)
-    assert (cfg.hidden, cfg.activation) == (spec.hidden, spec.activation)
-    assert metrics["train_config"] == asdict(TrainConfig.defaults(spec))
+    t = load_checkpoint(ARTIFACTS / task, task)
+    assert (t.config.hidden, t.config.activation, t.config.standardize) == (spec.hidden, spec.activation, spec.standardize)
+    assert t.metrics["train_config"] == asdict(TrainConfig.defaults(spec, device="cpu"))
     assert tuple(f.batch_size for f in Manifest.read(ARTIFACTS / task)[0].onnx_files) == DEFAULT_BATCH_SIZES

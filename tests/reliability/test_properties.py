@@ -6,13 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import ARTIFACTS
+from helpers import ARTIFACTS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from edgeclf.export.parity import MARGIN, labels_of, margin_of
-from edgeclf.export.pipeline import load_eager
+from edgeclf.export.subject import from_trained
+from edgeclf.train.checkpoint import load_checkpoint
 from edgeclf.runtime import Classifier
 
 TASKS = ("circles", "blobs")
@@ -25,7 +26,7 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 def models():
     out = {}
     for task in TASKS:
-        out[task] = (Classifier.load(ARTIFACTS / task, threads=2), load_eager(ARTIFACTS / task, task)[0])
+        out[task] = (Classifier.load(ARTIFACTS / task, threads=2), from_trained(load_checkpoint(ARTIFACTS / task)).model)
     return out
 
 

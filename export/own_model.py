@@ -1,0 +1,238 @@
+"""Export a model the user brings (an nn.Module in Python, or a torch.export .pt2 file) with proven parity.
+
+The module maps float32 (B, F) to logits: (B, 1) for two classes (the logit of classes[1]) or (B, C). It goes
+through the same writers, parity policy, manifest and atomic folder write as a model edgeclf trained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import io
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgeclf.artifact.store import staged_folder, write_bytes
+from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET
+from edgeclf.export.geometry import domain_of
+from edgeclf.export.parity import ParityResult
+from edgeclf.export.pipeline import validate_export_args, write_checked
+from edgeclf.export.subject import Subject, parameter_count, state_dict_sha256
+from edgeclf.runtime.contract import n_logits
+from edgeclf.runtime.errors import InputError
+from edgeclf.runtime.inputs import as_matrix
+from edgeclf.runtime.manifest import Feature, Manifest, Origin
+from edgeclf.train.model import WithProbabilities
+
+CHECK_DATA = "check_data.npy"  # the user's check rows, kept so `edgeclf verify` can re-run parity
+_NAME = re.compile(r"[^a-z0-9_-]+")
+
+
+def export_model(module: nn.Module, out: Path | str, *, features: Sequence[str], classes: Sequence[str],
+                 check_data: Any, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, opset: int = DEFAULT_OPSET,
+                 name: str | None = None, description: str = "") -> tuple[Manifest, list[ParityResult]]:
+    """Export `module` to out/NAME/ (ONNX per batch size, TorchScript, .pt2, manifest.json) with proven parity.
+
+    check_data: rows (array or DataFrame with the feature columns) parity is measured on, plus points spread over
+    their range. The module is put in eval mode for the export and its mode restored after.
+    """
+    features, classes = _names(features, "features"), _names(classes, "classes")
+    if len(classes) < 2:
+        raise InputError(f"classes {list(classes)}: expected at least 2 class names")
+    sizes = validate_export_args(batch_sizes, opset)
+    rows = np.ascontiguousarray(as_matrix(check_data, features), np.float32)  # (N, F), finite
+    if len(rows) < 1:
+        raise InputError("check_data has no rows: expected at least one row of features to measure parity on")
+    name = folder_name(name or type(module).__name__)
+    was_training = module.training
+    module.eval()
+    try:
+        net = _logit_net(module, rows, features, classes)
+        buf = io.BytesIO()
+        np.save(buf, rows, allow_pickle=False)
+        subject = _subject(module, net, rows, features, classes, name, description, buf.getvalue())
+        with staged_folder(Path(out) / name) as tmp:
+            write_bytes(tmp / CHECK_DATA, buf.getvalue())
+            manifest, results = write_checked(tmp, subject, sizes, opset)
+    finally:
+        module.train(was_training)
+    return manifest, results
+
+
+def folder_name(text: str) -> str:
+    name = _NAME.sub("_", text.strip().lower()).strip("_-")[:64]
+    if not name:
+        raise InputError(f"name {text!r} has no usable characters: expected letters, digits, '_' or '-'")
+    return name
+
+
+def _names(values: Sequence[str], what: str) -> tuple[str, ...]:
+    out = tuple(str(v).strip() for v in values)
+    if not out or any(not v for v in out):
+        raise InputError(f"{what} {list(values)}: expected a non-empty list of non-empty names")
+    dup = next((v for v in out if out.count(v) > 1), None)
+    if dup is not None:
+        raise InputError(f"{what} {list(out)} has {dup!r} twice: expected distinct names")
+    return out
+
+
+class _TwoLogitsToOne(nn.Module):
+    """A two-class model with two logits, as the binary contract wants it: logit of classes[1] = z1 - z0."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.net(x)  # (B, 2)
+        return z[:, 1:2] - z[:, 0:1]  # (B, 1)
+
+
+def _check_signature(module: nn.Module) -> None:
+    params = [p for p in inspect.signature(module.forward).parameters.values()
+              if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(params) != 1:
+        raise InputError(f"{type(module).__name__}.forward takes {len(params)} required inputs "
+                         f"({', '.join(p.name for p in params)}): expected one float32 (B, F) tensor")
+
+
+def _trial(module: nn.Module, rows: np.ndarray, features: tuple[str, ...]) -> torch.Tensor:
+    with torch.inference_mode():
+        try:
+            out: Any = module(torch.from_numpy(rows))
+        except (RuntimeError, TypeError, IndexError, ValueError) as e:
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            if any(w in first for w in ("Long", "Int", "integer", "Embedding")):
+                raise InputError(f"{type(module).__name__} needs integer inputs ({first}): edgeclf exports "
+                                 f"models of float32 features") from None
+            raise InputError(f"{type(module).__name__} failed on a float32 batch of {len(features)} features "
+                             f"({', '.join(features)}): {first}; is its input width {len(features)}?") from None
+    if not isinstance(out, torch.Tensor):
+        raise InputError(f"{type(module).__name__} returned {type(out).__name__}: expected one logits tensor (B, 1|C)")
+    logits: torch.Tensor = out
+    return logits
+
+
+def _logit_net(module: nn.Module, rows: np.ndarray, features: tuple[str, ...], classes: tuple[str, ...]) -> nn.Module:
+    """The module as a (B, F) -> (B, 1|C) logits network, after checking what it really returns."""
+    _check_signature(module)
+    out = _trial(module, rows, features)
+    k = len(classes)
+    if out.ndim != 2 or out.shape[0] != len(rows) or out.shape[1] not in (n_logits(k), k):
+        want = f"({len(rows)}, 1)" if k == 2 else f"({len(rows)}, {k})"
+        raise InputError(f"{type(module).__name__} returned shape {tuple(out.shape)} for {len(rows)} rows: "
+                         f"expected {want} logits for {k} classes {list(classes)}")
+    bad = ~torch.isfinite(out).all(dim=1)
+    if bad.any():
+        raise InputError(f"{type(module).__name__} returned NaN or inf on check_data row {int(bad.nonzero()[0, 0])}: "
+                         f"expected finite logits")
+    return _TwoLogitsToOne(module) if (k == 2 and out.shape[1] == 2) else module
+
+
+def looks_like_probabilities(module: nn.Module, rows: np.ndarray) -> bool:
+    """Every row in [0, 1] and summing to 1: a forward that already applies softmax (edgeclf would apply it twice)."""
+    with torch.inference_mode():
+        z = module(torch.from_numpy(rows)).double()
+    return bool(z.shape[1] > 1 and (z >= 0).all() and (z <= 1).all() and torch.allclose(z.sum(1), torch.ones(len(z)),
+                                                                                      atol=1e-5))
+
+
+def _subject(module: nn.Module, net: nn.Module, rows: np.ndarray, features: tuple[str, ...],
+             classes: tuple[str, ...], name: str, description: str, check_npy: bytes) -> Subject:
+    x = rows.astype(np.float64)  # (N, F)
+    stats = np.stack([x.min(0), x.max(0), x.mean(0), x.std(0)], axis=1)  # (F, 4)
+    feats = tuple(Feature(f, "float32", *(float(str(np.float32(v))) for v in stats[i])) for i, f in enumerate(features))
+    details: dict[str, Any] = {"source": "edgeclf.export.export_model", "check_data": CHECK_DATA,
+                               "check_data_sha256": hashlib.sha256(check_npy).hexdigest()}
+    if net is not module:
+        details["adapted"] = "two logits z0, z1 exported as one binary logit z1 - z0"
+    if looks_like_probabilities(module, rows):
+        details["warning"] = ("every check row's outputs lie in [0, 1] and sum to 1: the forward seems to return "
+                              "probabilities, not logits; softmax/sigmoid is then applied twice")
+    origin = Origin("imported", f"{type(module).__name__} (imported nn.Module)", parameter_count(module),
+                    type(module).__name__, state_dict_sha256(module), details)
+    box = np.array([x.min(0), x.max(0)], np.float32)  # (2, F)
+    data = {"description": description or f"check data supplied at export ({len(rows)} rows)",
+            "train_rows": 0, "test_rows": 0, "split": "none: imported model"}
+    return Subject(name, classes, feats, WithProbabilities(net, len(classes)).eval(), rows, "check data",
+                   domain_of(box, relative=True), origin, data, {}, None)
+
+
+def load_pt2_module(path: Path | str) -> tuple[nn.Module, int | None]:
+    """A torch.export .pt2 as a module, and its fixed batch size (None when the batch dimension is dynamic)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"model file {p} does not exist: expected a .pt2 written by torch.export.save")
+    try:
+        program = torch.export.load(str(p))
+    except Exception as e:  # a zip of another kind, another torch's schema, garbage: refused alike
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise InputError(f"{p} is not a torch.export program this torch ({torch.__version__}) can read: {first}. "
+                         f"Save it with torch.export.save from torch {torch.__version__.split('+')[0]}") from None
+    if not isinstance(program, torch.export.ExportedProgram):
+        raise InputError(f"{p} holds a {type(program).__name__}, expected an ExportedProgram")
+    return program.module(), _static_batch(program, p)
+
+
+def _static_batch(program: torch.export.ExportedProgram, path: Path) -> int | None:
+    user = program.graph_signature.user_inputs
+    if len(user) != 1:
+        raise InputError(f"{path} takes {len(user)} inputs ({', '.join(map(str, user))}): expected one float32 "
+                         f"(B, F) tensor")
+    node = next(n for n in program.graph.nodes if n.op == "placeholder" and n.name == user[0])
+    val = node.meta.get("val")
+    if val is None or val.dtype != torch.float32 or val.ndim != 2:
+        raise InputError(f"{path}: input {user[0]!r} is {getattr(val, 'dtype', '?')} of shape "
+                         f"{tuple(getattr(val, 'shape', ()))}: expected float32 (B, F)")
+    b = val.shape[0]
+    return int(b) if isinstance(b, int) else None
+
+
+def read_check_data(path: Path | str, features: Sequence[str]) -> np.ndarray:
+    """The feature columns of a CSV (with header), Parquet or .npy file, as (N, F) float32."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"check data file {p} does not exist: expected a CSV (with header), Parquet or .npy file")
+    if p.suffix == ".npy":
+        try:
+            return np.asarray(np.load(p, allow_pickle=False), np.float32)
+        except (ValueError, OSError) as e:
+            raise InputError(f"{p} is not a readable .npy array ({e})") from None
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(p) if p.suffix in (".parquet", ".pq") else pcsv.read_csv(p)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InputError(f"{p} is not a readable {'Parquet' if p.suffix in ('.parquet', '.pq') else 'CSV'} file: "
+                         f"{str(e).splitlines()[0][:160]}") from None
+    missing = [f for f in features if f not in table.column_names]
+    if missing:
+        raise InputError(f"{p} has no column {missing[0]!r}: expected the features {list(features)} "
+                         f"(columns: {table.column_names})")
+    try:
+        cols = [table.column(f).to_numpy(zero_copy_only=False).astype(np.float32) for f in features]
+    except (ValueError, TypeError, pa.ArrowInvalid) as e:
+        raise InputError(f"{p}: a feature column is not numeric ({e})") from None
+    return np.stack(cols, axis=1) if cols else np.zeros((0, 0), np.float32)
+
+
+def export_pt2(path: Path | str, out: Path | str, *, features: Sequence[str], classes: Sequence[str],
+               check_data: Any, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, opset: int = DEFAULT_OPSET,
+               name: str | None = None) -> tuple[Manifest, list[ParityResult]]:
+    """export_model for a torch.export .pt2 file (the supported successor of TorchScript as an interchange format)."""
+    module, fixed = load_pt2_module(path)
+    if fixed is not None:  # its guards refuse any other batch: the exporters and the parity check need several
+        raise InputError(
+            f"{path} was captured with a fixed batch size of {fixed}, so it cannot be re-exported at other sizes: "
+            f"capture it with a dynamic batch dimension, torch.export.export(model, (x,), "
+            f"dynamic_shapes={{'x': {{0: torch.export.Dim('batch')}}}}), then torch.export.save")
+    return export_model(module, out, features=features, classes=classes, check_data=check_data,
+                        batch_sizes=batch_sizes, opset=opset, name=name or Path(path).stem,
+                        description=f"imported from {Path(path).name}")
