@@ -89,7 +89,7 @@ class _TwoLogitsToOne(nn.Module):
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.net(x)  # (B, 2)
+        z: torch.Tensor = self.net(x)  # (B, 2)
         return z[:, 1:2] - z[:, 0:1]  # (B, 1)
 
 
