@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import io
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 
 from edgeclf.runtime.contract import INPUT_NAME, LOGITS, OUTPUT_NAMES, PADDING_RULE, PROBABILITIES
+from edgeclf.runtime.errors import InputError
 
 if TYPE_CHECKING:
     import onnx
@@ -54,10 +56,13 @@ def write_onnx(model: nn.Module, n_features: int, batch: int, opset: int, path: 
 
     example = (torch.zeros(batch, n_features),)
     with _quiet_torch():
-        program = torch.onnx.export(
-            model, example, dynamo=True, external_data=False, opset_version=opset,
-            input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES), verbose=False,
-        )
+        try:
+            program = torch.onnx.export(
+                model, example, dynamo=True, external_data=False, opset_version=opset,
+                input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES), verbose=False,
+            )
+        except Exception as e:  # the exporter's own error types vary by stage (export, decomposition, translation)
+            raise InputError(f"the ONNX exporter cannot convert this model: {_exporter_reason(e)}") from None
     if program is None:  # only with dynamo=False, never here
         raise RuntimeError("torch.onnx.export returned no program")
     proto = program.model_proto
@@ -72,6 +77,17 @@ def write_onnx(model: nn.Module, n_features: int, batch: int, opset: int, path: 
     onnx.checker.check_model(proto, full_check=True)
     onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
     onnx.save_model(proto, str(path))
+
+
+def _exporter_reason(e: BaseException) -> str:
+    """The innermost message of the exporter's error chain: it names the operator that failed."""
+    chain: list[BaseException] = []
+    cause: BaseException | None = e
+    while cause is not None and len(chain) < 8:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(chain[-1]))  # no terminal colours in a one-line error
+    return " ".join(text.split())[:300] or type(chain[-1]).__name__
 
 
 def _document(proto: onnx.ModelProto, docs: GraphDocs) -> None:

@@ -33,8 +33,10 @@ def _calibration(metrics: dict[str, Any]) -> str:
 
 def _training(m: Manifest, metrics: dict[str, Any]) -> str:
     if m.origin.kind != "trained" or "train_config" not in metrics:
+        warning = m.origin.details.get("warning")
         return (f"Imported model: `{m.origin.class_name}`, {m.origin.parameters:,} parameters, state_dict sha256 "
-                f"`{m.origin.state_dict_sha256}`. Not trained by edgeclf: no training metrics.")
+                f"`{m.origin.state_dict_sha256}`. Not trained by edgeclf: no training metrics."
+                + (f"\n\n**Warning**: {warning}." if warning else ""))
     tc = metrics["train_config"]
     met = "met" if metrics.get("target_met") else "**missed**"
     decay = f", weight decay {tc['weight_decay']}" if tc.get("weight_decay") else ""
