@@ -17,6 +17,22 @@ STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2"]
 SANITIZE = [*STRICT, "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g"]
 
 
+def rows_of(task: str) -> np.ndarray:
+    """A committed artifact's check rows: its test split plus a 41x41 grid over the manifest's domain
+    (10% beyond it). (1881, 2) for the built-in tasks but spirals (1741, 2)."""
+    import json
+
+    from conftest import ARTIFACTS
+
+    from edgeclf.train.tasks import get_task
+
+    domain = json.loads((ARTIFACTS / task / "manifest.json").read_text())["domain"]
+    lo, hi = np.array(domain["low"]), np.array(domain["high"])
+    g = np.linspace(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo), 41)  # (41, 2)
+    grid = np.stack(np.meshgrid(g[:, 0], g[:, 1]), axis=-1).reshape(-1, 2)  # (1681, 2)
+    return np.concatenate([get_task(task).dataset().x_test, grid]).astype(np.float32)
+
+
 def margin(proba: np.ndarray) -> np.ndarray:
     top2 = np.sort(proba.astype(np.float64), axis=1)[:, -2:]  # (N, 2)
     return np.asarray(top2[:, 1] - top2[:, 0])

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import ARTIFACTS, ROOT, TASKS
-from edge_helpers import SANITIZE, STRICT, check_policy, csv_rows, gcc, margin, run_program
+from edge_helpers import SANITIZE, STRICT, check_policy, csv_rows, gcc, margin, rows_of, run_program
 from torch import nn
 
 from edgeclf.export.c_header import c_float, c_header, check_prefix, mlp_layers
@@ -63,17 +63,13 @@ class Case:
 def _artifact_case(task: str) -> Case:
     from edgeclf.runtime import Classifier
     from edgeclf.train.model import ModelConfig, build_mlp
-    from edgeclf.train.tasks import get_task
 
     ckpt = torch.load(ARTIFACTS / task / "checkpoint.pt", weights_only=True)
     mlp = build_mlp(ModelConfig.from_dict(ckpt["model_config"]))
     mlp.load_state_dict(ckpt["state_dict"])
     layers, activation = mlp_layers(mlp)
     manifest = json.loads((ARTIFACTS / task / "manifest.json").read_text())
-    lo, hi = np.array(manifest["domain"]["low"]), np.array(manifest["domain"]["high"])
-    g = np.linspace(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo), 41)  # (41, 2)
-    grid = np.stack(np.meshgrid(g[:, 0], g[:, 1]), axis=-1).reshape(-1, 2)  # (1681, 2)
-    x = np.concatenate([get_task(task).dataset().x_test, grid]).astype(np.float32)
+    x = rows_of(task)
     clf = Classifier.load(ARTIFACTS / task)
     return Case(layers, activation, manifest["features"], manifest["classes"], x,
                 clf.predict_logits(x), clf.predict_proba(x))
@@ -327,3 +323,16 @@ def test_emlearn_oracle_agrees(name, literals, tmp_path, monkeypatch):
     print(name, "emlearn shipped", {"logits_max_abs": dz, "proba_max_abs": dp,
                                     "label_agreement": (labels == case.proba.argmax(1)).mean()})
     assert (labels[decisive] == case.proba.argmax(1)[decisive]).all()
+
+
+def test_the_check_catches_a_perturbed_header(tmp_path):
+    """The parity check above can fail: one weight moved by 1e-3 in the emitted C is caught."""
+    case = case_of("circles")
+    moved = [(w.copy(), b.copy()) for w, b in case.layers]
+    moved[-1][0][0, 0] += 1e-3
+    Case(moved, case.activation, case.features, case.classes, case.x, case.logits, case.proba).header().write(
+        tmp_path / "model.h")
+    (tmp_path / "probe.c").write_text(PROBE_C)
+    logits, proba, labels = _probe(gcc([tmp_path / "probe.c"], tmp_path / "probe", [tmp_path], STRICT), case)
+    with pytest.raises(AssertionError):
+        check_policy(logits, proba, case.logits, case.proba, labels)

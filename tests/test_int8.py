@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from conftest import ARTIFACTS, TASKS
-from test_ort_format import rows_of
+from edge_helpers import rows_of
 
 from edgeclf.export.int8 import int8_report, quantize_int8
 from edgeclf.runtime.errors import InputError

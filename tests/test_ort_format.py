@@ -3,28 +3,15 @@ rows as the .onnx files, held to the tolerance policy."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import onnxruntime as ort
 import pytest
 from conftest import ARTIFACTS, TASKS
-from edge_helpers import check_policy
+from edge_helpers import check_policy, rows_of
 
 from edgeclf.export.ort_format import CONFIG_NAME, write_ort
 from edgeclf.export.parity import run_chunked
 from edgeclf.runtime.errors import InputError
-
-
-def rows_of(task: str) -> np.ndarray:
-    """The test split plus a 41x41 grid over the manifest's domain (10% beyond it)."""
-    from edgeclf.train.tasks import get_task
-
-    domain = json.loads((ARTIFACTS / task / "manifest.json").read_text())["domain"]
-    lo, hi = np.array(domain["low"]), np.array(domain["high"])
-    g = np.linspace(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo), 41)  # (41, 2)
-    grid = np.stack(np.meshgrid(g[:, 0], g[:, 1]), axis=-1).reshape(-1, 2)  # (1681, 2)
-    return np.concatenate([get_task(task).dataset().x_test, grid]).astype(np.float32)
 
 
 def outputs(path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
