@@ -1,0 +1,68 @@
+/* Label CSV rows with an edgeclf C header: reads rows of EDGECLF_N_FEATURES floats from stdin (a first line
+ * that starts with a name, e.g. "x1,x2", is taken as a header and skipped), prints one class name per line.
+ *
+ *   gcc -std=c99 -O2 -I<artifact folder> predict.c -lm -o predict
+ *   ./predict < points.csv
+ *
+ * Needs a model.h exported with the default prefix "edgeclf". Exit code 1 and a message on stderr for a row
+ * that is not EDGECLF_N_FEATURES finite numbers. The stdio here is the example's: model.h uses none. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+#define LINE_MAX_CHARS 65536
+
+/* Parse "a,b,c" into row; 0 on success, -1 if it is not exactly EDGECLF_N_FEATURES finite numbers. */
+static int parse_row(const char *line, float *row) {
+    const char *p = line;
+    int k;
+    for (k = 0; k < EDGECLF_N_FEATURES; k++) {
+        char *end;
+        errno = 0;
+        row[k] = strtof(p, &end);
+        if (end == p || errno == ERANGE || !isfinite(row[k])) return -1;
+        p = end;
+        while (*p == ' ' || *p == '\t') p++;
+        if (k < EDGECLF_N_FEATURES - 1) {
+            if (*p != ',') return -1;
+            p++;
+        }
+    }
+    return (*p == '\0' || *p == '\n' || *p == '\r') ? 0 : -1;
+}
+
+/* A header starts with a name, not a number: "1,2,3" on line 1 is a bad row, not a header. */
+static int header(const char *line) {
+    char *end;
+    (void)strtof(line, &end);
+    return end == line;
+}
+
+static int blank(const char *line) {
+    return line[strspn(line, " \t\r\n")] == '\0';
+}
+
+int main(void) {
+    static char line[LINE_MAX_CHARS];
+    float row[EDGECLF_N_FEATURES];
+    long n = 0;
+    while (fgets(line, sizeof line, stdin) != NULL) {
+        n++;
+        if (strchr(line, '\n') == NULL && !feof(stdin)) {
+            fprintf(stderr, "line %ld: longer than %d characters\n", n, LINE_MAX_CHARS - 2);
+            return 1;
+        }
+        if (blank(line)) continue;
+        if (parse_row(line, row) != 0) {
+            if (n == 1 && header(line)) continue;
+            fprintf(stderr, "line %ld: expected %d comma-separated finite numbers\n", n, EDGECLF_N_FEATURES);
+            return 1;
+        }
+        puts(edgeclf_classes[edgeclf_predict(row)]);
+    }
+    return ferror(stdin) ? 1 : 0;
+}

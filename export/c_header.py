@@ -1,0 +1,324 @@
+"""A dependency-free C99 header for an MLP classifier: microcontrollers, firmware, any C or C++ program.
+
+The header holds the weights as `static const float` arrays (flash on a microcontroller) and three
+`static inline` functions that keep their activations on the stack: no malloc, no stdio, no globals that
+change, only <math.h> (expf for probabilities, tanhf for tanh layers). Several models live in one program
+under different prefixes.
+
+Input standardisation is applied first, `(x[i] - mean[i]) / std[i]`, not folded into the first layer:
+folding (W / std, b - W @ (mean / std)) rounds differently from the graph the other formats run, and when the
+features sit far from zero relative to their spread it subtracts two large nearly equal sums, so the C
+outputs would drift from ONNX and eager PyTorch by more than the tolerance policy allows. Applying it costs
+2F floats of flash and F divisions per row, and is the same arithmetic as the graph.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from edgeclf.runtime.errors import InputError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+ACTIVATIONS = ("none", "relu", "tanh")
+# static identifiers keep 63 significant characters (C99 5.2.4.1); the longest suffix is "_predict_proba"
+MAX_PREFIX = 48
+_PREFIX_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_C_ACT = {"none": "{s}", "relu": "({s} < 0.0f ? 0.0f : {s})", "tanh": "tanhf({s})"}  # relu keeps NaN, as torch
+
+Layer = tuple[np.ndarray, np.ndarray]  # W (out, in) float32, b (out,) float32
+
+
+@dataclass(frozen=True)
+class CHeader:
+    """One generated header. flash_bytes: the float arrays (weights, biases, mean/std); ram_bytes: the float
+    arrays the deepest call (P_predict_proba -> P_logits) keeps on the stack, without the compiler's spills."""
+
+    prefix: str
+    text: str
+    flash_bytes: int
+    ram_bytes: int
+
+    def write(self, path: str | Path) -> Path:
+        """Write to a temp name beside `path`, then rename: a reader never sees half a header."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(self.text, encoding="ascii")
+        tmp.replace(path)
+        return path
+
+
+def c_float(value: float) -> str:
+    """A float32 as a C literal that parses back to the same bits: 9 significant digits always suffice."""
+    text = f"{float(np.float32(value)):.9g}"
+    if not any(c in text for c in ".en"):
+        text += ".0"  # "1f" is not a C literal; "1.0f" is
+    return text + "f"
+
+
+def c_string(text: str) -> str:
+    """A C string literal for any Unicode text: UTF-8 bytes, non-printables as 3-digit octal escapes (hex ones
+    would swallow following digits), and '?' escaped so no trigraph forms under -std=c99."""
+    out = []
+    for byte in text.encode("utf-8"):
+        ch = chr(byte)
+        if ch in '"\\?':
+            out.append("\\" + ch)
+        elif 32 <= byte < 127:
+            out.append(ch)
+        else:
+            out.append(f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'
+
+
+def check_prefix(prefix: str) -> str:
+    if not isinstance(prefix, str) or not _PREFIX_RE.fullmatch(prefix) or len(prefix) > MAX_PREFIX:
+        raise InputError(
+            f"C prefix {prefix!r} is not usable: expected a C identifier of at most {MAX_PREFIX} characters "
+            "that starts with a letter (letters, digits, '_'), e.g. 'edgeclf' or 'door_model'"
+        )
+    return prefix
+
+
+def _check_layers(layers: Sequence[Layer], n_features: int, n_classes: int) -> list[Layer]:
+    if not layers:
+        raise InputError("the MLP has no Linear layer: expected at least one (W, b) pair")
+    out: list[Layer] = []
+    width = n_features
+    for k, (w, b) in enumerate(layers):
+        w, b = np.asarray(w, dtype=np.float32), np.asarray(b, dtype=np.float32)
+        if w.ndim != 2 or w.shape[1] != width or b.shape != (w.shape[0],):
+            raise InputError(
+                f"layer {k}: weight {w.shape} and bias {b.shape} do not chain: expected weight (out, {width}) "
+                "and bias (out,)"
+            )
+        if not (np.isfinite(w).all() and np.isfinite(b).all()):
+            raise InputError(f"layer {k} holds NaN or infinite weights: expected finite float32 values")
+        out.append((w, b))
+        width = w.shape[0]
+    expected = 1 if n_classes == 2 else n_classes
+    if width != expected:
+        raise InputError(
+            f"the last layer has {width} outputs: expected {expected} for {n_classes} classes "
+            "(binary: one logit of classes[1]; multiclass: one logit per class)"
+        )
+    return out
+
+
+def _check_standardisation(mean: Any, std: Any, n_features: int) -> tuple[np.ndarray, np.ndarray] | None:
+    if mean is None and std is None:
+        return None
+    if mean is None or std is None:
+        raise InputError("standardisation needs both mean and std, got only one of them")
+    m, s = np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32)  # (F,)
+    if m.shape != (n_features,) or s.shape != (n_features,):
+        raise InputError(f"mean {m.shape} and std {s.shape}: expected ({n_features},) each, one per feature")
+    if not (np.isfinite(m).all() and np.isfinite(s).all()):
+        raise InputError("mean and std must be finite")
+    return m, np.where(s == 0, np.float32(1), s).astype(np.float32)  # a constant feature: divide by 1
+
+
+def _check_names(features: Sequence[str], classes: Sequence[str]) -> None:
+    if not features or not all(isinstance(f, str) for f in features):
+        raise InputError(f"features {list(features)!r}: expected a non-empty list of names")
+    if len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+        raise InputError(f"classes {list(classes)!r}: expected at least 2 class names")
+
+
+def c_header(layers: Sequence[Layer], activation: str, *, features: Sequence[str], classes: Sequence[str],
+             prefix: str = "edgeclf", mean: Any = None, std: Any = None) -> CHeader:
+    """Emit the MLP Linear, act, ..., Linear (W (out, in), b (out,)) as one C99 header; see the module doc."""
+    if activation not in ACTIVATIONS:
+        raise InputError(f"cannot emit activation {activation!r} in C: expected one of {', '.join(ACTIVATIONS)}")
+    check_prefix(prefix)
+    _check_names(features, classes)
+    checked = _check_layers(layers, len(features), len(classes))
+    scale = _check_standardisation(mean, std, len(features))
+    plan = _Plan(prefix, checked, activation, scale is not None)
+    parts = [
+        _preamble(prefix, features, classes, checked[-1][0].shape[0]),
+        _arrays(prefix, checked, scale),
+        _logits_fn(plan),
+        _proba_fn(prefix, len(classes)),
+        _predict_fn(prefix, len(classes)),
+        f"#endif /* {_guard(prefix)} */\n",
+    ]
+    floats = sum(w.size + b.size for w, b in checked) + (2 * len(features) if scale is not None else 0)
+    n_logits = checked[-1][0].shape[0]
+    return CHeader(prefix, "\n".join(parts), flash_bytes=4 * floats, ram_bytes=4 * (plan.buffer_floats + n_logits))
+
+
+def _guard(prefix: str) -> str:
+    # the prefix as given: two headers whose prefixes differ only in case must not skip each other silently
+    return f"EDGECLF_MODEL_H_{prefix}"
+
+
+def _preamble(p: str, features: Sequence[str], classes: Sequence[str], n_logits: int) -> str:
+    P = p.upper()
+    binary = "one logit, of classes[1]: p = 1 / (1 + exp(-z))" if n_logits == 1 else "one logit per class, softmax"
+    return f"""/* Generated by edgeclf: an MLP classifier in C99. No malloc, no stdio, no mutable globals.
+ * {p}_logits(x, z)         z: {p.upper()}_N_LOGITS floats ({binary})
+ * {p}_predict_proba(x, p)  p: {P}_N_CLASSES floats, p[i] = probability of {p}_classes[i]
+ * {p}_predict(x)           index into {p}_classes (from the logits, no expf)
+ * x: {P}_N_FEATURES floats in the order of {p}_features, raw (any standardisation is applied here).
+ * Link with -lm. */
+#ifndef {_guard(p)}
+#define {_guard(p)}
+
+#include <math.h>
+
+#define {P}_N_FEATURES {len(features)}
+#define {P}_N_CLASSES {len(classes)}
+#define {P}_N_LOGITS {n_logits}
+
+static const char *const {p}_features[{P}_N_FEATURES] = {{{", ".join(c_string(f) for f in features)}}};
+static const char *const {p}_classes[{P}_N_CLASSES] = {{{", ".join(c_string(c) for c in classes)}}};
+"""
+
+
+def _c_vector(values: np.ndarray, per_line: int = 8) -> str:
+    items = [c_float(v) for v in values.reshape(-1)]
+    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+    return "{\n    " + ",\n    ".join(lines) + "\n}"
+
+
+def _c_row(values: np.ndarray, per_line: int = 8) -> str:
+    items = [c_float(v) for v in values]
+    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+    return "    {" + ",\n     ".join(lines) + "}"
+
+
+def _arrays(p: str, layers: list[Layer], scale: tuple[np.ndarray, np.ndarray] | None) -> str:
+    out = []
+    if scale is not None:
+        out.append(f"static const float {p}_mean[{scale[0].size}] = {_c_vector(scale[0])};")
+        out.append("/* a zero std was replaced by 1 */")
+        out.append(f"static const float {p}_std[{scale[1].size}] = {_c_vector(scale[1])};")
+    for k, (w, b) in enumerate(layers):
+        rows = ",\n".join(_c_row(row) for row in w)  # (out, in): row o feeds unit o
+        out.append(f"static const float {p}_w{k}[{w.shape[0]}][{w.shape[1]}] = {{\n{rows}\n}};")
+        out.append(f"static const float {p}_b{k}[{b.size}] = {_c_vector(b)};")
+    return "\n".join(out) + "\n"
+
+
+class _Plan:
+    """Which stack buffer each layer reads and writes: two ping-pong buffers, each as wide as the widest
+    activation it ever holds; the last layer writes straight into the caller's logits."""
+
+    def __init__(self, prefix: str, layers: list[Layer], activation: str, standardise: bool) -> None:
+        self.prefix, self.layers, self.activation, self.standardise = prefix, layers, activation, standardise
+        self.sizes = [0, 0]  # floats in h0, h1
+        self.sources: list[str] = []
+        self.targets: list[str] = []
+        src = "x"
+        if standardise:
+            src = self._use(0, layers[0][0].shape[1])
+        for k, (w, _) in enumerate(layers):
+            self.sources.append(src)
+            if k == len(layers) - 1:
+                self.targets.append("logits")
+            else:
+                src = self._use(1 if src == "h0" else 0, w.shape[0])
+                self.targets.append(src)
+
+    def _use(self, i: int, n: int) -> str:
+        self.sizes[i] = max(self.sizes[i], n)
+        return f"h{i}"
+
+    @property
+    def buffer_floats(self) -> int:
+        return sum(self.sizes)
+
+
+def _layer_loop(p: str, k: int, w: np.ndarray, src: str, dst: str, act: str) -> str:
+    n_out, n_in = w.shape
+    value = _C_ACT[act].format(s="s")
+    return f"""    /* layer {k}: {n_in} -> {n_out}{'' if dst == 'logits' else ', ' + act} */
+    for (o = 0; o < {n_out}; o++) {{
+        float s = 0.0f;
+        for (i = 0; i < {n_in}; i++) s += {p}_w{k}[o][i] * {src}[i];
+        s += {p}_b{k}[o];
+        {dst}[o] = {value};
+    }}"""
+
+
+def _logits_fn(plan: _Plan) -> str:
+    p = plan.prefix
+    body = [f"    float h{i}[{n}];" for i, n in enumerate(plan.sizes) if n]
+    body.append("    int o, i;")
+    if plan.standardise:
+        body.append(f"    for (i = 0; i < {p.upper()}_N_FEATURES; i++) h0[i] = (x[i] - {p}_mean[i]) / {p}_std[i];")
+    last = len(plan.layers) - 1
+    for k, (w, _) in enumerate(plan.layers):
+        act = "none" if k == last else plan.activation
+        body.append(_layer_loop(p, k, w, plan.sources[k], plan.targets[k], act))
+    return f"static inline void {p}_logits(const float *x, float *logits) {{\n" + "\n".join(body) + "\n}\n"
+
+
+def _proba_fn(p: str, n_classes: int) -> str:
+    P = p.upper()
+    if n_classes == 2:
+        # [1-p, p] as the graph computes it: sigmoid(-z) is the accurate form of 1 - sigmoid(z)
+        body = (f"    float z[{P}_N_LOGITS];\n    {p}_logits(x, z);\n"
+                "    proba[0] = 1.0f / (1.0f + expf(z[0]));\n    proba[1] = 1.0f / (1.0f + expf(-z[0]));")
+    else:
+        body = f"""    float z[{P}_N_LOGITS], m, sum = 0.0f;
+    int c;
+    {p}_logits(x, z);
+    m = z[0];  /* subtract the max: expf never overflows */
+    for (c = 1; c < {P}_N_CLASSES; c++) if (z[c] > m) m = z[c];
+    for (c = 0; c < {P}_N_CLASSES; c++) {{ proba[c] = expf(z[c] - m); sum += proba[c]; }}
+    for (c = 0; c < {P}_N_CLASSES; c++) proba[c] /= sum;"""
+    return f"static inline void {p}_predict_proba(const float *x, float *proba) {{\n{body}\n}}\n"
+
+
+def _predict_fn(p: str, n_classes: int) -> str:
+    P = p.upper()
+    if n_classes == 2:
+        body = f"    float z[{P}_N_LOGITS];\n    {p}_logits(x, z);\n    return z[0] > 0.0f ? 1 : 0;  /* a tie is class 0 */"
+    else:
+        body = f"""    float z[{P}_N_LOGITS];
+    int c, best = 0;
+    {p}_logits(x, z);
+    for (c = 1; c < {P}_N_CLASSES; c++) if (z[c] > z[best]) best = c;  /* first of equals, as argmax */
+    return best;"""
+    return f"static inline int {p}_predict(const float *x) {{\n{body}\n}}\n"
+
+
+def mlp_layers(module: nn.Module) -> tuple[list[Layer], str]:
+    """(layers, activation) of an nn.Sequential Linear, act, Linear, ..., Linear with one activation kind
+    (ReLU, Tanh, or none between the Linears). Anything else is refused, naming the layer."""
+    from torch import nn
+
+    if not isinstance(module, nn.Sequential):
+        raise InputError(f"cannot emit {type(module).__name__} in C: expected an nn.Sequential MLP")
+    kinds = {nn.ReLU: "relu", nn.Tanh: "tanh"}
+    layers: list[Layer] = []
+    acts: set[str] = set()
+    previous_linear = False
+    for idx, layer in enumerate(module):
+        if isinstance(layer, nn.Linear):
+            acts |= {"none"} if previous_linear else set()
+            w = layer.weight.detach().cpu().numpy().astype(np.float32)  # (out, in)
+            b = (layer.bias.detach().cpu().numpy() if layer.bias is not None else np.zeros(w.shape[0])).astype(np.float32)
+            layers.append((w, b))
+            previous_linear = True
+        elif type(layer) in kinds and previous_linear:
+            acts.add(kinds[type(layer)])
+            previous_linear = False
+        else:
+            raise InputError(
+                f"cannot emit layer {idx} ({type(layer).__name__}) in C: expected Linear layers with ReLU, Tanh "
+                "or nothing between them, ending in Linear"
+            )
+    if not previous_linear:
+        raise InputError("the MLP must end in a Linear layer (the logits), not an activation")
+    if len(acts) > 1:
+        raise InputError(f"cannot emit mixed activations {sorted(acts)} in C: expected one kind between all layers")
+    return layers, acts.pop() if acts else "none"
