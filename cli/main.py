@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, MAX_BATCH, MAX_OPSET, MIN_OPSET
+from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, EDGE_FORMATS, MAX_BATCH, MAX_OPSET, MIN_OPSET
 from edgeclf.report.text import table
 from edgeclf.runtime.errors import EdgeclfError
 from edgeclf.train.settings import ACTIVATIONS, DEVICES, OPTIMIZERS
@@ -146,35 +146,42 @@ def parse_names(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--classes", callback=parse_names, help="With --from: the class names, in logit order.")
 @click.option("--check-data", type=click.Path(dir_okay=False), help="With --from: rows parity is measured on "
               "(CSV with header, Parquet or .npy).")
+@click.option("--format", "edge", type=click.Choice(EDGE_FORMATS), multiple=True,
+              help="Also write: c (a C99 header, model.h), ort (onnxruntime mobile format), int8 (quantised ONNX). "
+                   "Repeat for several.")
+@click.option("--c-prefix", default="edgeclf", show_default=True, help="Name prefix of the C header's symbols.")
 def export(name: str | None, batch_sizes: tuple[int, ...], opset: int, out: str, source: str | None,
-           features: tuple[str, ...] | None, classes: tuple[str, ...] | None, check_data: str | None) -> None:
+           features: tuple[str, ...] | None, classes: tuple[str, ...] | None, check_data: str | None,
+           edge: tuple[str, ...], c_prefix: str) -> None:
     """Export OUT/NAME's checkpoint (or, with --from, your own .pt2 model) to ONNX, TorchScript and .pt2, check
     parity, write manifest.json.
 
     \b
     Example:
       edgeclf export circles --batch-size 1 --batch-size 4096 --opset 20
+      edgeclf export circles --format c --format int8 --c-prefix circles
       edgeclf export --from model.pt2 --features a,b,c --classes no,yes --check-data rows.csv --out artifacts
     """
     needs_extra(*EXPORT_NEEDS)
     sizes = batch_sizes or DEFAULT_BATCH_SIZES
     if source is not None:
-        manifest, results, folder = export_from(source, name, sizes, opset, out, features, classes, check_data)
+        manifest, results, folder = export_from(source, name, sizes, opset, out, features, classes, check_data,
+                                                edge, c_prefix)
     elif name is None:
         raise click.UsageError("give NAME (a trained folder under --out) or --from MODEL.pt2")
     else:
         from edgeclf.export.pipeline import export_artifact
 
         folder = Path(out) / name
-        manifest, results = export_artifact(folder, sizes, opset, name)
+        manifest, results = export_artifact(folder, sizes, opset, name, edge, c_prefix)
     for r in results:
         click.echo(str(r))
     click.echo(f"wrote {len(manifest.files)} files and manifest.json to {folder}")
 
 
 def export_from(source: str, name: str | None, sizes: tuple[int, ...], opset: int, out: str,
-                features: tuple[str, ...] | None, classes: tuple[str, ...] | None,
-                check_data: str | None) -> tuple[Any, Any, Path]:
+                features: tuple[str, ...] | None, classes: tuple[str, ...] | None, check_data: str | None,
+                edge: tuple[str, ...], c_prefix: str) -> tuple[Any, Any, Path]:
     missing = [o for o, v in (("--features", features), ("--classes", classes), ("--check-data", check_data)) if not v]
     if missing:
         raise click.UsageError(f"--from needs {', '.join(missing)}")
@@ -183,7 +190,7 @@ def export_from(source: str, name: str | None, sizes: tuple[int, ...], opset: in
 
     rows = read_check_data(check_data, features)
     manifest, results = export_pt2(source, out, features=features, classes=classes, check_data=rows,
-                                   batch_sizes=sizes, opset=opset, name=name)
+                                   batch_sizes=sizes, opset=opset, name=name, edge=edge, c_prefix=c_prefix)
     return manifest, results, Path(out) / manifest.task
 
 
@@ -208,6 +215,9 @@ def verify(folder: str) -> None:
         raise click.ClickException(f"{folder}: parity check failed; re-export with `edgeclf export`")
 
 
+RUN_EDGE = ("c",)  # reproducible from the weights alone: committed; .ort and int8 bytes/figures are not
+
+
 @cli.command()
 @out_opt
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
@@ -229,7 +239,7 @@ def run(out: str, device: str, quiet: bool) -> None:
         t0 = time.perf_counter()
         r = train_task(task, out, progress=not quiet, device=device)
         t1 = time.perf_counter()
-        export_artifact(Path(out) / task, task=task)
+        export_artifact(Path(out) / task, task=task, edge=RUN_EDGE)
         t2 = time.perf_counter()
         rc = runtime_check(Path(out) / task)
         plot_artifact(Path(out) / task)

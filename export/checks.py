@@ -80,14 +80,18 @@ def torch_runner(module: Callable[..., Any]) -> Callable[[np.ndarray], Outputs]:
 
 def runner(path: Path, fmt: str) -> Callable[[np.ndarray], Outputs]:
     """A function chunk (B, F) -> (logits, probabilities) for one exported file, loaded from disk."""
-    if fmt in ("onnx", "ort"):
+    if fmt in ("onnx", "ort", "onnx-int8"):
         import onnxruntime as ort
 
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return lambda c: tuple(sess.run(list(OUTPUT_NAMES), {INPUT_NAME: c}))
+        return runner_of_session(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))
     if fmt in ("torchscript", "torch.export"):
         return torch_runner(load_torchscript(path) if fmt == "torchscript" else load_pt2(path))
     raise ValueError(f"no runner for format {fmt!r}")
+
+
+def runner_of_session(sess: Any) -> Callable[[np.ndarray], Outputs]:
+    """chunk (B, F) -> (logits, probabilities) through an onnxruntime session."""
+    return lambda c: tuple(sess.run(list(OUTPUT_NAMES), {INPUT_NAME: c}))
 
 
 def check_file(path: Path, entry: FileEntry, checks: CheckSet) -> ParityResult:

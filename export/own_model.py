@@ -35,7 +35,8 @@ _NAME = re.compile(r"[^a-z0-9_-]+")
 
 def export_model(module: nn.Module, out: Path | str, *, features: Sequence[str], classes: Sequence[str],
                  check_data: Any, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, opset: int = DEFAULT_OPSET,
-                 name: str | None = None, description: str = "") -> tuple[Manifest, list[ParityResult]]:
+                 name: str | None = None, description: str = "", edge: Sequence[str] = (),
+                 c_prefix: str = "edgeclf") -> tuple[Manifest, list[ParityResult]]:
     """Export `module` to out/NAME/ (ONNX per batch size, TorchScript, .pt2, manifest.json) with proven parity.
 
     check_data: rows (array or DataFrame with the feature columns) parity is measured on, plus points spread over
@@ -58,7 +59,7 @@ def export_model(module: nn.Module, out: Path | str, *, features: Sequence[str],
         subject = _subject(module, net, rows, features, classes, name, description, buf.getvalue())
         with staged_folder(Path(out) / name) as tmp:
             write_bytes(tmp / CHECK_DATA, buf.getvalue())
-            manifest, results = write_checked(tmp, subject, sizes, opset)
+            manifest, results = write_checked(tmp, subject, sizes, opset, edge, c_prefix)
     finally:
         module.train(was_training)
     return manifest, results
@@ -225,7 +226,8 @@ def read_check_data(path: Path | str, features: Sequence[str]) -> np.ndarray:
 
 def export_pt2(path: Path | str, out: Path | str, *, features: Sequence[str], classes: Sequence[str],
                check_data: Any, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, opset: int = DEFAULT_OPSET,
-               name: str | None = None) -> tuple[Manifest, list[ParityResult]]:
+               name: str | None = None, edge: Sequence[str] = (),
+               c_prefix: str = "edgeclf") -> tuple[Manifest, list[ParityResult]]:
     """export_model for a torch.export .pt2 file (the supported successor of TorchScript as an interchange format)."""
     module, fixed = load_pt2_module(path)
     if fixed is not None:  # its guards refuse any other batch: the exporters and the parity check need several
@@ -235,4 +237,4 @@ def export_pt2(path: Path | str, out: Path | str, *, features: Sequence[str], cl
             f"dynamic_shapes={{'x': {{0: torch.export.Dim('batch')}}}}), then torch.export.save")
     return export_model(module, out, features=features, classes=classes, check_data=check_data,
                         batch_sizes=batch_sizes, opset=opset, name=name or Path(path).stem,
-                        description=f"imported from {Path(path).name}")
+                        description=f"imported from {Path(path).name}", edge=edge, c_prefix=c_prefix)

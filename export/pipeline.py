@@ -10,6 +10,7 @@ from edgeclf.artifact.store import CHECKPOINT, MANIFEST, METRICS, PT2, TORCHSCRI
 from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, MAX_BATCH, MAX_OPSET, MIN_OPSET
 from edgeclf.export.checks import CheckSet, check_file, check_set, torch_runner
 from edgeclf.export.describe import describe, graph_docs
+from edgeclf.export.edge import write_edge
 from edgeclf.export.formats import write_onnx, write_pt2, write_torchscript
 from edgeclf.export.parity import ParityResult, compare, run_chunked
 from edgeclf.export.subject import Subject, from_trained
@@ -51,13 +52,15 @@ def write_files(folder: Path, s: Subject, sizes: tuple[int, ...], opset: int) ->
     return entries
 
 
-def write_checked(folder: Path, s: Subject, sizes: tuple[int, ...], opset: int) -> tuple[Manifest, list[ParityResult]]:
+def write_checked(folder: Path, s: Subject, sizes: tuple[int, ...], opset: int, edge: Sequence[str] = (),
+                  c_prefix: str = "edgeclf") -> tuple[Manifest, list[ParityResult]]:
     """Write every file into folder (a staging folder), check each against eager, then the manifest.
 
     Raises ParityError naming the file, output, worst row and tolerance if any file misses the policy."""
     checks = check_set(s.model, s.check_rows, s.domain, s.check_what)
     entries = write_files(folder, s, sizes, opset)
-    results = [check_file(folder / e.path, e, checks) for e in entries]
+    entries += write_edge(folder, s, edge, [e for e in entries if e.format == "onnx"], checks.x, c_prefix)
+    results = [check_file(folder / e.path, e, checks) for e in entries if e.format in _CHECKABLE]
     failed = [r for r in results if not r]
     if failed:
         raise ParityError("export refused, parity policy missed: " + "; ".join(str(r) for r in failed))
@@ -67,7 +70,8 @@ def write_checked(folder: Path, s: Subject, sizes: tuple[int, ...], opset: int) 
 
 
 def export_artifact(folder: Path, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, opset: int = DEFAULT_OPSET,
-                    task: str | None = None) -> tuple[Manifest, list[ParityResult]]:
+                    task: str | None = None, edge: Sequence[str] = (),
+                    c_prefix: str = "edgeclf") -> tuple[Manifest, list[ParityResult]]:
     """Write ONNX (one per batch size), TorchScript, .pt2 and manifest.json into a trained folder, atomically.
 
     Raises ParityError (and leaves the folder as it was) if any file misses the tolerance policy.
@@ -77,7 +81,7 @@ def export_artifact(folder: Path, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZ
     checkpoint_path(folder, task)  # fail before staging anything
     with staged_folder(folder, keep=(CHECKPOINT, METRICS)) as tmp:
         subject = from_trained(load_checkpoint(tmp, task))  # the staged copy: what we export is what we ship
-        return write_checked(tmp, subject, sizes, opset)
+        return write_checked(tmp, subject, sizes, opset, edge, c_prefix)
 
 
 @dataclass(frozen=True)

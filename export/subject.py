@@ -31,6 +31,7 @@ class Subject:
     data: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, Any] = field(default_factory=dict)
     labelled: tuple[np.ndarray, np.ndarray] | None = None  # (x_test, y_test) for accuracy checks, when known
+    calibration_rows: np.ndarray | None = None  # training rows, for int8 calibration, when known
 
     @property
     def kind(self) -> str:
@@ -71,7 +72,7 @@ def from_trained(t: Trained) -> Subject:
     summary = {k: v for k, v in t.metrics.items() if k != "history"}
     return Subject(info.name, info.classes, features, WithProbabilities(t.model, cfg.n_classes).eval(),
                    t.data.x_test, "test set", domain_of(box, relative=cfg.standardize), origin, data, summary,
-                   (t.data.x_test, t.data.y_test))
+                   (t.data.x_test, t.data.y_test), t.data.x_train)
 
 
 def versions() -> dict[str, str]:

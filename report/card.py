@@ -61,7 +61,8 @@ def _baseline(metrics: dict[str, Any]) -> str:
 def model_card(m: Manifest, metrics: dict[str, Any], pictures: Sequence[str]) -> str:
     files = "\n".join(f"| `{f.path}` | {f.format} | {f.batch_size}{'' if f.fixed_batch else ' (any)'} | "
                       f"{f.opset or '-'} | {f.bytes:,} | `{f.sha256[:16]}…` |" for f in m.files)
-    checked = "\n".join(f"| `{k}` | {v['rows']:,} | {'PASS' if v['passed'] else 'FAIL'} |" for k, v in m.parity.files.items())
+    checked = "\n".join(f"| `{k}` | {v['rows']:,} | {'PASS' if v['passed'] else 'FAIL'} |"
+                        for k, v in m.parity.files.items())
     pics = "\n\n".join(f"![{p}]({p})" for p in pictures)
     data = m.data
     rows = f"; {data['train_rows']:,} training rows, {data['test_rows']:,} test rows ({data['split']})" if data else ""

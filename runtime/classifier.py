@@ -45,6 +45,18 @@ def _tail(start: int, r: int, sizes: Sequence[int]) -> Plan:
     return best
 
 
+def _file_format(format: str, precision: str) -> str:
+    if format not in ("onnx", "ort"):
+        raise InputError(f"unknown format {format!r}: expected 'onnx' or 'ort'")
+    if precision not in ("float32", "int8"):
+        raise InputError(f"unknown precision {precision!r}: expected 'float32' or 'int8'")
+    if precision == "int8":
+        if format != "onnx":
+            raise InputError("int8 is exported as ONNX only: use format='onnx' with precision='int8'")
+        return "onnx-int8"
+    return format
+
+
 def _check_providers(providers: Sequence[str] | None) -> list[str]:
     wanted = list(providers or DEFAULT_PROVIDERS)
     available = ort.get_available_providers()
@@ -89,12 +101,17 @@ class Classifier:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], providers: Sequence[str] | None = None,
-             threads: int | None = None) -> Classifier:
-        """Open an artifact folder (or its manifest.json); every ONNX file is checked against its sha256."""
+             threads: int | None = None, format: str = "onnx", precision: str = "float32") -> Classifier:
+        """Open an artifact folder (or its manifest.json); every model file is checked against its sha256.
+
+        format: "onnx" or "ort" (onnxruntime's format for minimal and mobile builds); precision: "float32" or
+        "int8" (the statically quantised ONNX files)."""
         manifest, folder = Manifest.read(Path(path))
-        entries = manifest.onnx_files
+        kind = _file_format(format, precision)
+        entries = manifest.files_of(kind)
         if not entries:
-            raise ArtifactError(f"{folder}: the manifest lists no ONNX file; re-export with `edgeclf export`")
+            raise ArtifactError(f"{folder}: the manifest lists no {kind} file; re-export with `edgeclf export`"
+                                + ("" if kind == "onnx" else f" --format {'int8' if precision == 'int8' else format}"))
         wanted = _check_providers(providers)
         n_threads = max(1, threads if threads is not None else min(os.cpu_count() or 1, 8))
         sessions = {e.batch_size: _open(manifest, folder, e, wanted) for e in entries}
@@ -180,7 +197,8 @@ def _open(manifest: Manifest, folder: Path, entry: FileEntry, providers: list[st
     try:
         sess = ort.InferenceSession(data, sess_options=opts, providers=providers)
     except Exception as e:  # onnxruntime raises its own exception types for a bad model
-        raise ArtifactError(f"{entry.path} is not a loadable ONNX model: {str(e).splitlines()[0][:200]}") from None
+        raise ArtifactError(f"{entry.path} is not a loadable {entry.format} model: "
+                            f"{str(e).splitlines()[0][:200]}") from None
     _check_signature(manifest, entry, sess)
     return sess
 

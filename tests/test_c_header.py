@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import ARTIFACTS, ROOT, TASKS
 from edge_helpers import SANITIZE, STRICT, check_policy, csv_rows, gcc, margin, rows_of, run_program
+from helpers import ARTIFACTS, ROOT, TASKS
 from torch import nn
 
 from edgeclf.export.c_header import c_float, c_header, check_prefix, mlp_layers

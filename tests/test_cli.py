@@ -10,8 +10,7 @@ import shutil
 import click
 import numpy as np
 import pytest
-from helpers import ARTIFACTS, assert_clean_error, python, run_cli
-from helpers import BLOCKER
+from helpers import ARTIFACTS, BLOCKER, assert_clean_error, python, run_cli
 
 from edgeclf.cli.main import cli
 from edgeclf.runtime import Classifier

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import onnxruntime as ort
 import pytest
-from helpers import ARTIFACTS, TASKS
 from edge_helpers import rows_of
+from helpers import ARTIFACTS, TASKS
 
 from edgeclf.export.int8 import int8_report, quantize_int8
 from edgeclf.runtime.errors import InputError

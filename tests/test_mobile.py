@@ -7,8 +7,8 @@ import json
 
 import onnx
 import pytest
-from helpers import ARTIFACTS, TASKS
 from edge_helpers import mobile_usability
+from helpers import ARTIFACTS, TASKS
 from onnx import TensorProto, helper
 
 EPS = ("NNAPI", "CoreML NeuralNetwork", "CoreML MLProgram")

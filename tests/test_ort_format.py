@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
-from helpers import ARTIFACTS, TASKS
 from edge_helpers import check_policy, rows_of
+from helpers import ARTIFACTS, TASKS
 
 from edgeclf.export.ort_format import CONFIG_NAME, write_ort
 from edgeclf.export.parity import run_chunked

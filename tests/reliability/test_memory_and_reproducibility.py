@@ -69,8 +69,8 @@ def test_committed_artifacts_are_what_the_current_defaults_make(task):
 
     from edgeclf.export import DEFAULT_BATCH_SIZES
     from edgeclf.runtime import Manifest
-    from edgeclf.train.loop import TrainConfig
     from edgeclf.train.checkpoint import load_checkpoint
+    from edgeclf.train.loop import TrainConfig
     from edgeclf.train.tasks import get_task
 
     spec = get_task(task)

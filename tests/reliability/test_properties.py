@@ -13,8 +13,8 @@ from hypothesis.extra.numpy import arrays
 
 from edgeclf.export.parity import MARGIN, labels_of, margin_of
 from edgeclf.export.subject import from_trained
-from edgeclf.train.checkpoint import load_checkpoint
 from edgeclf.runtime import Classifier
+from edgeclf.train.checkpoint import load_checkpoint
 
 TASKS = ("circles", "blobs")
 finite32 = st.floats(width=32, allow_nan=False, allow_infinity=False)

@@ -1,0 +1,118 @@
+"""The opt-in edge formats of an export: a C99 header (microcontrollers), .ort (onnxruntime mobile/minimal builds)
+and int8 (QDQ). Written beside the ONNX files they derive from, listed in the same manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from torch import nn
+
+from edgeclf.artifact.store import C_HEADER, onnx_name
+from edgeclf.export import EDGE_FORMATS
+from edgeclf.export.subject import Subject
+from edgeclf.runtime.errors import InputError
+from edgeclf.runtime.manifest import FileEntry, file_sha256
+from edgeclf.train.model import Standardize
+
+
+def write_edge(folder: Path, s: Subject, formats: Sequence[str], onnx: list[FileEntry], check_rows: np.ndarray,
+               c_prefix: str = "edgeclf") -> list[FileEntry]:
+    unknown = [f for f in formats if f not in EDGE_FORMATS]
+    if unknown:
+        raise InputError(f"unknown format {unknown[0]!r}: expected one of {', '.join(EDGE_FORMATS)}")
+    entries: list[FileEntry] = []
+    if "c" in formats:
+        entries.append(write_c(folder, s, c_prefix))
+    if "ort" in formats:
+        entries += write_ort_files(folder, onnx)
+    if "int8" in formats:
+        entries += write_int8(folder, s, onnx, check_rows)
+    return entries
+
+
+def _entry(folder: Path, name: str, fmt: str, batch: int, details: dict[str, Any], opset: int | None = None) -> FileEntry:
+    p = folder / name
+    return FileEntry(name, fmt, batch, file_sha256(p), p.stat().st_size, opset, True, details)
+
+
+def write_c(folder: Path, s: Subject, prefix: str) -> FileEntry:
+    from edgeclf.export.c_header import c_header, check_prefix, mlp_layers
+
+    check_prefix(prefix)
+    net: nn.Module = s.model.net  # type: ignore[assignment]
+    mean = std = None
+    if isinstance(net, nn.Sequential) and len(net) and isinstance(net[0], Standardize):
+        mean, std = net[0].mean.numpy(), net[0].std.numpy()  # applied first in C, exactly as in the graph
+        net = net[1:]
+    layers, activation = mlp_layers(net)
+    header = c_header(layers, activation, features=[f.name for f in s.features], classes=s.classes, prefix=prefix,
+                      mean=mean, std=std)
+    header.write(folder / C_HEADER)
+    return _entry(folder, C_HEADER, "c", 1, {"prefix": prefix, "flash_bytes": header.flash_bytes,
+                                             "ram_bytes": header.ram_bytes})
+
+
+def write_ort_files(folder: Path, onnx: list[FileEntry]) -> list[FileEntry]:
+    import onnxruntime
+
+    from edgeclf.export.ort_format import CONFIG_NAME, write_ort
+
+    written = write_ort(folder, folder)
+    config = folder / CONFIG_NAME
+    details = {"onnxruntime": onnxruntime.__version__, "required_operators": CONFIG_NAME,
+               "required_operators_sha256": file_sha256(config),
+               "note": "read only by the onnxruntime version line that wrote it (no forward compatibility)"}
+    batches = {onnx_name(e.batch_size, "ort"): e for e in onnx}
+    return [_entry(folder, p.name, "ort", batches[p.name].batch_size, details, batches[p.name].opset)
+            for p in written if p.name in batches]
+
+
+def write_int8(folder: Path, s: Subject, onnx: list[FileEntry], check_rows: np.ndarray) -> list[FileEntry]:
+    """One QDQ int8 copy per ONNX file, calibrated on the training rows (the check rows for an imported model);
+    not held to the parity policy: its report (sizes, accuracy, agreement, recall) is the claim."""
+    import onnxruntime as ort
+
+    from edgeclf.export.int8 import int8_report, quantize_int8
+
+    calibration = s.calibration_rows if s.calibration_rows is not None else s.check_rows
+    entries = []
+    for e in onnx:
+        src, dst = folder / e.path, folder / onnx_name(e.batch_size, "int8.onnx")
+        quantize_int8(src, dst, calibration)
+        f32, i8 = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (src, dst))
+        if s.labelled is not None:
+            x_test, y_test = s.labelled
+            reference = "test split labels"
+        else:  # an imported model without labels: accuracy means agreement with its own float32 labels
+            x_test = s.check_rows
+            y_test = f32_labels(f32, x_test, e.batch_size)
+            reference = "the float32 model's labels (no labelled data)"
+        report = int8_report(f32, i8, x_test, y_test, check_rows, s.classes, float_path=src, int8_path=dst)
+        entries.append(_entry(folder, dst.name, "onnx-int8", e.batch_size,
+                              {**_flat(report), "test_accuracy.reference": reference}, e.opset))
+    return entries
+
+
+def f32_labels(session: Any, x: np.ndarray, batch: int) -> np.ndarray:
+    from edgeclf.export.checks import runner_of_session
+    from edgeclf.export.parity import run_chunked
+
+    labels: np.ndarray = run_chunked(runner_of_session(session), x, batch)[1].argmax(1)
+    return labels
+
+
+def _flat(report: dict[str, Any]) -> dict[str, int | float | str]:
+    """The int8 report as flat manifest details: sizes, accuracy before/after, agreement, recall changes."""
+    out: dict[str, int | float | str] = {}
+    for section, values in report.items():
+        if isinstance(values, dict):
+            for k, v in values.items():
+                if isinstance(v, dict):
+                    for kk, vv in v.items():
+                        if isinstance(vv, (int, float, str)) and not isinstance(vv, bool):
+                            out[f"{section}.{k}.{kk}"] = round(vv, 6) if isinstance(vv, float) else vv
+                elif isinstance(v, (int, float, str)):
+                    out[f"{section}.{k}"] = round(v, 6) if isinstance(v, float) and not isinstance(v, bool) else v
+    return out
