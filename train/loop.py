@@ -6,7 +6,7 @@ import contextlib
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, ContextManager, Iterable
+from typing import Any, ContextManager, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from torch import nn
 from edgeclf.runtime.errors import InputError
 from edgeclf.train.calibration import calibration_summary
 from edgeclf.train.model import ModelConfig, Standardize, WithProbabilities, build_mlp, loss_fn, predict_labels
-from edgeclf.train.settings import DEFAULT_SEED, DEVICES, OPTIMIZERS, SGD_MOMENTUM
+from edgeclf.train.settings import DEFAULT_SEED, DEVICES, OPTIMIZERS, PORTABLE_THREADS, SGD_MOMENTUM
 from edgeclf.train.tasks import Dataset, TaskSpec
 
 
@@ -118,9 +118,30 @@ def init_model(model_cfg: ModelConfig, cfg: TrainConfig, x_train: np.ndarray, de
     return model.to(device)
 
 
+def arithmetic() -> dict[str, Any]:
+    """Which CPU code path torch computes with: 'DEFAULT' everywhere when edgeclf pinned it (portable bytes)."""
+    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": PORTABLE_THREADS}
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(PORTABLE_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train(spec: TaskSpec, cfg: TrainConfig, model_cfg: ModelConfig, data: Dataset | None = None,
           progress: bool = False) -> TrainResult:
     """Train spec's classifier with cfg; returns the CPU model and its metrics."""
+    with _one_thread():
+        return _train(spec, cfg, model_cfg, data, progress)
+
+
+def _train(spec: TaskSpec, cfg: TrainConfig, model_cfg: ModelConfig, data: Dataset | None,
+           progress: bool) -> TrainResult:
     device = resolve_device(cfg.device)
     data = data or spec.dataset()
     model = init_model(model_cfg, cfg, data.x_train, device)
@@ -170,7 +191,7 @@ def _metrics(hist: dict[str, list[float]], cfg: TrainConfig, device: str, spec: 
         "test_accuracy": test_acc, "test_loss": r["test_loss"][-1],
         "train_accuracy": r["train_accuracy"][-1], "train_loss": r["train_loss"][-1],
         "target_accuracy": spec.target_accuracy, "target_met": test_acc >= spec.target_accuracy,
-        "epochs": cfg.epochs, "seed": cfg.seed, "device": device,
+        "epochs": cfg.epochs, "seed": cfg.seed, "device": device, "arithmetic": arithmetic(),
         "train_config": asdict(cfg), "calibration": calib, "history": r,
     }
 
