@@ -107,7 +107,8 @@ def _pyarrow_csv(path: Path, threads: bool) -> Any:
 
     # empty text cells become nulls too, so an empty label is caught like an empty number
     convert = pcsv.ConvertOptions(strings_can_be_null=True)
-    parse = pcsv.ParseOptions(invalid_row_handler=on_ragged)
+    # quoted cells may hold line breaks (free-text columns): slower to split, but read right
+    parse = pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_ragged)
     try:
         return pcsv.read_csv(
             path, read_options=pcsv.ReadOptions(use_threads=threads), parse_options=parse, convert_options=convert
@@ -219,16 +220,18 @@ def _first(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def _first_uncastable(col: Any) -> int:
-    """Index of the first value pyarrow cannot cast to float64 (bisection over prefixes: vectorised casts)."""
+def _first_uncastable(col: Any, to: Any = None) -> int:
+    """Index of the first value pyarrow cannot cast to `to` (float64) (bisection over prefixes: vectorised casts)."""
     import pyarrow as pa
     import pyarrow.compute as pc
+
+    to = to or pa.float64()
 
     lo, hi = 0, len(col)  # the prefix [0, hi) fails to cast, [0, lo) casts
     while hi - lo > 1:
         mid = (lo + hi) // 2
         try:
-            pc.cast(col.slice(0, mid), pa.float64())
+            pc.cast(col.slice(0, mid), to)
             lo = mid
         except (pa.ArrowException, ValueError):
             hi = mid
@@ -271,7 +274,7 @@ def _features_matrix(table: Any, names: list[str], where: str, rows: _Rows) -> n
         if bad.any():
             i = _first(bad)
             what = "NaN" if np.isnan(x64[i]) else ("infinite" if np.isinf(x64[i]) else "beyond float32's range")
-            raise _error(f"{where}: column {name!r} {rows(i)}: value {x64[i]!r} is {what}; expected finite numbers")
+            raise _error(f"{where}: column {name!r} {rows(i)}: value {float(x64[i])!r} is {what}; expected finite numbers")
     return x
 
 
@@ -286,23 +289,33 @@ def _label_values(table: Any, label: str, where: str, rows: _Rows) -> Any:
     col = table.column(label)
     if pa.types.is_dictionary(col.type):
         col = pc.cast(col, col.type.value_type)
+    if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
+        col = _as_text(col, label, where, rows)  # pyarrow's CSV reader keeps non-UTF-8 text as bytes
     t = col.type
-    if not (
-        pa.types.is_string(t)
-        or pa.types.is_large_string(t)
-        or pa.types.is_integer(t)
-        or pa.types.is_floating(t)
-        or pa.types.is_boolean(t)
-    ):
-        raise _error(f"{where}: label column {label!r} has type {t}: expected strings or integers")
     empty = np.asarray(pc.is_null(col, nan_is_null=True))
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         empty |= np.asarray(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(col), ""), False))
     if empty.any():
         raise _error(f"{where}: label column {label!r} {rows(_first(empty))}: empty label; every row needs its class")
+    text = pa.types.is_string(t) or pa.types.is_large_string(t)
+    if not (text or pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
+        raise _error(f"{where}: label column {label!r} has type {t}: expected strings or integers")
     if pa.types.is_floating(t):
         col = _integral_labels(col, label, where, rows)
     return col
+
+
+def _as_text(col: Any, label: str, where: str, rows: _Rows) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        return pc.cast(col, pa.string())
+    except (pa.ArrowException, ValueError):
+        i = _first_uncastable(col, pa.string())
+        raise _error(
+            f"{where}: label column {label!r} {rows(i)}: {_show(col[i].as_py())} is not UTF-8 text; save the file as UTF-8"
+        ) from None
 
 
 def _integral_labels(col: Any, label: str, where: str, rows: _Rows) -> Any:
@@ -314,7 +327,7 @@ def _integral_labels(col: Any, label: str, where: str, rows: _Rows) -> Any:
     if bad.any():
         i = _first(bad)
         raise _error(
-            f"{where}: label column {label!r} {rows(i)}: value {v[i]!r} is not a whole number; class labels must be "
+            f"{where}: label column {label!r} {rows(i)}: value {float(v[i])!r} is not a whole number; class labels must be "
             "strings or integers (a float target is a regression problem, which this tool does not train)"
         )
     return pa.chunked_array([pa.array(v.astype(np.int64))])
@@ -440,6 +453,11 @@ def split_table(
             f"class on both sides: need a test share of at least {c} rows and a training share of at least {c}"
         )
     x_tr, x_te, y_tr, y_te = train_test_split(table.x, table.y, test_size=test_size, random_state=seed, stratify=table.y)
+    absent = sorted(set(range(c)) - set(np.unique(y_tr).tolist()))
+    if absent:  # possible only with a large test_size: a class of 2 rows both drawn into the test share
+        raise _error(
+            f"{table.source}: the training split holds no row of class {table.classes[absent[0]]!r}: lower test_size"
+        )
     return x_tr, y_tr, x_te, y_te
 
 
@@ -460,7 +478,7 @@ def standardisation(x_train: np.ndarray, features: Sequence[str] | None = None) 
     for j in np.flatnonzero(constant):
         name = repr(features[int(j)]) if features is not None else f"#{j}"
         warnings.warn(
-            f"feature {name} is constant in the training split (value {x64[0, j]!r}): it carries no information; "
+            f"feature {name} is constant in the training split (value {float(x64[0, j])!r}): it carries no information; "
             "its std is taken as 1",
             DataWarning,
             stacklevel=2,
