@@ -156,7 +156,9 @@ def _from_frame(frame: Any) -> Any:
 
 
 def _is_missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
+    import pandas as pd  # only reached for a DataFrame, so pandas is there; its isna knows None, NaN, NA, NaT
+
+    return bool(pd.isna(v)) if pd.api.types.is_scalar(v) else False
 
 
 def _is_frame(source: Any) -> bool:
