@@ -1,0 +1,100 @@
+"""Real datasets from scikit-learn's bundled copies (no download) as Tables, and the logistic-regression baseline
+every tabular run is compared with."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+
+from edgeclf.runtime.errors import InputError
+from edgeclf.train.tabular import DataWarning, Table
+
+BUILTIN = ("iris", "wine", "breast_cancer", "digits")
+
+
+def identifier(name: str) -> str:
+    """A feature name usable as an identifier everywhere downstream: "sepal length (cm)" -> "sepal_length_cm"."""
+    return re.sub(r"\W+", "_", name, flags=re.ASCII).strip("_") or "feature"
+
+
+def load_builtin(name: str) -> Table:
+    """One of BUILTIN as a Table: the real feature names (as identifiers) and class names (sklearn's target_names)."""
+    from sklearn import datasets
+
+    if name not in BUILTIN:
+        raise InputError(f"unknown dataset {name!r}: expected one of {', '.join(BUILTIN)}")
+    bunch: Any = getattr(datasets, f"load_{name}")()
+    features = tuple(identifier(str(f)) for f in bunch.feature_names)
+    if len(set(features)) != len(features):  # a guard for future sklearn names, not seen in the four above
+        raise InputError(f"dataset {name!r}: feature names collide once made identifiers: {features}")
+    return Table(
+        x=np.asarray(bunch.data, dtype=np.float32),  # (N, F)
+        y=np.asarray(bunch.target, dtype=np.int64),  # (N,) already 0..C-1 in target_names order
+        classes=tuple(str(c) for c in bunch.target_names),
+        features=features,
+        source=f"scikit-learn's bundled {name} dataset",
+    )
+
+
+def make_logreg() -> Any:
+    """The baseline estimator: standardise, then multinomial logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return Pipeline([("scale", StandardScaler()), ("logreg", LogisticRegression(max_iter=5000))])
+
+
+def cv_accuracy(
+    make_estimator: Callable[[], Any], x: np.ndarray, y: np.ndarray, *, k: int, seed: int
+) -> tuple[float, float]:
+    """(mean, std) accuracy over StratifiedKFold(k, shuffle, seed): a fresh estimator fitted per fold."""
+    from sklearn.model_selection import StratifiedKFold
+
+    _check_folds(y, k)
+    accs = []
+    with warnings.catch_warnings():
+        # _check_folds said it in words; sklearn's own warning would repeat it
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        folds = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(x, y))
+    for tr, te in folds:
+        est = make_estimator()
+        est.fit(x[tr], y[tr])
+        accs.append(float(np.mean(np.asarray(est.predict(x[te])) == y[te])))
+    return float(np.mean(accs)), float(np.std(accs))
+
+
+def _check_folds(y: np.ndarray, k: int) -> None:
+    counts = np.bincount(y)  # (C,)
+    if k < 2 or k > len(y):
+        raise InputError(f"cross-validation folds k={k}: expected 2 <= k <= {len(y)} (the number of rows)")
+    if k > counts.max():
+        raise InputError(f"cross-validation folds k={k}: more than the largest class's {counts.max()} rows")
+    if k > counts[counts > 0].min():
+        warnings.warn(
+            f"cross-validation with k={k} folds: the smallest class has {counts[counts > 0].min()} rows, "
+            "so some folds test without it",
+            DataWarning,
+            stacklevel=3,
+        )
+
+
+def logreg_baseline(
+    x_tr: np.ndarray,
+    y_tr: np.ndarray,
+    x_te: np.ndarray,
+    y_te: np.ndarray,
+    x_all: np.ndarray,
+    y_all: np.ndarray,
+    *,
+    k: int,
+    seed: int,
+) -> dict[str, Any]:
+    """The baseline's test accuracy on the given split and its k-fold CV accuracy on all rows."""
+    model = make_logreg().fit(x_tr, y_tr)
+    test_acc = float(np.mean(model.predict(x_te) == y_te))
+    cv_mean, cv_std = cv_accuracy(make_logreg, x_all, y_all, k=k, seed=seed)
+    return {"test_accuracy": test_acc, "cv_mean": cv_mean, "cv_std": cv_std, "k": k}
