@@ -158,7 +158,8 @@ def tabular(clf: Classifier, data: Dataset, out: Path) -> None:
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4.6), dpi=100)
     a.imshow(conf, cmap="Blues")
     for (i, j), v in np.ndenumerate(conf):
-        a.text(j, i, str(v), ha="center", va="center", fontsize=7 if k > 6 else 9)
+        a.text(j, i, str(v), ha="center", va="center", fontsize=7 if k > 6 else 9,
+               color="white" if v > conf.max() / 2 else "black")
     a.set(xticks=range(k), yticks=range(k), xlabel="predicted", ylabel="true", title=f"{m.task}: confusion (test)")
     a.set_xticklabels(m.classes, rotation=45, ha="right", fontsize=7)
     a.set_yticklabels(m.classes, fontsize=7)
