@@ -42,12 +42,22 @@ def test_registry_matches_cli_and_lesson():
     assert [REGISTRY[t].n_classes for t in TASKS] == [4, 2, 2, 3]
 
 
-@pytest.mark.parametrize("task", TASKS)
-def test_split_is_stratified_and_fresh_sample_is_new(task):
-    spec = REGISTRY[task]
+def test_tables_split_stratified_toys_as_the_lesson():
+    spec = get_task("wine")
     d = spec.dataset()
     ratio = lambda y: np.bincount(y, minlength=spec.n_classes) / len(y)  # noqa: E731
-    assert np.abs(ratio(d.y_train) - ratio(d.y_test)).max() < 0.02
+    assert np.abs(ratio(d.y_train) - ratio(d.y_test)).max() < 0.02 and d.split.startswith("stratified")
+    from sklearn.model_selection import train_test_split
+
+    x, y = REGISTRY["moons"].make_data(1000, 42)
+    lesson = train_test_split(x.astype(np.float32), y, test_size=0.2, random_state=42)[1]
+    assert np.array_equal(REGISTRY["moons"].dataset().x_test, lesson)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_fresh_sample_is_new(task):
+    spec = REGISTRY[task]
+    d = spec.dataset()
     x, y = spec.fresh()
     assert len(x) >= 19_998 and set(np.unique(y)) == set(range(spec.n_classes))
     assert not (set(map(tuple, x[:50].tolist())) & set(map(tuple, d.x_all.tolist())))

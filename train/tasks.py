@@ -26,12 +26,14 @@ class Dataset:
         return np.concatenate([self.x_train, self.x_test])
 
 
-def split_dataset(x: np.ndarray, y: np.ndarray, seed: int = SPLIT_SEED) -> Dataset:
+def split_dataset(x: np.ndarray, y: np.ndarray, seed: int = SPLIT_SEED, stratify: bool = True) -> Dataset:
     from sklearn.model_selection import train_test_split
 
     x_tr, x_te, y_tr, y_te = train_test_split(
-        x.astype(np.float32), y.astype(np.int64), test_size=TEST_SIZE, random_state=seed, stratify=y)
-    return Dataset(x_tr, y_tr, x_te, y_te)
+        x.astype(np.float32), y.astype(np.int64), test_size=TEST_SIZE, random_state=seed,
+        stratify=y if stratify else None)
+    how = "stratified " if stratify else ""
+    return Dataset(x_tr, y_tr, x_te, y_te, f"{how}train_test_split(test_size={TEST_SIZE}, random_state={seed})")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class TaskSpec:
     description: str = ""
     fresh_targets: Mapping[str, float] = field(default_factory=dict)  # accuracy/log_loss/ece on the fresh sample
     cv: int = 0  # k-fold cross-validation (and the logistic-regression baseline) in every run; 0 = none
+    stratify: bool = True  # the toy tasks keep the lesson's plain split
 
     @property
     def n_classes(self) -> int:
@@ -69,7 +72,7 @@ class TaskSpec:
         return next(iter(self.recipes))
 
     def dataset(self) -> Dataset:
-        return split_dataset(*self.make_data(self.rows, SPLIT_SEED))
+        return split_dataset(*self.make_data(self.rows, SPLIT_SEED), stratify=self.stratify)
 
     def fresh(self, rows: int = FRESH_ROWS, seed: int = FRESH_SEED) -> tuple[np.ndarray, np.ndarray]:
         """New points from the task's own generator with another seed: the hold-out calibration is measured on."""
@@ -121,25 +124,25 @@ TASKS: dict[str, TaskSpec] = {
             "circles", _circles, ("outer", "inner"), hidden=(10, 10), target_accuracy=0.995,
             recipes={"adam": Recipe(0.02, 400), "sgd": Recipe(0.1, 1000)},
             description="make_circles(1000, noise=0.03): inner vs outer ring",
-            fresh_targets={"accuracy": 0.995, "log_loss": 0.02, "ece": 0.02}, features=_TOY_FEATURES,
+            fresh_targets={"accuracy": 0.995, "log_loss": 0.02, "ece": 0.02}, features=_TOY_FEATURES, stratify=False,
         ),
         TaskSpec(
             "blobs", _blobs, ("blob0", "blob1", "blob2", "blob3"), hidden=(8, 8), target_accuracy=0.995,
             recipes={"adam": Recipe(0.02, 400), "sgd": Recipe(0.1, 1000)},
             description="make_blobs(1000, centers=4, cluster_std=1.5): four Gaussian clusters",
-            fresh_targets={"accuracy": 0.989, "log_loss": 0.035, "ece": 0.02}, features=_TOY_FEATURES,
+            fresh_targets={"accuracy": 0.989, "log_loss": 0.035, "ece": 0.02}, features=_TOY_FEATURES, stratify=False,
         ),
         TaskSpec(
             "moons", _moons, ("upper", "lower"), hidden=(16, 16), target_accuracy=0.995,
             recipes={"adam": Recipe(0.02, 400), "sgd": Recipe(0.1, 1000)},
             description="make_moons(1000, noise=0.07): two interleaved half-moons",
-            fresh_targets={"accuracy": 0.995, "log_loss": 0.01, "ece": 0.02}, features=_TOY_FEATURES,
+            fresh_targets={"accuracy": 0.995, "log_loss": 0.01, "ece": 0.02}, features=_TOY_FEATURES, stratify=False,
         ),
         TaskSpec(
             "spirals", _spirals, ("arm0", "arm1", "arm2"), hidden=(64, 64), target_accuracy=0.98, rows=300,
             recipes={"adam": Recipe(0.01, 600), "sgd": Recipe(0.1, 2000)},
             description="CS231n spiral: 3 arms x 100 points, angle noise 0.2",
-            fresh_targets={"accuracy": 0.98, "log_loss": 0.10, "ece": 0.02}, features=_TOY_FEATURES,
+            fresh_targets={"accuracy": 0.98, "log_loss": 0.10, "ece": 0.02}, features=_TOY_FEATURES, stratify=False,
         ),
     ]
 }

@@ -1,0 +1,152 @@
+"""Bring your own data, end to end: a user's table trains, exports, verifies, predicts, plots and benches like a
+built-in task; its bad inputs are one-line errors with nothing written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import assert_clean_error, run_cli
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgeclf.export.pipeline import export_artifact, verify_artifact
+from edgeclf.runtime import Classifier
+from edgeclf.runtime.errors import EdgeclfError
+from edgeclf.train.api import train_data
+
+
+def five_feature_table(n: int = 600, seed: int = 0) -> pd.DataFrame:
+    """Three classes separated by two of five features, on scales from 1e-3 to 1e3 (standardisation matters)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    centres = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
+    signal = centres[y] + rng.normal(0, 0.6, (n, 2))
+    return pd.DataFrame({
+        "id": np.arange(n),  # numeric, but given --features it is left out
+        "temp_k": 300 + 100 * signal[:, 0], "noise": rng.normal(0, 1e-3, n), "pressure": 1e-2 * signal[:, 1],
+        "constant_ish": rng.normal(5, 1, n), "flow": rng.normal(0, 1e3, n),
+        "grade": np.array(["alpha", "beta", "gamma"])[y],
+    })
+
+
+FEATURES = "temp_k,noise,pressure,constant_ish,flow"
+
+
+@pytest.fixture(scope="module")
+def trained_table(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tables")
+    frame = five_feature_table()
+    frame.to_parquet(root / "plant.parquet")
+    res = run_cli("train", "--data", root / "plant.parquet", "--label", "grade", "--features", FEATURES,
+                  "--out", root / "art", "--quiet", "--epochs", "150")
+    assert res.exit_code == 0, res.output
+    return root, frame
+
+
+@pytest.mark.slow
+def test_five_features_end_to_end(trained_table, tmp_path):
+    root, frame = trained_table
+    folder = root / "art" / "plant"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.95 and metrics["cv"]["k"] == 5 and "baseline" in metrics
+    res = run_cli("export", "plant", "--out", root / "art", "--format", "c")
+    assert res.exit_code == 0, res.output
+    assert run_cli("verify", folder).exit_code == 0
+    # predict matches columns by name: another order, extra columns, as a user's export of the same table would
+    shuffled = frame[["flow", "grade", "pressure", "id", "temp_k", "constant_ish", "noise"]]
+    shuffled.to_csv(tmp_path / "rows.csv", index=False)
+    res = run_cli("predict", folder, tmp_path / "rows.csv")
+    assert res.exit_code == 0, res.output
+    labels = [ln.split(",")[0] for ln in res.output.strip().splitlines()[1:]]
+    clf = Classifier.load(folder)
+    assert labels == list(clf.predict(frame))
+    assert (np.array(labels) == frame["grade"].to_numpy()).mean() >= 0.95
+    m = clf.manifest
+    assert [f.name for f in m.features] == FEATURES.split(",")
+    assert m.features[0].min == pytest.approx(frame["temp_k"].min(), rel=1e-3)  # train-split range, close to all
+    assert run_cli("plot", folder).exit_code == 0
+    assert (folder / "confusion.png").is_file() and not (folder / "boundary.png").exists()
+    res = run_cli("bench", folder, "--rows", "1,100", "--threads", "1", "--no-cold")
+    assert res.exit_code == 0, res.output
+    res = run_cli("info", folder)
+    assert "temp_k" in res.output and "standardised inputs" in res.output
+
+
+def test_standardisation_is_inside_the_graph(trained_table):
+    """Raw feature values go in: the ONNX graph subtracts the train mean and divides by the train std first."""
+    import onnx
+
+    root, frame = trained_table
+    folder = root / "art" / "plant"
+    if not (folder / "manifest.json").exists():
+        export_artifact(folder)
+    ops = [n.op_type for n in onnx.load(str(folder / "model.b64.onnx")).graph.node]
+    assert ops[:2] == ["Sub", "Div"] and not any(op.startswith("ai.onnx.ml") for op in ops)
+
+
+def test_out_of_range_rows_are_reported(trained_table, tmp_path):
+    root, frame = trained_table
+    folder = root / "art" / "plant"
+    if not (folder / "manifest.json").exists():
+        export_artifact(folder)
+    rows = frame.head(5).copy()
+    rows.loc[2, "flow"] = 1e9
+    rows.to_csv(tmp_path / "r.csv", index=False)
+    res = run_cli("predict", folder, tmp_path / "r.csv")
+    assert res.exit_code == 0, res.output
+    assert "1 row(s) outside the training range" in res.output
+    assert list(Classifier.load(folder).out_of_range(rows)) == [False, False, True, False, False]
+
+
+def write(tmp_path, frame: pd.DataFrame, kind: str = "csv"):
+    path = tmp_path / f"t.{kind}"
+    frame.to_csv(path, index=False) if kind == "csv" else frame.to_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize("make,args,fragments", [
+    (lambda p: p / "missing.csv", ["--label", "y"], ["missing.csv"]),
+    (lambda p: write(p, pd.DataFrame({"a": np.arange(20.0), "y": [0, 1] * 10})), ["--label", "z"], ["'z'"]),
+    (lambda p: write(p, pd.DataFrame({"a": np.arange(20.0), "y": [0] * 20})), ["--label", "y"], ["class"]),
+    (lambda p: write(p, pd.DataFrame({"a": np.arange(5.0), "y": [0, 1, 0, 1, 0]})), ["--label", "y"], ["rows"]),
+    (lambda p: write(p, pd.DataFrame({"a": ["x"] * 20, "y": [0, 1] * 10})), ["--label", "y", "--features", "a"],
+     ["'a'", "'x'"]),
+], ids=["missing-file", "no-label", "one-class", "few-rows", "non-numeric"])
+def test_train_data_bad_input(tmp_path, make, args, fragments):
+    res = run_cli("train", "--data", make(tmp_path), *args, "--out", tmp_path / "out", "--quiet")
+    assert_clean_error(res, 1, *fragments)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_train_usage_errors(tmp_path):
+    assert_clean_error(run_cli("train", "--out", tmp_path, "--quiet"), 2, "TASK", "--data")
+    assert_clean_error(run_cli("train", "--data", tmp_path / "x.csv", "--out", tmp_path, "--quiet"), 2, "--label")
+
+
+names = st.text(alphabet=st.characters(codec="ascii", categories=("L", "N")), min_size=1, max_size=6)
+
+
+@st.composite
+def small_tables(draw):
+    cols = draw(st.lists(names, min_size=1, max_size=4, unique=True))
+    n = draw(st.integers(0, 40))
+    frame = {c: draw(st.lists(st.one_of(st.floats(-1e3, 1e3), st.none()), min_size=n, max_size=n)) for c in cols}
+    frame["label"] = draw(st.lists(st.sampled_from(["a", "b", "c"]), min_size=n, max_size=n))
+    return pd.DataFrame(frame)
+
+
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frame=small_tables())
+def test_random_tables_train_and_export_or_fail_cleanly(tmp_path_factory, frame):
+    out = tmp_path_factory.mktemp("h")
+    try:
+        train_data(frame, "label", out, name="h", epochs=2, cv=0)
+        manifest, results = export_artifact(out / "h", batch_sizes=(1,))
+    except EdgeclfError as e:
+        assert "\n" not in str(e) and str(e)
+        return
+    assert all(results) and verify_artifact(out / "h")
