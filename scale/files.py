@@ -30,9 +30,10 @@ LABEL = "label"
 @dataclass(frozen=True)
 class ScoreReport:
     rows: int
-    out_of_range: int  # rows with a feature outside the training domain (manifest.domain): scored, but extrapolated
+    out_of_range: int | None  # rows with a feature outside the training domain (manifest.domain): extrapolated;
+    # None where it was not counted (the dask engine)
     seconds: float
-    files: int
+    parts: int  # input files (score_files) or partitions (score_dask)
     output: str | None  # None: stdout
 
     @property
@@ -40,9 +41,9 @@ class ScoreReport:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
     def __str__(self) -> str:
-        return (f"scored {self.rows:,} rows from {self.files} file(s) in {self.seconds:.2f} s "
-                f"({self.rows_per_s / 1e6:.2f} M rows/s) -> {self.output or 'stdout'}; "
-                f"{self.out_of_range:,} outside the training domain")
+        oor = "" if self.out_of_range is None else f"; {self.out_of_range:,} outside the training domain"
+        return (f"scored {self.rows:,} rows from {self.parts} part(s) in {self.seconds:.2f} s "
+                f"({self.rows_per_s / 1e6:.2f} M rows/s) -> {self.output or 'stdout'}{oor}")
 
 
 def score_files(artifact: str | os.PathLike[str], inputs: str | Sequence[str], output: str | None = None, *,
