@@ -110,7 +110,7 @@ def _run(sources: list[tuple[Source, Any]], scorer: _Scorer, writer: Writer, bat
                 writer.write(out)
                 start += batch.num_rows
                 oor += n_oor
-                bar.update(start, handle.tell() if handle is not None and src.by_bytes else None)
+                bar.update(start, handle.tell() if handle is not None and src.total is not None else None)
         finally:
             if handle is not None and src.path != STDIN:
                 handle.close()
