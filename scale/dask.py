@@ -91,15 +91,16 @@ def predict_dask(ddf: Any, artifact: str | os.PathLike[str], *, proba: bool = Fa
     return ddf.map_partitions(score_partition, folder, proba, tuple(keep), meta=meta)
 
 
-def read_inputs(dd: Any, inputs_glob: str, columns: list[str]) -> Any:
-    """A Dask DataFrame over a glob of Parquet or CSV files (local, or any fsspec URL such as s3://...)."""
+def read_inputs(dd: Any, inputs_glob: str) -> Any:
+    """A Dask DataFrame over a glob of Parquet or CSV files (local, or any fsspec URL such as s3://...). Every
+    column is declared; dask's optimizer reads only those the scoring uses."""
     if "://" not in inputs_glob and not glob.glob(inputs_glob):
         raise InputError(f"{inputs_glob!r} matches no file: expected a path or glob of .parquet or .csv files")
     suffix = Path(inputs_glob).suffix.lower()
     if suffix in (".parquet", ".pq"):
-        return dd.read_parquet(inputs_glob, columns=columns)
+        return dd.read_parquet(inputs_glob)
     if suffix == ".csv":
-        return dd.read_csv(inputs_glob, usecols=columns, dtype={c: "float32" for c in columns}, blocksize="64MB")
+        return dd.read_csv(inputs_glob, blocksize="64MB")
     raise InputError(f"{inputs_glob!r}: unknown extension {suffix or '(none)'!r}: the dask engine reads .parquet "
                      f"or .csv")
 
@@ -136,8 +137,7 @@ def score_dask(artifact: str | os.PathLike[str], inputs_glob: str, output_dir: s
     dd = need_dask()
     target = Path(output_dir)
     _check_output_dir(target, overwrite)
-    clf = Classifier.load(artifact, threads=1)
-    ddf = read_inputs(dd, inputs_glob, [*keep, *clf.features])
+    ddf = read_inputs(dd, inputs_glob)
     scored = predict_dask(ddf, artifact, proba=proba, keep=keep)
     with client_for(scheduler, workers):
         tmp = temp_beside(target, folder=True)
