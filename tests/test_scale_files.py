@@ -225,3 +225,29 @@ def test_memory_stays_bounded_on_a_large_file(tmp_path, fmt):
     assert read(out).num_rows == rows
     # whole-file reading would hold the input (~80 MB of text, 48 MB of columns) and the output many times over
     assert peak_mb < 400, f"peak RSS {peak_mb:.0f} MB"
+
+
+def cli_group():
+    """The predict command inside edgeclf's own Group (which turns InputError into a one-line exit 1)."""
+    from edgeclf.cli.main import Group
+    from edgeclf.cli.predict import predict
+
+    return Group(commands={"predict": predict})
+
+
+def test_the_predict_command(tmp_path, table, clf):
+    from click.testing import CliRunner
+
+    inp, out = write(table, tmp_path / "in.parquet"), tmp_path / "o.csv"
+    args = ["predict", str(ART), str(inp), "--output", str(out), "--keep", "id", "--proba", "--quiet"]
+    r = CliRunner().invoke(cli_group(), args)
+    assert r.exit_code == 0, r.output
+    assert f"scored {N:,} rows from 1 part(s)" in r.stderr and "outside the training domain" in r.stderr
+    assert_matches(read(out), features(table), clf, proba=True)
+    r = CliRunner().invoke(cli_group(), args)  # again: the output exists now
+    assert r.exit_code == 1 and "already exists" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(cli_group(), ["predict", str(ART), str(write(table, tmp_path / "in.csv"))])
+    assert r.exit_code == 0
+    assert_matches(pcsv.read_csv(io.BytesIO(r.stdout_bytes)), features(table), clf, proba=False)
+    r = CliRunner().invoke(cli_group(), ["predict", str(ART), str(inp), "--scheduler", "tcp://127.0.0.1:1"])
+    assert r.exit_code == 2 and "--engine dask" in r.output
