@@ -61,7 +61,7 @@ def score_files(artifact: str | os.PathLike[str], inputs: str | Sequence[str], o
     sources = _describe_all(expand([inputs] if isinstance(inputs, str) else inputs), clf.features, keep, batch_rows)
     scorer = _Scorer(clf, proba, keep, sources[0][0].schema)
     if output is None:
-        writer = Writer("csv", stdout or sys.stdout.buffer, scorer.schema)
+        writer = Writer("csv", stdout or sys.stdout.buffer, scorer.schema, scorer.quote)
         rows, oor = _run(sources, scorer, writer, batch_rows, progress)
         writer.close()
     else:
@@ -86,7 +86,7 @@ def _to_file(sources: list[tuple[Source, Any]], scorer: _Scorer, kind: str, targ
              progress: bool, overwrite: bool) -> tuple[int, int]:
     tmp = temp_beside(target)
     try:
-        writer = Writer(kind, str(tmp), scorer.schema)
+        writer = Writer(kind, str(tmp), scorer.schema, scorer.quote)
         try:
             rows, oor = _run(sources, scorer, writer, batch_rows, progress)
         finally:
@@ -132,6 +132,9 @@ class _Scorer:
             raise InputError(f"--keep column {clash[0]!r} clashes with an output column: rename it in the input")
         fields = [first.field(k) for k in keep] + [pa.field(LABEL, pa.string())]
         self.schema = pa.schema(fields + [pa.field(n, pa.float32()) for n in proba_names])
+        # numbers never need CSV quotes; text does when it may hold a comma, a quote or a line break
+        self.quote = any(not (pa.types.is_integer(f.type) or pa.types.is_floating(f.type)) for f in fields[:-1]) \
+            or any(ch in c for c in self._classes.to_pylist() for ch in ',"\r\n')
         domain = clf.manifest.domain
         self._low = np.asarray(domain["low"], np.float32) if domain else None  # (F,)
         self._high = np.asarray(domain["high"], np.float32) if domain else None  # (F,)

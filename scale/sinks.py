@@ -3,6 +3,8 @@ temp file beside the target and renamed only when every row is in, so a failure 
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import tempfile
@@ -66,26 +68,35 @@ def publish(tmp: Path, target: Path, overwrite: bool) -> None:
 
 
 class Writer:
-    """One output stream: write(batch) in order, then close()."""
+    """One output stream: write(batch) in order, then close(). CSV values are quoted only when a column may need
+    it (a kept text column, a class name with a comma): plain `label,proba_outer` otherwise, as before."""
 
-    def __init__(self, kind: str, sink: str | IO[bytes], schema: pa.Schema) -> None:
+    def __init__(self, kind: str, sink: str | IO[bytes], schema: pa.Schema, quote: bool = False) -> None:
         self.kind = kind
-        self._file: Any = None
+        self._w: Any = None
+        self._own = isinstance(sink, str)  # a file we opened (closed here) or the caller's stream (flushed only)
         if kind == "parquet":
-            self._w: Any = pq.ParquetWriter(sink, schema, compression="snappy")
-        elif kind == "csv":
-            self._w = pcsv.CSVWriter(sink, schema)
-        else:
-            self._file = pa.OSFile(sink, "wb") if isinstance(sink, str) else pa.PythonFile(sink, mode="w")
+            self._w = pq.ParquetWriter(sink, schema, compression="snappy")
+            return
+        self._file: Any = pa.OSFile(sink, "wb") if isinstance(sink, str) else pa.PythonFile(sink, mode="w")
+        if kind == "csv":
+            header = io.StringIO()
+            csv.writer(header, lineterminator="\n").writerow(schema.names)  # one line: quoted only if needed
+            self._file.write(header.getvalue().encode())
+            opts = pcsv.WriteOptions(include_header=False, quoting_style="needed" if quote else "none")
+            self._w = pcsv.CSVWriter(self._file, schema, write_options=opts)
 
     def write(self, batch: pa.RecordBatch) -> None:
-        if self._file is not None:
+        if self._w is None:
             self._file.write(_jsonl_bytes(batch))
         else:
             self._w.write_batch(batch)
 
     def close(self) -> None:
-        (self._file or self._w).close()
+        if self._w is not None:
+            self._w.close()
+        if self.kind != "parquet":
+            self._file.close() if self._own else self._file.flush()
 
 
 def _s(text: str) -> pa.Scalar:

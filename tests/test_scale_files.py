@@ -251,3 +251,18 @@ def test_the_predict_command(tmp_path, table, clf):
     assert_matches(pcsv.read_csv(io.BytesIO(r.stdout_bytes)), features(table), clf, proba=False)
     r = CliRunner().invoke(cli_group(), ["predict", str(ART), str(inp), "--scheduler", "tcp://127.0.0.1:1"])
     assert r.exit_code == 2 and "--engine dask" in r.output
+
+
+@pytest.mark.parametrize("dst", [".csv", ".jsonl", ".parquet"])
+def test_awkward_kept_text_round_trips(tmp_path, dst):
+    names = ['plain', 'a,comma', 'a "quote"', 'back\\slash', 'tab\tand\nnewline', 'ctrl\x01', 'ünï', '']
+    t = pa.table({"name": names, "x1": np.zeros(len(names), np.float32), "x2": np.ones(len(names), np.float32)})
+    pq.write_table(t, tmp_path / "in.parquet")
+    score_files(ART, str(tmp_path / "in.parquet"), str(tmp_path / f"out{dst}"), keep=["name"])
+    if dst == ".csv":
+        opts = pcsv.ConvertOptions(column_types={"name": pa.string()}, strings_can_be_null=False)
+        got = pcsv.read_csv(tmp_path / "out.csv", parse_options=pcsv.ParseOptions(newlines_in_values=True),
+                            convert_options=opts)
+    else:
+        got = read(tmp_path / f"out{dst}")
+    assert got["name"].to_pylist() == names
