@@ -146,12 +146,17 @@ def score_dask(artifact: str | os.PathLike[str], inputs_glob: str, output_dir: s
     with client_for(scheduler, workers):
         tmp = temp_beside(target, folder=True)
         try:
-            scored.to_parquet(str(tmp), write_index=False)
+            scored.to_parquet(str(tmp), write_index=False, use_dictionary=[*dictionary_columns_of(scored)])
             rows = _count_rows(tmp)
             _publish_dir(tmp, target, overwrite)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # after an error: no partial folder
     return ScoreReport(rows, None, time.perf_counter() - t0, ddf.npartitions, str(target))
+
+
+def dictionary_columns_of(ddf: Any) -> list[str]:
+    """The text columns of the output (labels, kept ids): the only ones worth Parquet dictionary encoding."""
+    return [str(c) for c, t in ddf.dtypes.items() if t.kind not in "fiub"]
 
 
 def _check_output_dir(target: Path, overwrite: bool) -> None:
