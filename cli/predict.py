@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-DEFAULT_BATCH_ROWS = 131072  # = edgeclf.scale.files.DEFAULT_BATCH_ROWS (not imported here: it would load pyarrow)
+DEFAULT_BATCH_ROWS = 65536  # = edgeclf.scale.files.DEFAULT_BATCH_ROWS (not imported here: it would load pyarrow)
 
 
 def split_columns(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
