@@ -266,3 +266,20 @@ def test_awkward_kept_text_round_trips(tmp_path, dst):
     else:
         got = read(tmp_path / f"out{dst}")
     assert got["name"].to_pylist() == names
+
+
+def test_progress_line_shows_rows_rate_and_eta(capsys):
+    from edgeclf.scale.progress import Progress
+    from edgeclf.scale.sources import Source
+
+    parquet = Source("a.parquet", "parquet", pa.schema([]), 1000, False)
+    bar = Progress([parquet, parquet], enabled=True)
+    bar.update(1000, None)
+    bar.next_file()
+    bar.close()
+    line = capsys.readouterr().err.strip().split("\r")[-1]
+    assert "1,000 rows" in line and "M rows/s" in line and "50%" in line and "ETA 0:00:0" in line
+    text = Source("a.csv", "csv", pa.schema([]), None, True)  # stdin: no size, so no fraction and no ETA
+    bar = Progress([text], enabled=True)
+    bar.close()
+    assert "ETA" not in capsys.readouterr().err
