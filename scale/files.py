@@ -135,22 +135,26 @@ class _Scorer:
         # numbers never need CSV quotes; text does when it may hold a comma, a quote or a line break
         self.quote = any(not (pa.types.is_integer(f.type) or pa.types.is_floating(f.type)) for f in fields[:-1]) \
             or any(ch in c for c in self._classes.to_pylist() for ch in ',"\r\n')
-        domain = clf.manifest.domain
-        self._low = np.asarray(domain["low"], np.float32) if domain else None  # (F,)
-        self._high = np.asarray(domain["high"], np.float32) if domain else None  # (F,)
+        domain = clf.manifest.domain or {"low": [-np.inf] * len(self.features), "high": [np.inf] * len(self.features)}
+        self._low = np.asarray(domain["low"], np.float32)  # (F,)
+        self._high = np.asarray(domain["high"], np.float32)  # (F,)
 
     def score(self, batch: pa.RecordBatch, src: Source, start: int) -> tuple[pa.RecordBatch, int]:
-        x = self._matrix(batch, src, start)  # (B, F) float32, checked finite
+        x = self._matrix(batch, src, start)  # (B, F) float32
+        # one pass finds the rows off the training domain; NaN and inf are among them, so only those are checked
+        outside = ~((x >= self._low) & (x <= self._high)).all(axis=1)  # (B,)
+        rows = np.flatnonzero(outside)
+        bad = rows[~np.isfinite(x[rows]).all(axis=1)] if len(rows) else rows
+        if len(bad):
+            raise InputError(f"{where(src, start + int(bad[0]))}: NaN or inf (or a value beyond float32) in the "
+                             f"features: expected finite numbers")
         p = self.clf.predict_proba(x, allow_nonfinite=True)  # (B, C); rows were checked above with file positions
         idx = p.argmax(axis=1).astype(np.int32)  # (B,)
         labels = pc.take(self._classes, pa.Array.from_buffers(pa.int32(), len(idx), [None, pa.py_buffer(idx)]))
         cols: list[Any] = [self._kept(batch.column(k), i, src) for i, k in enumerate(self.keep)] + [labels]
         if self.proba:
             cols += [arrow_f32(c) for c in np.ascontiguousarray(p.T)]  # (C, B): one contiguous column each
-        oor = 0
-        if self._low is not None and self._high is not None:
-            oor = int(((x < self._low) | (x > self._high)).any(axis=1).sum())
-        return pa.RecordBatch.from_arrays(cols, schema=self.schema), oor
+        return pa.RecordBatch.from_arrays(cols, schema=self.schema), len(rows)
 
     def _matrix(self, batch: pa.RecordBatch, src: Source, start: int) -> np.ndarray:
         x = np.empty((batch.num_rows, len(self.features)), np.float32)  # (B, F)
@@ -160,10 +164,6 @@ class _Scorer:
                 i = int(pc.index(col.is_null(), True).as_py())
                 raise InputError(f"{where(src, start + i)}: feature {f!r} is empty: expected a number")
             x[:, j] = numpy_of(col)
-        if not np.isfinite(x.sum(dtype=np.float64)):  # one reduction on the good path; float64 cannot overflow
-            i = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
-            raise InputError(f"{where(src, start + i)}: NaN or inf (or a value beyond float32) in the features: "
-                             f"expected finite numbers")
         return x
 
     def _kept(self, col: pa.Array, i: int, src: Source) -> pa.Array:

@@ -37,14 +37,14 @@ if case == "edgeclf":
     rows = score_files(art, [inp], out, proba=proba, overwrite=True).rows
 else:  # the floor: same reader and writer, same output shape, no model
     from edgeclf.scale.files import DEFAULT_BATCH_ROWS
-    from edgeclf.scale.sources import csv_options
+    from edgeclf.scale.sources import csv_options, parquet_file
     from edgeclf.scale.sinks import Writer
     classes = pa.array(["outer", "inner"])
     if inp.endswith(".csv"):
         reader = pcsv.open_csv(inp, **csv_options(["x1", "x2"], [], max(1 << 20, DEFAULT_BATCH_ROWS * 24)))
         schema = pa.schema([("label", pa.string())])
     else:
-        reader = pq.ParquetFile(inp).iter_batches(batch_size=DEFAULT_BATCH_ROWS, columns=["x1", "x2"])
+        reader = parquet_file(inp).iter_batches(batch_size=DEFAULT_BATCH_ROWS, columns=["x1", "x2"])
         schema = pa.schema([("label", pa.string()), ("proba_outer", pa.float32()), ("proba_inner", pa.float32())])
     writer = Writer("csv" if out.endswith(".csv") else "parquet", out, schema)
     rows = 0
