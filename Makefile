@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgeclf-installed
-PACKAGES := runtime artifact train export report bench cli
+PACKAGES := runtime artifact train export report bench scale cli
 SOURCES := $(foreach p,$(PACKAGES),$(wildcard $(p)/*.py))
 PYTEST_ARGS ?= -n 2 --durations=8
 
@@ -15,7 +15,7 @@ WEB_STAMP := web/node_modules/.edgeclf-installed
 $(STAMP): pyproject.toml constraints.txt $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# strict editable mode: a real file tree mypy can read (the default mode is an import hook)
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[train,dev]' --config-settings editable_mode=strict
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[train,dev,scale]' --config-settings editable_mode=strict
 	touch $(STAMP)
 
 # onnxruntime-web for the browser page and its test (pinned by web/package-lock.json); without npm the
