@@ -126,6 +126,21 @@ def write_bytes(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
+def write_text_atomic(target: Path, text: str) -> None:
+    """A file written whole or not at all: a temp file beside it, then one rename."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    except OSError as e:
+        raise InputError(f"cannot write {target}: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_json(path: Path, obj: Any) -> None:
     write_bytes(path, json_bytes(obj))
 

@@ -14,10 +14,11 @@ from typing import Any
 
 import click
 
+from edgeclf.cli.predict import predict as predict_command
 from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, EDGE_FORMATS, MAX_BATCH, MAX_OPSET, MIN_OPSET
 from edgeclf.report.text import table
 from edgeclf.runtime.errors import EdgeclfError
-from edgeclf.train.settings import ACTIVATIONS, DEVICES, OPTIMIZERS
+from edgeclf.train.settings import ACTIVATIONS, DEVICES, OPTIMIZERS, pin_arithmetic
 from edgeclf.train.tasks import TASK_NAMES
 
 
@@ -127,6 +128,7 @@ def train(task: str | None, device: str, epochs: int | None, lr: float | None, o
       edgeclf train --data patients.csv --label outcome --features age,bmi,bp --name triage
     """
     needs_extra("torch", "sklearn")
+    pin_arithmetic()  # before torch is imported: the same bytes on any x86-64 CPU
     hyper: dict[str, Any] = dict(hidden=hidden, activation=activation, progress=not quiet, device=device,
                                  epochs=epochs, lr=lr, optimizer=optimizer, seed=seed, weight_decay=weight_decay)
     if data is not None:
@@ -254,6 +256,7 @@ def run(out: str, device: str, quiet: bool) -> None:
       edgeclf run --out artifacts --device cpu
     """
     needs_extra(*EXPORT_NEEDS, "matplotlib")
+    pin_arithmetic()  # before torch is imported: the same bytes on any x86-64 CPU
     from edgeclf.export.pipeline import export_artifact, runtime_check
     from edgeclf.report.build import plot_artifact
     from edgeclf.train.api import train_task
@@ -274,29 +277,6 @@ def run(out: str, device: str, quiet: bool) -> None:
                      f"{fresh.get('ece', float('nan')):.4f}", r.device, f"{t1 - t0:.2f}", f"{t2 - t1:.2f}"))
     click.echo(table(rows, ["task", "test acc", "target met", "runtime acc", "agree w/ eager", "proba diff",
                             "fresh log loss", "fresh ECE", "device", "train s", "export s"]))
-
-
-@cli.command()
-@click.argument("folder", type=click.Path(exists=True))
-@click.argument("input", required=False)
-@click.option("--proba", is_flag=True, help="Add one probability column per class.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl"]), default="csv", show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write here (atomically) instead of stdout.")
-def predict(folder: str, input: str | None, proba: bool, fmt: str, output: str | None) -> None:
-    """Predict the rows of INPUT (CSV with or without header, .npy, or '-'/absent for stdin) with FOLDER.
-
-    \b
-    Example:
-      printf 'x1,x2\\n0.1,0.0\\n1.0,0.0\\n' | edgeclf predict artifacts/circles --proba
-    """
-    from edgeclf.cli.tables import format_rows, read_input, write_output
-    from edgeclf.runtime import Classifier
-
-    clf = Classifier.load(folder)
-    x = read_input(input, clf.features)
-    p = clf.predict_proba(x)
-    labels = clf.classes_[p.argmax(axis=1)]
-    write_output(format_rows(labels, p if proba else None, clf.manifest.classes, fmt), output, sys.stdout)
 
 
 @cli.command()
@@ -400,10 +380,9 @@ def bench(folder: str, rows: list[int], threads: int, json_path: str | None, cha
     Example:
       edgeclf bench artifacts/circles --rows 1,64,4096,1000000 --threads 2 --json bench.json
     """
-    from edgeclf.artifact.store import json_bytes
+    from edgeclf.artifact.store import json_bytes, write_text_atomic
     from edgeclf.bench.measure import run_bench
     from edgeclf.bench.render import chart, format_report
-    from edgeclf.cli.tables import write_output
 
     if device == "cuda":
         needs_extra("torch")
@@ -413,9 +392,12 @@ def bench(folder: str, rows: list[int], threads: int, json_path: str | None, cha
     report = run_bench(Path(folder), rows, threads, cold=not no_cold, device=device)
     click.echo(format_report(report))
     if json_path:
-        write_output(json_bytes(report.to_dict()).decode(), json_path, sys.stdout)
+        write_text_atomic(Path(json_path), json_bytes(report.to_dict()).decode())
     if chart_path:
         chart(report, Path(chart_path))
+
+
+cli.add_command(predict_command, "predict")
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ def predict(artifact: str, inputs: tuple[str, ...], output: str | None, proba: b
     """Score INPUTS (files or globs of CSV, Parquet, JSONL, .npy; '-' = CSV on stdin) with ARTIFACT's model.
 
     \b
-    Examples:
+    Example:
       edgeclf predict artifacts/circles points.csv --proba
       edgeclf predict artifacts/circles 'in/*.parquet' --output pred.parquet --keep id
       edgeclf predict artifacts/circles 'in/*.parquet' --output out/ --engine dask --workers 2

@@ -30,7 +30,7 @@ LABEL = "label"
 @dataclass(frozen=True)
 class ScoreReport:
     rows: int
-    out_of_range: int | None  # rows with a feature outside the training domain (manifest.domain): extrapolated;
+    out_of_range: int | None  # rows with a feature outside the training range (manifest features' min/max);
     # None where it was not counted (the dask engine)
     seconds: float
     parts: int  # input files (score_files) or partitions (score_dask)
@@ -41,7 +41,7 @@ class ScoreReport:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
     def __str__(self) -> str:
-        oor = "" if self.out_of_range is None else f"; {self.out_of_range:,} outside the training domain"
+        oor = "" if self.out_of_range is None else f"; {self.out_of_range:,} row(s) outside the training range"
         return (f"scored {self.rows:,} rows from {self.parts} part(s) in {self.seconds:.2f} s "
                 f"({self.rows_per_s / 1e6:.2f} M rows/s) -> {self.output or 'stdout'}{oor}")
 
@@ -135,19 +135,20 @@ class _Scorer:
         # numbers never need CSV quotes; text does when it may hold a comma, a quote or a line break
         self.quote = any(not (pa.types.is_integer(f.type) or pa.types.is_floating(f.type)) for f in fields[:-1]) \
             or any(ch in c for c in self._classes.to_pylist() for ch in ',"\r\n')
-        domain = clf.manifest.domain or {"low": [-np.inf] * len(self.features), "high": [np.inf] * len(self.features)}
-        self._low = np.asarray(domain["low"], np.float32)  # (F,)
-        self._high = np.asarray(domain["high"], np.float32)  # (F,)
+        feats = clf.manifest.features  # the range training saw, per feature (unbounded where unknown)
+        self._low = np.array([-np.inf if f.min is None else f.min for f in feats], np.float32)  # (F,)
+        self._high = np.array([np.inf if f.max is None else f.max for f in feats], np.float32)  # (F,)
 
     def score(self, batch: pa.RecordBatch, src: Source, start: int) -> tuple[pa.RecordBatch, int]:
         x = self._matrix(batch, src, start)  # (B, F) float32
-        # one pass finds the rows off the training domain; NaN and inf are among them, so only those are checked
+        # one pass finds the rows off the training range; NaN and inf are among them, so only those are checked
         outside = ~((x >= self._low) & (x <= self._high)).all(axis=1)  # (B,)
         rows = np.flatnonzero(outside)
         bad = rows[~np.isfinite(x[rows]).all(axis=1)] if len(rows) else rows
         if len(bad):
-            raise InputError(f"{where(src, start + int(bad[0]))}: NaN or inf (or a value beyond float32) in the "
-                             f"features: expected finite numbers")
+            col = self.features[int(np.flatnonzero(~np.isfinite(x[bad[0]]))[0])]
+            raise InputError(f"{where(src, start + int(bad[0]))}: NaN or inf (or a value beyond float32) in column "
+                             f"{col!r}: expected finite numbers")
         p = self.clf.predict_proba(x, allow_nonfinite=True)  # (B, C); rows were checked above with file positions
         idx = p.argmax(axis=1).astype(np.int32)  # (B,)
         labels = pc.take(self._classes, pa.Array.from_buffers(pa.int32(), len(idx), [None, pa.py_buffer(idx)]))

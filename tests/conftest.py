@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-from typing import Callable
+from edgeclf.train.settings import pin_arithmetic
 
-import pytest
-from helpers import ARTIFACTS
+pin_arithmetic()  # before anything imports torch: tests train with the same arithmetic as `make run`
+
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Callable  # noqa: E402
+
+import pytest  # noqa: E402
+from helpers import ARTIFACTS  # noqa: E402
 
 
 @pytest.fixture(scope="session")

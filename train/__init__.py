@@ -1,6 +1,4 @@
-"""Training (edgeclf.train). Importing it before torch pins torch's CPU arithmetic to one portable code path, so
-the same training gives the same bytes on any x86-64 CPU (see edgeclf.train.settings.pin_arithmetic)."""
+"""Training (edgeclf.train): task registry, tables, the MLP, the training loop, checkpoints, calibration.
 
-from edgeclf.train.settings import pin_arithmetic
-
-pin_arithmetic()
+For bytes that are the same on every x86-64 CPU, call edgeclf.train.settings.pin_arithmetic() before torch is
+imported (the CLI's train and run commands do)."""

@@ -122,25 +122,26 @@ TASKS: dict[str, TaskSpec] = {
     for t in [
         TaskSpec(
             "circles", _circles, ("outer", "inner"), hidden=(10, 10), target_accuracy=0.995,
-            recipes={"adam": Recipe(0.02, 400), "sgd": Recipe(0.1, 1000)},
+            recipes={"adam": Recipe(0.02, 400), "sgd": Recipe(0.1, 400)},
             description="make_circles(1000, noise=0.03): inner vs outer ring",
             fresh_targets={"accuracy": 0.995, "log_loss": 0.02, "ece": 0.02}, features=_TOY_FEATURES, stratify=False,
         ),
         TaskSpec(
             "blobs", _blobs, ("blob0", "blob1", "blob2", "blob3"), hidden=(8, 8), target_accuracy=0.995,
-            recipes={"adam": Recipe(0.02, 400), "sgd": Recipe(0.1, 1000)},
+            recipes={"adam": Recipe(0.02, 400), "sgd": Recipe(0.1, 400)},
             description="make_blobs(1000, centers=4, cluster_std=1.5): four Gaussian clusters",
             fresh_targets={"accuracy": 0.989, "log_loss": 0.035, "ece": 0.02}, features=_TOY_FEATURES, stratify=False,
         ),
         TaskSpec(
             "moons", _moons, ("upper", "lower"), hidden=(16, 16), target_accuracy=0.995,
-            recipes={"adam": Recipe(0.02, 400), "sgd": Recipe(0.1, 1000)},
+            recipes={"adam": Recipe(0.02, 400), "sgd": Recipe(0.1, 400)},
             description="make_moons(1000, noise=0.07): two interleaved half-moons",
             fresh_targets={"accuracy": 0.995, "log_loss": 0.01, "ece": 0.02}, features=_TOY_FEATURES, stratify=False,
         ),
         TaskSpec(
             "spirals", _spirals, ("arm0", "arm1", "arm2"), hidden=(64, 64), target_accuracy=0.98, rows=300,
-            recipes={"adam": Recipe(0.01, 600), "sgd": Recipe(0.1, 2000)},
+            # Adam overfits 240 points (fresh log loss grows with epochs); SGD + momentum is calibrated
+            recipes={"sgd": Recipe(0.1, 1600), "adam": Recipe(0.01, 600)},
             description="CS231n spiral: 3 arms x 100 points, angle noise 0.2",
             fresh_targets={"accuracy": 0.98, "log_loss": 0.10, "ece": 0.02}, features=_TOY_FEATURES, stratify=False,
         ),
@@ -161,11 +162,12 @@ def _builtin(name: str) -> MakeData:
 
 
 def table_spec(name: str, make: MakeData, classes: tuple[str, ...], features: tuple[str, ...], rows: int,
-               description: str, hidden: tuple[int, ...] = (32,), cv: int = 5, **kw: object) -> TaskSpec:
+               description: str, hidden: tuple[int, ...] = (32,), cv: int = 5, weight_decay: float = 0.5,
+               **kw: object) -> TaskSpec:
     """A task on a table: standardised inputs, AdamW with decoupled decay (it improves hold-out log loss on these
     small tables), full batch up to 10,000 training rows and mini-batches of 512 above, with fewer epochs."""
     big = rows > 10_000
-    recipe = Recipe(0.01, 10, 0.5) if big else Recipe(0.01, 200, 0.5)
+    recipe = Recipe(0.01, 10, weight_decay) if big else Recipe(0.01, 200, weight_decay)
     options: dict[str, object] = dict(recipes={"adam": recipe, "sgd": Recipe(0.05, recipe.epochs * 2)},
                                       target_accuracy=0.0, rows=rows, standardize=True,
                                       batch_size=512 if big else 0, description=description, cv=0 if big else cv)
@@ -173,18 +175,20 @@ def table_spec(name: str, make: MakeData, classes: tuple[str, ...], features: tu
     return TaskSpec(name, make, classes, features, hidden, **options)  # type: ignore[arg-type]
 
 
-def _builtin_spec(name: str, hidden: tuple[int, ...], description: str) -> TaskSpec:
+def _builtin_spec(name: str, hidden: tuple[int, ...], description: str, weight_decay: float = 0.5) -> TaskSpec:
     from edgeclf.train.datasets import load_builtin
 
     t = load_builtin(name)
-    return table_spec(name, _builtin(name), t.classes, t.features, len(t.y), description, hidden)
+    return table_spec(name, _builtin(name), t.classes, t.features, len(t.y), description, hidden,
+                      weight_decay=weight_decay)
 
 
 def builtin_tables() -> dict[str, TaskSpec]:
     """The real datasets as tasks (built on first use: reading them needs scikit-learn)."""
     return {t.name: t for t in [
         _builtin_spec("iris", (32,), "Fisher's iris (scikit-learn's copy): 150 flowers, 4 measurements, 3 species"),
-        _builtin_spec("wine", (32,), "UCI wine recognition (scikit-learn's copy): 178 wines, 13 chemical measures"),
+        _builtin_spec("wine", (32,), "UCI wine recognition (scikit-learn's copy): 178 wines, 13 chemical measures",
+                      weight_decay=0.01),  # 5-fold CV 98.3% (the baseline's) against 97.8% at 0.5
         _builtin_spec("breast_cancer", (32,), "Wisconsin diagnostic breast cancer (scikit-learn's copy): 569 "
                                               "tumours, 30 cell-nucleus features"),
         _builtin_spec("digits", (64, 64), "UCI handwritten digits (scikit-learn's copy): 1,797 8x8 images as "
