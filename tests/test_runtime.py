@@ -131,6 +131,8 @@ def test_accepted_inputs_agree(classifiers):
         ref = expect if name not in ("int", "float16") else clf.predict_proba(np.asarray(v, np.float32))
         assert np.array_equal(got, ref), name
     assert variants["float16"].dtype == np.float16 and not np.array_equal(variants["float16"], x)  # rounded
+    half = np.random.default_rng(3).uniform(-1, 1, (64, 2)).astype(np.float16)  # exactly one exported batch: one run
+    assert np.array_equal(clf.predict_proba(half), clf.predict_proba(half.astype(np.float32)))
     assert clf.predict_proba([0.1, -0.2]).shape == (1, 2)  # a single row
     assert clf.predict_proba(np.zeros((0, 2))).shape == (0, 2)
     assert np.array_equal(clf.predict_proba(x[::-1]), expect[::-1])  # negative strides
