@@ -72,6 +72,8 @@ def _pause_point(name: str) -> None:
 
 
 def _fsync_path(path: Path) -> None:
+    if os.name != "posix" and path.is_dir():  # Windows cannot open a folder to fsync it
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
