@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -73,6 +74,34 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
+def _pause_point(name: str) -> None:
+    """Test hook: when EDGECLF_TEST_PAUSE == name, touch EDGECLF_TEST_PAUSE_FILE and sleep, so a crash test
+    can SIGKILL the writer exactly in this window. A no-op unless both variables are set."""
+    if os.environ.get("EDGECLF_TEST_PAUSE") != name or not os.environ.get("EDGECLF_TEST_PAUSE_FILE"):
+        return
+    with open(os.environ["EDGECLF_TEST_PAUSE_FILE"], "w") as fh:
+        fh.write(f"{os.getpid()} {name}\n")
+    time.sleep(600)  # the test kills it long before; a leftover process still ends
+
+
+def _fsync_path(path: Path) -> None:
+    if os.name != "posix" and path.is_dir():  # Windows cannot open a folder to fsync it
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Every file of a (flat) folder, then the folder's own entries: durable before the swap publishes them."""
+    for p in folder.iterdir():
+        if p.is_file():
+            _fsync_path(p)
+    _fsync_path(folder)
+
+
 def _swap_in(new: Path, dest: Path) -> None:
     """Put new at dest; afterwards new holds the previous dest (if any), to be deleted."""
     if not dest.exists():
@@ -114,7 +143,12 @@ def staged_folder(dest: Path, keep: Iterable[str] = ()) -> Iterator[Path]:
                 if (dest / name).is_file():
                     shutil.copy2(dest / name, tmp / name)
             yield tmp
+            _pause_point("staged")
+            _fsync_folder(tmp)
+            _pause_point("before_swap")
             _swap_in(tmp, dest)
+            _fsync_path(parent)  # the rename itself, durable
+            _pause_point("after_swap")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import posixpath
+import sys
 import urllib.parse
 from pathlib import Path
 
@@ -44,6 +45,14 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that leaves mid-response (a closed tab, a reload) is routine, not a traceback on stderr."""
+        if isinstance(sys.exc_info()[1], ConnectionError):  # BrokenPipeError, ConnectionResetError, ...Aborted
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 def make_server(web: Path, artifacts: Path, host: str = "127.0.0.1", port: int = 8000) -> http.server.ThreadingHTTPServer:
     web, artifacts = Path(web), Path(artifacts)
     if not (web / "index.html").is_file():
@@ -53,4 +62,4 @@ def make_server(web: Path, artifacts: Path, host: str = "127.0.0.1", port: int =
     if not artifacts.is_dir():
         raise InputError(f"artifacts folder {artifacts} does not exist: run `make run` first")
     routes = {"/": web, "/ort/": web / ORT_DIST, "/artifacts/": artifacts}
-    return http.server.ThreadingHTTPServer((host, port), functools.partial(Handler, routes=routes))
+    return Server((host, port), functools.partial(Handler, routes=routes))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,44 +20,73 @@ import torch
 from edgeclf.export.graph import ExportModel
 from edgeclf.export.parity import MARGIN, labels_of, margin_of
 from edgeclf.export.pipeline import check_set, domain_of, export_artifact, load_eager, runtime_check
+from edgeclf.runtime.errors import ParityError
 from edgeclf.train.api import train_task
 from edgeclf.train.tasks import TASKS, TaskSpec
 
 
+@dataclass(frozen=True)
+class Check:
+    """One measured check: its verdict is `passed`, computed from `detail`'s figures, never typed."""
+
+    name: str
+    passed: bool
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.name} {'PASS' if self.passed else 'FAIL'} ({self.detail})"
+
+
+def verdict(task: str, checks: list[Check]) -> tuple[str, bool]:
+    """One line per task and its verdict: OK only when every check passed."""
+    ok = bool(checks) and all(c.passed for c in checks)
+    return f"{task:8s} " + "; ".join(map(str, checks)) + f" -> {'OK' if ok else 'FAIL'}", ok
+
+
 def main(out: Path) -> int:
+    if not torch.cuda.is_available():
+        print(f"no CUDA device visible to torch {torch.__version__}: run this on a machine with a GPU")
+        return 2
     print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, device {torch.cuda.get_device_name(0)}")
     ok = True
     for name, spec in TASKS.items():
         try:
-            ok &= check_task(out, name, spec)
+            line, passed = verdict(name, check_task(out, name, spec))
         except Exception as e:  # report and go on: one run must show every task
-            print(f"{name:8s} FAIL {type(e).__name__}: {e}")
-            ok = False
+            line, passed = f"{name:8s} FAIL {type(e).__name__}: {e}", False
+        print(line)
+        ok &= passed
+    print(f"overall: {'PASS' if ok else 'FAIL'} ({len(TASKS)} tasks)")
     return 0 if ok else 1
 
 
-def check_task(out: Path, name: str, spec: TaskSpec) -> bool:
+def check_task(out: Path, name: str, spec: TaskSpec) -> list[Check]:
     t = time.perf_counter()
     result = train_task(name, out, device="cuda")
     seconds = time.perf_counter() - t
     acc = result.metrics["test_accuracy"]
+    checks = [Check("cuda-trained accuracy", acc >= spec.target_accuracy,
+                    f"test {acc:.2%}, target {spec.target_accuracy:.1%}, {seconds:.2f}s")]
     cpu_model, cfg, _ = load_eager(out / name, name)  # on CPU
     data = spec.dataset()
-    checks = check_set(cpu_model, data.x_test, domain_of(data.x_all))
+    rows = check_set(cpu_model, data.x_test, domain_of(data.x_all))
     gpu_model = ExportModel(result.model, cfg.n_classes).eval().cuda()
     with torch.inference_mode():
-        gpu_probs = gpu_model(torch.from_numpy(checks.x).cuda())[1].cpu().numpy()
-    same = labels_of(gpu_probs) == labels_of(checks.full[1])
-    decisive = margin_of(checks.full[1]) > MARGIN
-    max_diff = float(np.abs(gpu_probs - checks.full[1]).max())
-    export_artifact(out / name, task=name)
+        gpu_probs = gpu_model(torch.from_numpy(rows.x).cuda())[1].cpu().numpy()
+    same = labels_of(gpu_probs) == labels_of(rows.full[1])
+    mismatches = int((~same & (margin_of(rows.full[1]) > MARGIN)).sum())
+    checks.append(Check("CPU reload vs CUDA labels", mismatches == 0,
+                        f"{same.mean():.2%} agree on {len(same)} rows, {mismatches} decisive mismatches, "
+                        f"proba max diff {float(np.abs(gpu_probs - rows.full[1]).max()):.1e}"))
+    try:
+        _, results = export_artifact(out / name, task=name)
+        checks.append(Check("CPU export parity", all(results), f"{sum(map(bool, results))}/{len(results)} files"))
+    except ParityError as e:  # the export refused itself: that is this check's failure, not the script's
+        return [*checks, Check("CPU export parity", False, str(e))]
     rc = runtime_check(out / name)
-    passed = acc >= spec.target_accuracy and bool((same | ~decisive).all()) and bool(rc.parity)
-    print(f"{name:8s} cuda-trained test acc {acc:.2%} (target {spec.target_accuracy:.1%}) in {seconds:.2f}s; "
-          f"CPU reload vs CUDA labels {same.mean():.2%} agree on {len(same)} rows "
-          f"({int((~same & decisive).sum())} decisive mismatches), proba max diff {max_diff:.1e}; "
-          f"CPU export parity PASS, runtime acc {rc.test_accuracy:.2%} -> {'OK' if passed else 'FAIL'}")
-    return passed
+    checks.append(Check("runtime", bool(rc.parity) and rc.test_accuracy >= spec.target_accuracy,
+                        f"parity needs {rc.parity.needed_atol:.1e}, test acc {rc.test_accuracy:.2%}"))
+    return checks
 
 
 if __name__ == "__main__":

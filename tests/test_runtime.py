@@ -110,7 +110,7 @@ def test_accepted_inputs_agree(classifiers):
     x = np.array([[0.1, -0.2], [1.0, 0.3], [-0.9, 0.5]])
     expect = clf.predict_proba(x.astype(np.float32))
     variants = {
-        "list": x.tolist(), "float64": x, "float16": x.astype(np.float16).astype(np.float32),
+        "list": x.tolist(), "float64": x, "float16": x.astype(np.float16),  # a real float16 array
         "int": np.array([[0, 0], [1, 0], [-1, 0]]),
         "fortran": np.asfortranarray(x), "strided": np.repeat(x, 2, axis=0)[::2],
         "frame": pd.DataFrame(x, columns=["x1", "x2"]),
@@ -120,8 +120,12 @@ def test_accepted_inputs_agree(classifiers):
     }
     for name, v in variants.items():
         got = clf.predict_proba(v)
+        # int and float16 hold other values than x: their reference is the same values widened to float32 first
         ref = expect if name not in ("int", "float16") else clf.predict_proba(np.asarray(v, np.float32))
         assert np.array_equal(got, ref), name
+    assert variants["float16"].dtype == np.float16 and not np.array_equal(variants["float16"], x)  # rounded
+    half = np.random.default_rng(3).uniform(-1, 1, (64, 2)).astype(np.float16)  # exactly one exported batch: one run
+    assert np.array_equal(clf.predict_proba(half), clf.predict_proba(half.astype(np.float32)))
     assert clf.predict_proba([0.1, -0.2]).shape == (1, 2)  # a single row
     assert clf.predict_proba(np.zeros((0, 2))).shape == (0, 2)
     assert np.array_equal(clf.predict_proba(x[::-1]), expect[::-1])  # negative strides

@@ -3,13 +3,14 @@ offending value, no traceback. Then the tricky-but-valid inputs, which must give
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import ARTIFACTS, assert_clean_error, run_cli
+from helpers import ARTIFACTS, ROOT, assert_clean_error, run_cli
 
 from edgeclf.runtime import ArtifactError, Classifier, InputError
 
@@ -102,8 +103,16 @@ def test_cli_bad_input(argv, stdin, code, fragments, tmp_path):
     assert_clean_error(res, code, *[f.replace("{tmp}", str(tmp_path)) for f in fragments])
 
 
-def test_matrix_size():
-    assert len(API_CASES) + len(CLI_CASES) >= 30
+def test_matrix_size_is_what_the_docs_claim():
+    """docs/reliability.md states the matrix's size: the tables hold exactly that many distinct cases."""
+    doc = (ROOT / "docs" / "reliability.md").read_text()
+    row = next(line for line in doc.splitlines() if "test_bad_input_matrix.py" in line)
+    api, cli = map(int, re.search(r"(\d+) API cases \+ (\d+) CLI cases", row).groups())
+    passed, total = map(int, re.search(r"\*\*(\d+)/(\d+)\*\*", row).groups())
+    assert (len(API_CASES), len(CLI_CASES)) == (api, cli)
+    assert passed == total == api + cli
+    ids = [c[0] for c in API_CASES + CLI_CASES]
+    assert len(set(ids)) == len(ids)  # no case counted twice
 
 
 def test_tricky_valid_inputs_match_contiguous(clf):

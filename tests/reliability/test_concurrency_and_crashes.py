@@ -16,14 +16,13 @@ import numpy as np
 import pytest
 from helpers import ARTIFACTS, snapshot
 
-from edgeclf.artifact.store import CARD
+from edgeclf.artifact.store import CARD, staged_folder
 from edgeclf.export.pipeline import verify_artifact
 from edgeclf.report.build import PICTURES
 from edgeclf.runtime import Classifier, Manifest
 from edgeclf.train.checkpoint import load_checkpoint
 
 SIZES = [0, 1, 2, 63, 64, 65, 1000, 1024, 1500, 16384, 20000, 40000]
-KILLS = int(os.environ.get("EDGECLF_KILLS", "20"))  # docs/reliability.md's figures came from a larger run
 
 
 def test_eight_threads_share_one_classifier():
@@ -73,48 +72,109 @@ def test_two_processes_export_one_folder(tmp_path):
     assert onnx_files in ({"model.b1.onnx", "model.b64.onnx"}, {"model.b2.onnx", "model.b32.onnx"})
 
 
-def kill_at_random(cmd: list[str], delay: float) -> bool:
-    """Start cmd, SIGKILL it after delay seconds; True if it was still running when killed."""
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(delay)
-    alive = p.poll() is None
-    if alive:
-        os.kill(p.pid, signal.SIGKILL)
+# storage._pause_point windows: "staged" (every file written into the hidden staging folder), "before_swap"
+# (staged files fsynced), "after_swap" (new version in place, the old one not yet deleted); "early" = mid-import
+WINDOWS = ("early", "staged", "before_swap", "after_swap")
+STAGES = ("export", "train")
+ROUNDS = int(os.environ.get("EDGECLF_KILL_ROUNDS", "1"))  # each round kills every stage in every window once
+
+
+def writer_cmd(root: Path, stage: str) -> list[str]:
+    if stage == "export":
+        return export_cmd(root, (2048,))  # one large batch: few parity calls
+    return [sys.executable, "-m", "edgeclf.cli", "train", "circles", "--epochs", "20", "--out", str(root), "--quiet"]
+
+
+def start_writer(root: Path, stage: str, window: str) -> tuple[subprocess.Popen, Path]:
+    """Start a writer that pauses (sleeps) at `window`; the marker file appears when it gets there."""
+    marker = root / "paused"
+    env = {**os.environ, "EDGECLF_TEST_PAUSE": window, "EDGECLF_TEST_PAUSE_FILE": str(marker),
+           "OMP_NUM_THREADS": "1"}  # eight writers share the cores: spinning thread pools would only slow them
+    with open(root / "stderr.log", "wb") as err:
+        p = subprocess.Popen(writer_cmd(root / "art", stage), stdout=subprocess.DEVNULL, stderr=err, env=env)
+    return p, marker
+
+
+def paused(p: subprocess.Popen, marker: Path, window: str, root: Path) -> bool:
+    """True once p sits in its window ("early": at once, while it is still importing)."""
+    if window == "early" or marker.exists():
+        return True
+    assert p.poll() is None, f"writer exited ({p.returncode}) before {window}: {(root / 'stderr.log').read_text()}"
+    return False
+
+
+def kill(p: subprocess.Popen) -> None:
+    assert p.poll() is None, "the writer finished before it was killed"
+    os.kill(p.pid, signal.SIGKILL)
     p.wait()
-    return alive
+
+
+def leftovers(folder: Path) -> list[Path]:
+    return sorted(folder.parent.glob(f".{folder.name}.new-*"))
+
+
+def assert_old_version(folder: Path, previous: dict[str, bytes]) -> None:
+    assert snapshot(folder) == previous  # bit for bit: nothing of the killed writer leaked in
+    Classifier.load(folder)
+    load_checkpoint(folder, "circles")
+
+
+def assert_new_version(folder: Path, stage: str) -> None:
+    load_checkpoint(folder, "circles")
+    if stage == "export":
+        assert {f.batch_size for f in Manifest.read(folder)[0].onnx_files} == {2048}
+        assert_consistent(folder)
+        Classifier.load(folder)
+    else:  # a new training drops the old exports: a checkpoint and its metrics, nothing else
+        assert set(snapshot(folder)) == {"checkpoint.pt", "metrics.json"}
+
+
+def check_after_kill(folder: Path, previous: dict[str, bytes], stage: str, window: str) -> None:
+    left = leftovers(folder)
+    if window == "after_swap":
+        assert_new_version(folder, stage)
+        assert len(left) == 1 and snapshot(left[0]) == previous  # the swapped-out old version, not yet deleted
+    else:
+        assert_old_version(folder, previous)
+    if window in ("staged", "before_swap"):  # the killed writer's complete staging folder
+        assert len(left) == 1
+        staged = set(snapshot(left[0]))
+        assert {"checkpoint.pt", "metrics.json"} <= staged and ("manifest.json" in staged) == (stage == "export")
+    current = snapshot(folder)
+    with staged_folder(folder, keep=current):  # the next writer (here republishing the same files)...
+        pass
+    assert leftovers(folder) == [] and snapshot(folder) == current  # ...removes the killed writer's leftovers
 
 
 @pytest.mark.slow
-def test_sigkill_during_export_and_train_leaves_a_clean_folder(tmp_path):
-    root = tmp_path
-    shutil.copytree(ARTIFACTS / "circles", root / "circles")
-    previous = snapshot(root / "circles")
-    rng = random.Random(1234)
-    t = time.perf_counter()
-    subprocess.run(export_cmd(root, (3, 5)), check=True, capture_output=True)  # one full run: how long it takes
-    export_s = time.perf_counter() - t
-    shutil.rmtree(root / "circles")
-    shutil.copytree(ARTIFACTS / "circles", root / "circles")
-    train = [sys.executable, "-m", "edgeclf.cli", "train", "circles", "--epochs", "300", "--out", str(root), "--quiet"]
-    killed = {"export": 0, "train": 0}
-    for i in range(KILLS):
-        stage = "export" if i % 5 < 3 else "train"
-        cmd = export_cmd(root, (3, 5)) if stage == "export" else train
-        killed[stage] += kill_at_random(cmd, rng.uniform(0.05, export_s))
-        folder = root / "circles"
-        now = snapshot(folder)
-        if now == previous:
-            continue  # killed before the swap: the previous version, untouched
-        if stage == "export":
-            assert_consistent(folder)  # a complete new export
-        else:
-            load_checkpoint(folder, "circles")  # a complete new training (its stale exports dropped)
-            assert set(now) == {"checkpoint.pt", "metrics.json"}
-        shutil.rmtree(folder)  # back to the reference version for the next round
-        shutil.copytree(ARTIFACTS / "circles", folder)
-    assert_consistent(root / "circles")
-    assert killed["export"] + killed["train"] >= KILLS // 2, killed  # most runs really were killed mid-way
-    print(f"\nSIGKILL: {KILLS} runs, {killed} killed mid-run, every folder verified clean")
+def test_sigkill_in_each_write_window_leaves_old_or_new_version(tmp_path):
+    """Every (stage, window) writer runs at once, each on its own copy, and is killed in its window."""
+    previous = snapshot(ARTIFACTS / "circles")
+    runs = [(r, s, w) for r in range(ROUNDS) for s in STAGES for w in WINDOWS]
+    started = []
+    for r, stage, window in runs:
+        root = tmp_path / f"{r}-{stage}-{window}"
+        shutil.copytree(ARTIFACTS / "circles", root / "art" / "circles")
+        started.append((root, stage, window, *start_writer(root, stage, window)))
+    counts: dict[str, int] = {w: 0 for w in WINDOWS}
+    deadline = time.monotonic() + 900
+    try:
+        while started:  # kill each writer as soon as it pauses, whatever the order they get there
+            assert time.monotonic() < deadline, f"writers never reached their windows: {started}"
+            ready = [run for run in started if paused(run[3], run[4], run[2], run[0])]
+            for run in ready:
+                root, stage, window, p, _ = run
+                kill(p)
+                check_after_kill(root / "art" / "circles", previous, stage, window)
+                counts[window] += 1
+                started.remove(run)
+            time.sleep(0.02)
+    finally:
+        for *_, p, _ in started:
+            p.kill()
+            p.wait()
+    assert sum(counts.values()) == len(runs)
+    print(f"\nSIGKILL per window (export + train): {counts}; each left the old or the new version, loadable")
 
 
 def test_swap_keeps_no_partial_folder_after_kill(tmp_path):

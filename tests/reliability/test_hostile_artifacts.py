@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 from helpers import ARTIFACTS, assert_clean_error, run_cli
 
 from edgeclf.runtime import ArtifactError, Classifier
+from edgeclf.runtime.classifier import plan_chunks
 from edgeclf.runtime.manifest import file_sha256
 from edgeclf.train.checkpoint import load_checkpoint
 
@@ -150,17 +152,33 @@ def test_external_data_pointing_outside(art, tmp_path):
         Classifier.load(art)
 
 
-def test_refused_before_any_prediction(art, monkeypatch):
-    """A bad file anywhere in the ladder fails load(): no Classifier exists to run anything."""
-    damage_zero(art / "model.b16384.onnx")
-    rehash(art, "model.b16384.onnx")
-    import onnxruntime as ort
+LADDER = ("model.b1.onnx", "model.b64.onnx", "model.b1024.onnx", "model.b16384.onnx")
 
-    runs = []
-    monkeypatch.setattr(ort.InferenceSession, "run", lambda *a, **k: runs.append(a))
-    with pytest.raises(ArtifactError):
-        Classifier.load(art)
-    assert runs == []
+
+def damage_other_rung(f: Path) -> None:
+    """Another rung's file (a valid graph of this very model, wrong batch size)."""
+    other = "model.b64.onnx" if f.name == "model.b1.onnx" else "model.b1.onnx"
+    shutil.copy(f.parent / other, f)
+
+
+@pytest.mark.parametrize("damage", [damage_truncated, damage_other_rung], ids=["truncated", "other-rung"])
+@pytest.mark.parametrize("bad", LADDER)
+def test_refused_at_load_wherever_in_the_ladder(art, bad, damage):
+    """A bad file at any rung, even one only big inputs reach, fails load() itself, hash rewritten or not:
+    no Classifier exists, not even one serving the good rungs, so no prediction can reach the bad file."""
+    x = np.random.default_rng(0).uniform(-1.2, 1.2, (16384 + 1024 + 64 + 1, 2)).astype(np.float32)  # (N, 2)
+    assert {b for _, _, b in plan_chunks(len(x), (1, 64, 1024, 16384))} == {1, 64, 1024, 16384}  # every rung runs
+    want = Classifier.load(art).predict_proba(x)  # the intact ladder, real sessions
+    original = (art / bad).read_bytes()
+    damage(art / bad)
+    for rewrite_hash in (False, True):
+        if rewrite_hash:
+            rehash(art, bad)
+        with pytest.raises(ArtifactError, match=re.escape(bad)):
+            Classifier.load(art)
+    (art / bad).write_bytes(original)  # the refusal was the damage's doing: undone, the same predictions return
+    rehash(art, bad)
+    assert np.array_equal(Classifier.load(art).predict_proba(x), want)
 
 
 class Exploit:

@@ -1,5 +1,5 @@
 """Property tests: labels agree with eager PyTorch for any finite float32 input; results are invariant to
-chunking, row order and the choice of batch sizes."""
+chunking, row order, the choice of batch sizes and the number of threads."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from hypothesis.extra.numpy import arrays
 from edgeclf.export.parity import MARGIN, labels_of, margin_of
 from edgeclf.export.subject import from_trained
 from edgeclf.runtime import Classifier
+from edgeclf.runtime.classifier import PARALLEL_MIN_ROWS, plan_chunks
 from edgeclf.train.checkpoint import load_checkpoint
 
 TASKS = ("circles", "blobs")
@@ -65,3 +66,27 @@ def test_invariant_to_batch_size_choice(models, task, x, ladder):
     clf, _ = models[task]
     subset = Classifier(clf.manifest, {b: s for b, s in clf.sessions.items() if b in ladder}, threads=1)
     assert np.array_equal(subset.predict_proba(x), clf.predict_proba(x))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(task=st.sampled_from(TASKS), n=st.integers(PARALLEL_MIN_ROWS, PARALLEL_MIN_ROWS + 50_000),
+       seed=st.integers(0, 2**32 - 1), specials=st.lists(st.tuples(st.integers(0, 10**9), finite32, finite32), max_size=8),
+       ladder=st.sets(st.sampled_from([1, 64, 1024, 16384]), min_size=1).filter(lambda s: s != {1}))
+def test_threaded_path_matches_serial(models, task, n, seed, specials, ladder):
+    """Inputs big enough for the thread pool: two threads give the serial results bit for bit, and every chunk of
+    the plan, run alone at its own batch size, gives its rows."""
+    clf, _ = models[task]
+    sessions = {b: s for b, s in clf.sessions.items() if b in ladder}
+    x = np.random.default_rng(seed).uniform(-20, 20, (n, 2)).astype(np.float32)  # (N, 2): too big for hypothesis
+    for i, a, b in specials:  # plus a few rows hypothesis chooses, anywhere, any finite float32
+        x[i % n] = (a, b)
+    serial, threaded = Classifier(clf.manifest, sessions, threads=1), Classifier(clf.manifest, sessions, threads=2)
+    got = threaded.predict_proba(x)
+    assert threaded._pool is not None  # the threaded branch ran (the pool is made on its first use)
+    assert np.array_equal(got, serial.predict_proba(x), equal_nan=True)  # overflowing rows give NaN in both
+    assert np.array_equal(threaded.predict_logits(x), serial.predict_logits(x), equal_nan=True)
+    plan = plan_chunks(n, sorted(sessions))
+    assert [c[0] for c in plan] == [0, *(c[1] for c in plan[:-1])] and plan[-1][1] == n  # contiguous, complete
+    assert all(0 < stop - start <= b and b in sessions for start, stop, b in plan)
+    for start, stop, _ in {plan[0], plan[len(plan) // 2], plan[-1]}:
+        assert np.array_equal(got[start:stop], serial.predict_proba(x[start:stop]), equal_nan=True)
