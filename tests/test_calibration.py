@@ -67,7 +67,9 @@ TINY_Y = np.array([0, 1, 1, 0])
 @pytest.mark.parametrize("bins, expected", [
     (2, abs(0.5 - (0.9 + 0.8 + 0.65 + 0.6) / 4)),  # one filled bin: mean conf .7375, accuracy .5
     (10, (0.1 + 0.8 + 0.35 + 0.6) / 4),  # one row per bin
-], ids=["2bins", "10bins"])
+    # (.4,.6]: 0.6 wrong; (.6,.8]: 0.8 wrong + 0.65 right (conf .725, acc .5); (.8,1]: 0.9 right; weighted by count
+    (5, (1 * 0.6 + 2 * abs(0.5 - 0.725) + 1 * 0.1) / 4),
+], ids=["2bins", "10bins", "5bins-unequal-counts"])
 def test_ece_by_hand(bins, expected):
     assert ece(TINY_P, TINY_Y, bins=bins) == pytest.approx(expected, abs=1e-12)
 
@@ -129,8 +131,9 @@ def test_summary_values_and_stable_json():
     (np.array([[2.0, -1.0]]), np.zeros(1, int), "logits?"),
     (np.array([[np.nan, 0.5]]), np.zeros(1, int), "finite"),
     (np.array([[0.5, 0.5], [0.6, 0.6]]), np.zeros(2, int), "row 1 sums to 1.2"),
+    ([["a", "b"]], np.zeros(1, int), "numeric (N, C) array"),
 ], ids=["1d", "one-column", "no-rows", "y-length", "y-2d", "y-float", "y-too-big", "y-negative", "logits",
-        "nan", "row-sum"])
+        "nan", "row-sum", "strings"])
 @pytest.mark.parametrize("fn", [log_loss, brier, ece, reliability, calibration_summary], ids=lambda f: f.__name__)
 def test_bad_inputs_raise_input_error(fn, proba, y, fragment):
     with pytest.raises(InputError) as e:
