@@ -42,7 +42,10 @@ class Reliability:
 
 def _checked(proba: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     """proba as float64 (N, C) rows of probabilities and y as int64 (N,) indices in [0, C), or InputError."""
-    p = np.asarray(proba, dtype=np.float64)
+    try:
+        p = np.asarray(proba, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"proba must be a numeric (N, C) array of probabilities, got {type(proba).__name__}") from None
     labels = np.asarray(y)
     if p.ndim != 2 or p.shape[0] == 0 or p.shape[1] < 2:
         raise InputError(
