@@ -86,7 +86,14 @@ def open_stream(path: str, kind: str, features: Sequence[str], keep: Sequence[st
         schema = pa.schema([(f, pa.float32()) for f in features])
         return pjson.open_json(handle, read_options=pjson.ReadOptions(block_size=block),
                                parse_options=pjson.ParseOptions(explicit_schema=schema)), handle
+    except KeyError as e:  # pyarrow's ArrowKeyError: a wanted column is not in the CSV's header
+        raise InputError(f"{path}: {_first_line(e)}: expected a header line naming the columns "
+                         f"{[*features, *keep]} (any order, extra columns ignored)") from None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, ValueError) as e:
+        # the first block is read on opening: a bad row there is found by line like one further down
+        line = _csv_bad_line(path, features, keep) if kind == "csv" and path != STDIN else None
+        if line is not None:
+            raise InputError(f"{path} line {line}: {_first_line(e)}") from None
         what = {"npy": ".npy array", "parquet": "Parquet file", "jsonl": "JSON Lines file", "csv": "CSV file"}[kind]
         raise InputError(f"{path} is not a readable {what}: {_first_line(e)}") from None
 

@@ -59,7 +59,8 @@ def test_committed_manifest(task):
     assert m.schema == SCHEMA and m.task == task and m.classes == t.classes and m.feature_names == t.features
     assert TORCH_FORMATS == tuple(f for f in TORCH_FORMATS if m.files_of(f))
     assert [f.batch_size for f in m.onnx_files] == [1, 64, 1024, 16384]
-    assert all(v["passed"] for v in m.parity.files.values()) and set(m.parity.files) == {f.path for f in m.files}
+    checked = {f.path for f in m.files if f.format in TORCH_FORMATS}  # the C header is checked by compiling it
+    assert all(v["passed"] for v in m.parity.files.values()) and set(m.parity.files) == checked
     metrics = json.loads((ARTIFACTS / task / "metrics.json").read_text())
     assert m.metrics == {k: v for k, v in metrics.items() if k != "history"}
     assert set(m.versions) == {"edgeclf", "torch", "onnx", "onnxruntime"}
@@ -96,7 +97,8 @@ def test_committed_onnx_is_static_checked_and_self_describing(task):
         assert model.producer_name == "edgeclf" and model.producer_version == m.versions["edgeclf"]
         assert model.model_version == int(m.origin.state_dict_sha256[:12], 16)
         assert "pad" in model.graph.doc_string and all(v.doc_string for v in [*model.graph.input, *model.graph.output])
-        assert repr(m.classes[-1]) in model.graph.output[0].doc_string  # the binary logit's meaning
+        if m.kind == "binary":  # the one logit's meaning
+            assert f"log-odds of class {m.classes[1]!r}" in model.graph.output[0].doc_string
 
 
 @pytest.mark.parametrize("task", ["circles", "blobs"])
@@ -137,8 +139,9 @@ def test_parity_result_policy():
     far = compare("f", (ref[0] + np.array([[2e-5], [0.0]], np.float32), ref[1]), ref)
     assert not far and far.output("logits").needed_atol == pytest.approx(2e-5 - 1e-5, rel=1e-2)
     assert far.output("logits").worst_row == 0
-    # the relative term: 2.5e-3 at |z| = 200 is 1.25e-5 relative, inside 1e-5 + 1e-5 * 200
-    assert compare("f", (ref[0] - np.array([[0.0], [2.5e-3]], np.float32), ref[1]), ref)
+    # the relative term: 1.5e-3 at |z| = 200 is inside 1e-5 + 1e-5 * 200 = 2.01e-3; 2.5e-3 is not
+    assert compare("f", (ref[0] - np.array([[0.0], [1.5e-3]], np.float32), ref[1]), ref)
+    assert not compare("f", (ref[0] - np.array([[0.0], [2.5e-3]], np.float32), ref[1]), ref)
     # the rounding term: eager's own float32 error E widens the logit bound by 2E, never the probability bound
     assert compare("f", (ref[0] + np.array([[2e-5], [0.0]], np.float32), ref[1]), ref, rounding=1e-5)
     assert not compare("f", (ref[0], ref[1] + np.float32(2 * PROBA_ATOL)), ref, rounding=1.0)
