@@ -197,7 +197,8 @@ def _open(manifest: Manifest, folder: Path, entry: FileEntry, providers: list[st
     try:
         sess = ort.InferenceSession(data, sess_options=opts, providers=providers)
     except Exception as e:  # onnxruntime raises its own exception types for a bad model
-        raise ArtifactError(f"{entry.path} is not a loadable {entry.format} model: "
+        kind = {"onnx": "ONNX", "ort": ".ort", "onnx-int8": "int8 ONNX"}.get(entry.format, entry.format)
+        raise ArtifactError(f"{entry.path} is not a loadable {kind} model: "
                             f"{str(e).splitlines()[0][:200]}") from None
     _check_signature(manifest, entry, sess)
     return sess

@@ -146,6 +146,8 @@ class Signature:
     @classmethod
     def from_dict(cls, d: Any, where: str) -> Signature:
         r = _Reader(d, where)
+        if r.get("dtype", str) != INPUT_DTYPE:
+            raise ArtifactError(f"{where}.dtype: {r.get('dtype', str)!r}, expected {INPUT_DTYPE!r}")
         outs = r.section("outputs")
         return cls(r.get("input", str), OutputSpec.from_dict(outs.get("logits", dict), f"{where}.outputs.logits"),
                    OutputSpec.from_dict(outs.get("probabilities", dict), f"{where}.outputs.probabilities"),

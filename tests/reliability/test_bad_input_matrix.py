@@ -38,8 +38,8 @@ API_CASES = [
     ("inf", np.array([[np.inf, 0.0]], np.float32), InputError, ["row(s) 0"]),
     ("neg-inf-many", np.tile([[0.0, -np.inf]], (8, 1)), InputError, ["row(s) 0, 1, 2, 3, 4 and 3 more"]),
     ("nan-big", np.vstack([np.zeros((9999, 2)), [[np.nan, 0]]]).astype(np.float32), InputError, ["row(s) 9999"]),
-    ("frame-missing", pd.DataFrame({"x1": [1.0]}), InputError, ["missing ['x2']"]),
-    ("frame-extra", pd.DataFrame({"x1": [1.0], "x2": [1.0], "x9": [0]}), InputError, ["unexpected ['x9']"]),
+    ("frame-missing", pd.DataFrame({"x1": [1.0]}), InputError, ["no column 'x2'"]),
+    ("frame-duplicate", pd.DataFrame([[1.0, 1.0, 0.0]], columns=["x1", "x2", "x2"]), InputError, ["'x2' twice"]),
     ("frame-str", pd.DataFrame({"x1": [1.0], "x2": ["a"]}), InputError, ["'x2'", "expected numbers"]),
     ("frame-bool", pd.DataFrame({"x1": [1.0], "x2": [True]}), InputError, ["'x2'", "bool"]),
 ]
@@ -67,29 +67,32 @@ def _files(tmp_path):
     np.save(tmp_path / "cube.npy", np.zeros((2, 2, 2)))
     np.save(tmp_path / "objects.npy", np.array([[1, None]], dtype=object), allow_pickle=True)
     (tmp_path / "fake.npy").write_bytes(b"not numpy")
+    (tmp_path / "bad.csv").write_text("x1,x2\n1,2\n3,four\n")
 
 
 # (id, argv after 'predict', stdin, exit code, fragments)
 CLI_CASES = [
-    ("csv-bad-value", [CIRCLES], "x1,x2\n1,2\n3,four\n", 1, ["line 3", "'3,four'"]),
-    ("csv-short-row", [CIRCLES], "1,2\n3\n", 1, ["line 2", "1 values, expected 2"]),
-    ("csv-long-row", [CIRCLES], "1,2,3\n", 1, ["line 1", "3 values"]),
-    ("csv-wrong-header", [CIRCLES], "a,b\n1,2\n", 1, ["header ['a', 'b']", "['x1', 'x2']"]),
-    ("csv-header-reordered", [CIRCLES], "x2,x1\n1,2\n", 1, ["header ['x2', 'x1']"]),
-    ("csv-nan", [CIRCLES], "1,2\nnan,1\n", 1, ["NaN or inf", "row(s) 1"]),
-    ("csv-overflow", [CIRCLES], "1e40,1\n", 1, ["1e+40", "float32"]),
-    ("csv-binary", [CIRCLES, "{tmp}/bin.csv"], None, 1, ["binary file"]),
-    ("csv-latin1", [CIRCLES, "{tmp}/latin1.csv"], None, 1, ["not UTF-8"]),
+    ("csv-bad-value", [CIRCLES, "-"], "x1,x2\n1,2\n3,four\n", 1, ["invalid value 'four'"]),
+    ("csv-bad-value-file", [CIRCLES, "{tmp}/bad.csv"], None, 1, ["bad.csv line 3", "'four'"]),
+    ("csv-short-row", [CIRCLES, "-"], "x1,x2\n1,2\n3\n", 1, ["Expected 2 columns, got 1"]),
+    ("csv-long-row", [CIRCLES, "-"], "x1,x2\n1,2,3\n", 1, ["Expected 2 columns, got 3"]),
+    ("csv-wrong-header", [CIRCLES, "-"], "a,b\n1,2\n", 1, ["'x1'", "header"]),
+    ("csv-no-header", [CIRCLES, "-"], "1,2\n", 1, ["'x1'", "header"]),
+    ("csv-nan", [CIRCLES, "-"], "x1,x2\n1,2\nnan,1\n", 1, ["line 3", "'x1'"]),
+    ("csv-overflow", [CIRCLES, "-"], "x1,x2\n1e40,1\n", 1, ["line 2", "beyond float32", "'x1'"]),
+    ("csv-empty", [CIRCLES, "-"], "", 1, ["Empty CSV"]),
+    ("csv-binary", [CIRCLES, "{tmp}/bin.csv"], None, 1, ["bin.csv", "header"]),
+    ("csv-latin1", [CIRCLES, "{tmp}/latin1.csv"], None, 1, ["latin1.csv line 3"]),
     ("npy-3-features", [CIRCLES, "{tmp}/three.npy"], None, 1, ["(2, 3)"]),
     ("npy-3d", [CIRCLES, "{tmp}/cube.npy"], None, 1, ["(2, 2, 2)"]),
-    ("npy-pickled-objects", [CIRCLES, "{tmp}/objects.npy"], None, 1, ["not a readable .npy", "pickle"]),
+    ("npy-pickled-objects", [CIRCLES, "{tmp}/objects.npy"], None, 1, ["not a readable .npy"]),
     ("npy-garbage", [CIRCLES, "{tmp}/fake.npy"], None, 1, ["not a readable .npy"]),
     ("missing-input", [CIRCLES, "{tmp}/nope.csv"], None, 1, ["nope.csv", "does not exist"]),
-    ("folder-without-manifest", ["{tmp}"], "1,2\n", 1, ["no manifest.json"]),
-    ("output-in-missing-folder", ["--output", "{tmp}/no/such/out.csv"], "1,2\n", 1, ["cannot write"]),
-    ("bad-format", ["--format", "xml"], "1,2\n", 2, ["'xml'"]),
+    ("unknown-extension", [CIRCLES, "{tmp}/in.xml"], None, 1, ["unknown extension '.xml'"]),
+    ("folder-without-manifest", ["{tmp}", "-"], "x1,x2\n1,2\n", 1, ["no manifest.json"]),
+    ("output-in-missing-folder", ["--output", "{tmp}/no/such/out.csv", "-"], "x1,x2\n1,2\n", 1, ["does not exist"]),
     ("missing-folder-arg", [], None, 2, ["Missing argument"]),
-    ("folder-does-not-exist", ["{tmp}/nowhere"], None, 2, ["nowhere", "does not exist"]),
+    ("folder-does-not-exist", ["{tmp}/nowhere", "-"], None, 2, ["nowhere", "does not exist"]),
 ]
 
 
@@ -135,14 +138,14 @@ def test_tricky_valid_inputs_match_contiguous(clf):
 
 
 def test_cli_stdin_closed_early():
-    """No input at all (stdin closed): an empty result, not an error."""
-    p = subprocess.run([sys.executable, "-m", "edgeclf.cli", "predict", str(CIRCLES)], stdin=subprocess.DEVNULL,
+    """No input at all (stdin closed): no header to match features by name, so a clean error."""
+    p = subprocess.run([sys.executable, "-m", "edgeclf.cli", "predict", str(CIRCLES), "-"], stdin=subprocess.DEVNULL,
                        capture_output=True, text=True)
-    assert p.returncode == 0 and p.stdout == "label\n" and p.stderr == ""
+    assert p.returncode == 1 and "Empty CSV" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_cli_stdin_cut_mid_line():
-    p = subprocess.run([sys.executable, "-m", "edgeclf.cli", "predict", str(CIRCLES)], input="x1,x2\n0.1,0.2\n0.3,",
+    p = subprocess.run([sys.executable, "-m", "edgeclf.cli", "predict", str(CIRCLES), "-"], input="x1,x2\n0.1,0.2\n0.3,",
                        capture_output=True, text=True)
     assert p.returncode == 1 and "line 3" in p.stderr and "Traceback" not in p.stderr
 
