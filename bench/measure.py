@@ -189,8 +189,10 @@ def _measure(code: str, stdin: bytes = b"") -> dict[str, float]:
 
 def cold_start(folder: Path, report: BenchReport, repeats: int = 3) -> None:
     f = str(folder)
-    n_feat = len(Manifest.read(folder)[0].features)
+    manifest = Manifest.read(folder)[0]
+    n_feat = len(manifest.features)
     row = ",".join(["0.0"] * n_feat)
+    header = ",".join(manifest.feature_names)
     cases = {
         "runtime (import + load + 1 row)":
             f"from edgeclf.runtime import Classifier; Classifier.load({f!r}).predict_proba([[{row}]])",
@@ -206,7 +208,7 @@ def cold_start(folder: Path, report: BenchReport, repeats: int = 3) -> None:
     except ImportError:
         report.notes.append("torch is not installed: no torch cold start")
     for name, code in cases.items():
-        runs = [_measure(code, (row + "\n").encode()) for _ in range(repeats)]
+        runs = [_measure(code, f"{header}\n{row}\n".encode()) for _ in range(repeats)]
         report.cold_start[name] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 

@@ -60,7 +60,8 @@ def test_fresh_sample_is_new(task):
     d = spec.dataset()
     x, y = spec.fresh()
     assert len(x) >= 19_998 and set(np.unique(y)) == set(range(spec.n_classes))
-    assert not (set(map(tuple, x[:50].tolist())) & set(map(tuple, d.x_all.tolist())))
+    shared = set(map(tuple, x.tolist())) & set(map(tuple, d.x_all.tolist()))
+    assert len(shared) <= 3, shared  # new points (a spiral's arms all start at the origin)
 
 
 def test_circles_data_is_the_lessons():
