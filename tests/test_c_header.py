@@ -62,17 +62,19 @@ class Case:
 
 def _artifact_case(task: str) -> Case:
     from edgeclf.runtime import Classifier
-    from edgeclf.train.model import ModelConfig, build_mlp
+    from edgeclf.train.checkpoint import load_checkpoint
+    from edgeclf.train.model import Standardize
 
-    ckpt = torch.load(ARTIFACTS / task / "checkpoint.pt", weights_only=True)
-    mlp = build_mlp(ModelConfig.from_dict(ckpt["model_config"]))
-    mlp.load_state_dict(ckpt["state_dict"])
+    mlp = load_checkpoint(ARTIFACTS / task).model
+    mean = std = None
+    if isinstance(mlp[0], Standardize):  # a table task: standardisation applied first in C
+        mean, std, mlp = mlp[0].mean.numpy(), mlp[0].std.numpy(), mlp[1:]
     layers, activation = mlp_layers(mlp)
     manifest = json.loads((ARTIFACTS / task / "manifest.json").read_text())
     x = rows_of(task)
     clf = Classifier.load(ARTIFACTS / task)
-    return Case(layers, activation, manifest["features"], manifest["classes"], x,
-                clf.predict_logits(x), clf.predict_proba(x))
+    return Case(layers, activation, [f["name"] for f in manifest["features"]], manifest["classes"], x,
+                clf.predict_logits(x), clf.predict_proba(x), mean, std)
 
 
 def _torch_case(mlp: nn.Sequential, classes: list[str], mean: np.ndarray | None, std: np.ndarray | None,

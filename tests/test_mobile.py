@@ -3,8 +3,6 @@ graph ("YES")."""
 
 from __future__ import annotations
 
-import json
-
 import onnx
 import pytest
 from edge_helpers import mobile_usability
@@ -14,18 +12,9 @@ from onnx import TensorProto, helper
 EPS = ("NNAPI", "CoreML NeuralNetwork", "CoreML MLProgram")
 
 
-def _binary(task: str) -> bool:
-    return json.loads((ARTIFACTS / task / "manifest.json").read_text())["kind"] == "binary"
-
-
-@pytest.mark.parametrize(
-    "task",
-    [pytest.param(t, marks=pytest.mark.xfail(
-        strict=True, reason="the committed binary head uses Neg, which CoreML does not take (MAYBE); a Mul by a "
-                            "constant [-1, 1] gives YES: remove this mark when the artifacts are re-exported"))
-     if _binary(t) else t for t in TASKS],
-)
+@pytest.mark.parametrize("task", TASKS)
 def test_mobile_usability_says_yes(task):
+    """The binary head is sigmoid(z * [-1, 1]): no Neg, which CoreML does not take (it said MAYBE before)."""
     verdicts = mobile_usability(ARTIFACTS / task / "model.b1.onnx")
     assert {ep: verdicts.get(ep) for ep in EPS} == dict.fromkeys(EPS, "YES"), verdicts["log"]
 
