@@ -172,13 +172,14 @@ def report_training(name: str, r: Any, folder: Path) -> None:
 @click.option("--classes", callback=parse_names, help="With --from: the class names, in logit order.")
 @click.option("--check-data", type=click.Path(dir_okay=False), help="With --from: rows parity is measured on "
               "(CSV with header, Parquet or .npy).")
+@click.option("--name", "new_name", help="With --from: the artifact's name (default: the .pt2 file's stem).")
 @click.option("--format", "edge", type=click.Choice(EDGE_FORMATS), multiple=True,
               help="Also write: c (a C99 header, model.h), ort (onnxruntime mobile format), int8 (quantised ONNX). "
                    "Repeat for several.")
 @click.option("--c-prefix", default="edgeclf", show_default=True, help="Name prefix of the C header's symbols.")
 def export(name: str | None, batch_sizes: tuple[int, ...], opset: int, out: str, source: str | None,
            features: tuple[str, ...] | None, classes: tuple[str, ...] | None, check_data: str | None,
-           edge: tuple[str, ...], c_prefix: str) -> None:
+           new_name: str | None, edge: tuple[str, ...], c_prefix: str) -> None:
     """Export OUT/NAME's checkpoint (or, with --from, your own .pt2 model) to ONNX, TorchScript and .pt2, check
     parity, write manifest.json.
 
@@ -191,8 +192,12 @@ def export(name: str | None, batch_sizes: tuple[int, ...], opset: int, out: str,
     needs_extra(*EXPORT_NEEDS)
     sizes = batch_sizes or DEFAULT_BATCH_SIZES
     if source is not None:
-        manifest, results, folder = export_from(source, name, sizes, opset, out, features, classes, check_data,
-                                                edge, c_prefix)
+        if name is not None and new_name is not None and name != new_name:
+            raise click.UsageError(f"give the name once: NAME {name!r} or --name {new_name!r}")
+        manifest, results, folder = export_from(source, name or new_name, sizes, opset, out, features, classes,
+                                                check_data, edge, c_prefix)
+    elif new_name is not None:
+        raise click.UsageError("--name goes with --from; a trained folder is named by NAME")
     elif name is None:
         raise click.UsageError("give NAME (a trained folder under --out) or --from MODEL.pt2")
     else:

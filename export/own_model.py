@@ -10,6 +10,7 @@ import hashlib
 import inspect
 import io
 import re
+import types
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -139,7 +140,7 @@ def looks_like_probabilities(module: nn.Module, rows: np.ndarray) -> bool:
     """Every row in [0, 1] and summing to 1: a forward that already applies softmax (edgeclf would apply it twice)."""
     with torch.inference_mode():
         z = module(torch.from_numpy(rows)).double()
-    return bool(z.shape[1] > 1 and (z >= 0).all() and (z <= 1).all() and torch.allclose(z.sum(1), torch.ones(len(z)),
+    return bool(z.shape[1] > 1 and (z >= 0).all() and (z <= 1).all() and torch.allclose(z.sum(1), torch.ones_like(z[:, 0]),
                                                                                       atol=1e-5))
 
 
@@ -177,7 +178,12 @@ def load_pt2_module(path: Path | str) -> tuple[nn.Module, int | None]:
                          f"Save it with torch.export.save from torch {torch.__version__.split('+')[0]}") from None
     if not isinstance(program, torch.export.ExportedProgram):
         raise InputError(f"{p} holds a {type(program).__name__}, expected an ExportedProgram")
-    return program.module(), _static_batch(program, p)
+    module = program.module()
+    # a captured program has its train/eval behaviour baked in, and its module refuses eval(): make the mode
+    # switches that export_model and nn.Module.eval() perform no-ops on it
+    module.train = types.MethodType(lambda self, mode=True: self, module)  # type: ignore[method-assign]
+    module.eval = types.MethodType(lambda self: self, module)  # type: ignore[method-assign]
+    return module, _static_batch(program, p)
 
 
 def _static_batch(program: torch.export.ExportedProgram, path: Path) -> int | None:
@@ -234,7 +240,7 @@ def export_pt2(path: Path | str, out: Path | str, *, features: Sequence[str], cl
         raise InputError(
             f"{path} was captured with a fixed batch size of {fixed}, so it cannot be re-exported at other sizes: "
             f"capture it with a dynamic batch dimension, torch.export.export(model, (x,), "
-            f"dynamic_shapes={{'x': {{0: torch.export.Dim('batch')}}}}), then torch.export.save")
+            f"dynamic_shapes=({{0: torch.export.Dim('batch')}},)), then torch.export.save")
     return export_model(module, out, features=features, classes=classes, check_data=check_data,
                         batch_sizes=batch_sizes, opset=opset, name=name or Path(path).stem,
                         description=f"imported from {Path(path).name}", edge=edge, c_prefix=c_prefix)

@@ -149,7 +149,7 @@ def test_cli_entry_point_from_pt2(name, models, tmp_path):
     module = models[name].eval()
     x, _, features, _ = iris()
     classes = classes_for(name)
-    program = torch.export.export(module, (torch.from_numpy(x[:8]),), dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+    program = torch.export.export(module, (torch.from_numpy(x[:8]),), dynamic_shapes=({0: torch.export.Dim("batch")},))
     torch.export.save(program, tmp_path / "model.pt2")
     np.save(tmp_path / "rows.npy", x)
     res = run_cli("export", "--from", tmp_path / "model.pt2", "--features", ",".join(features), "--classes",
@@ -251,14 +251,14 @@ def test_cli_from_bad_inputs(tmp_path):
     common = ["--features", ",".join(features), "--classes", ",".join(classes), "--check-data", tmp_path / "rows.npy",
               "--out", tmp_path / "out"]
     assert_clean_error(run_cli("export", "--from", tmp_path / "fixed.pt2", *common), 1, "fixed batch size of 8",
-                       "Dim('batch')")
+                       "Dim('batch')},)")
     (tmp_path / "junk.pt2").write_bytes(b"PK\x03\x04junk")
     assert_clean_error(run_cli("export", "--from", tmp_path / "junk.pt2", *common), 1, "not a torch.export program")
     assert_clean_error(run_cli("export", "--from", tmp_path / "none.pt2", *common), 1, "does not exist")
     assert_clean_error(run_cli("export", "--from", tmp_path / "fixed.pt2", "--features", "a,b"), 2, "--classes",
                        "--check-data")
     (tmp_path / "rows.csv").write_text("sl,sw\n1,2\n")
-    dyn = torch.export.export(m, (torch.from_numpy(x[:8]),), dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+    dyn = torch.export.export(m, (torch.from_numpy(x[:8]),), dynamic_shapes=({0: torch.export.Dim("batch")},))
     torch.export.save(dyn, tmp_path / "dyn.pt2")
     assert_clean_error(run_cli("export", "--from", tmp_path / "dyn.pt2", "--features", ",".join(features), "--classes",
                                ",".join(classes), "--check-data", tmp_path / "rows.csv", "--out", tmp_path / "out"),
