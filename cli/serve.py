@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import posixpath
 import sys
 import urllib.parse
 from pathlib import Path
 
+from edgeclf.report.plots import COLORS  # the one palette (plots and page); plots imports matplotlib lazily
 from edgeclf.runtime.errors import InputError
 
 ORT_DIST = Path("node_modules") / "onnxruntime-web" / "dist"
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
-    """Routes /artifacts/ and /ort/ to their folders, the rest to web/; never lists or leaves a folder."""
+    """Routes /artifacts/ and /ort/ to their folders, the rest to web/; never lists or leaves a folder.
+
+    Two answers are generated on request: /artifacts/index.json (the sorted names of the artifact folder's
+    sub-folders that hold a manifest.json: the page's task picker) and /palette.json (report.plots.COLORS).
+    """
 
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
                       ".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
@@ -24,6 +30,40 @@ class Handler(http.server.SimpleHTTPRequestHandler):
     def __init__(self, *args: object, routes: dict[str, Path], **kwargs: object) -> None:
         self.routes = routes
         super().__init__(*args, directory=str(routes["/"]), **kwargs)  # type: ignore[arg-type]
+
+    def generated(self) -> bytes | None:
+        """The two JSON answers made on request: the task list and the palette (None: an ordinary file)."""
+        path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+        if path == "/artifacts/index.json":
+            root = self.routes["/artifacts/"]
+            tasks = sorted(d.name for d in root.iterdir() if d.is_dir() and (d / "manifest.json").is_file())
+            return json.dumps(tasks).encode()
+        if path == "/palette.json":
+            return json.dumps(list(COLORS)).encode()
+        return None
+
+    def send_generated(self, body: bytes, head_only: bool) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if not head_only:
+            self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        body = self.generated()
+        if body is None:
+            super().do_GET()
+        else:
+            self.send_generated(body, head_only=False)
+
+    def do_HEAD(self) -> None:
+        body = self.generated()
+        if body is None:
+            super().do_HEAD()
+        else:
+            self.send_generated(body, head_only=True)
 
     def translate_path(self, path: str) -> str:
         path = urllib.parse.unquote(urllib.parse.urlsplit(path).path)

@@ -7,6 +7,7 @@ reason, except where EDGECLF_REQUIRE_BROWSER=1 (set by .ci/run), where a missing
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -89,24 +90,133 @@ def open_task(page, server, task: str) -> str:
     return page.evaluate("() => window.edgeclf.state.ready")
 
 
-@pytest.mark.parametrize("task", ["circles", "blobs"])
+def artifact_tasks() -> list[str]:
+    return sorted(d.name for d in ARTIFACTS.iterdir() if (d / "manifest.json").is_file())
+
+
+def test_server_makes_task_list_and_palette(server):
+    """The page's task picker and colours come from the server: the artifact folders and report.plots.COLORS."""
+    from edgeclf.report.plots import COLORS
+
+    with urllib.request.urlopen(server + "/artifacts/index.json") as r:
+        assert r.headers["Content-Type"] == "application/json"
+        assert json.loads(r.read()) == artifact_tasks()
+    assert {"circles", "blobs", "moons", "spirals", "iris", "digits"} <= set(artifact_tasks())
+    with urllib.request.urlopen(server + "/palette.json") as r:
+        assert json.loads(r.read()) == list(COLORS)
+
+
+def test_task_list_follows_the_folder(tmp_path):
+    (tmp_path / "web" / ORT_DIST).mkdir(parents=True)
+    (tmp_path / "web" / "index.html").write_text("<!doctype html>")
+    (tmp_path / "web" / ORT_DIST / "ort.wasm.min.js").write_text("")
+    arts = tmp_path / "arts"
+    for name in ("zeta", "alpha", "no_manifest"):
+        (arts / name).mkdir(parents=True)
+    (arts / "zeta" / "manifest.json").write_text("{}")
+    (arts / "alpha" / "manifest.json").write_text("{}")
+    (arts / "stray.json").write_text("{}")
+    httpd = make_server(tmp_path / "web", arts, port=0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{httpd.server_address[1]}/artifacts/index.json") as r:
+            assert json.loads(r.read()) == ["alpha", "zeta"]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.mark.parametrize("task", ["circles", "blobs", "moons", "spirals"])
 def test_page_matches_python_runtime(page, server, task, tmp_path):
     pg, errors = page
     assert open_task(pg, server, task) == task, pg.inner_text("#error")
-    probs = np.array(pg.evaluate("pts => window.edgeclf.predictProba(pts)", POINTS[task]), dtype=np.float64)
     clf = Classifier.load(ARTIFACTS / task)
-    expect = clf.predict_proba(np.array(POINTS[task], np.float32))
-    assert list(clf.classes_[probs.argmax(1)]) == list(clf.predict(np.array(POINTS[task], np.float32)))
-    assert np.abs(probs - expect).max() <= 1e-5
+    assert pg.is_visible("#plot") and not pg.is_visible("#inputs")
+    options = pg.eval_on_selector_all("#task option", "os => os.map(o => o.value)")
+    assert options == artifact_tasks()  # the picker is the server's list, not a hard-coded one
+    if task in POINTS:
+        probs = np.array(pg.evaluate("pts => window.edgeclf.predictProba(pts)", POINTS[task]), dtype=np.float64)
+        expect = clf.predict_proba(np.array(POINTS[task], np.float32))
+        assert list(clf.classes_[probs.argmax(1)]) == list(clf.predict(np.array(POINTS[task], np.float32)))
+        assert np.abs(probs - expect).max() <= 1e-5
     # more rows than the largest-but-one batch: the page's chunking and padding, against the runtime's
     grid = np.random.default_rng(7).uniform(clf.manifest.domain.low, clf.manifest.domain.high, (1500, 2))
     grid = grid.astype(np.float32)
     page_grid = np.array(pg.evaluate("pts => window.edgeclf.predictProba(pts)", grid.tolist()))
     assert np.abs(page_grid - clf.predict_proba(grid)).max() <= 1e-5
+    assert list(clf.classes_[page_grid.argmax(1)]) == list(clf.predict(grid))
     # a click shows the clicked point's class and probabilities
     pg.click("#plot", position={"x": 200, "y": 200})
     pg.wait_for_selector("#point table")
     assert any(c in pg.inner_text("#point") for c in clf.classes_)
+    shot = tmp_path / f"{task}.png"
+    pg.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    assert errors == []
+
+
+def feature_rows(task: str, n: int, seed: int) -> np.ndarray:
+    """Test-like rows from the manifest's training ranges: measurements to 0.1, pixel counts whole."""
+    feats = json.loads((ARTIFACTS / task / "manifest.json").read_text())["features"]
+    lo = np.array([f["min"] for f in feats])
+    hi = np.array([f["max"] for f in feats])
+    x = np.random.default_rng(seed).uniform(lo, hi, (n, len(feats)))
+    whole = all(float(f["min"]).is_integer() and float(f["max"]).is_integer() for f in feats)
+    return (np.round(x) if whole else np.round(x, 1)).astype(np.float32)
+
+
+def shown(pg) -> tuple[list[float], list[float], str]:
+    row, probs = pg.evaluate("() => [window.edgeclf.state.last.row, window.edgeclf.state.last.probs]")
+    return row, probs, pg.inner_text("#label")
+
+
+@pytest.mark.parametrize("task", ["iris", "digits"])
+def test_page_feature_inputs_match_python_runtime(page, server, task, tmp_path):
+    """More than two features: one input per feature (prefilled with the training means), live probabilities."""
+    pg, errors = page
+    assert open_task(pg, server, task) == task, pg.inner_text("#error")
+    clf = Classifier.load(ARTIFACTS / task)
+    feats = json.loads((ARTIFACTS / task / "manifest.json").read_text())["features"]
+    assert pg.is_visible("#inputs") and not pg.is_visible("#plot")
+    inputs = pg.locator("#inputs input")
+    assert inputs.count() == len(feats)
+    # prefilled: the means, with the training range as the hint; their probabilities are on show already
+    means = np.array([f["mean"] for f in feats], np.float32)
+    for j in (0, len(feats) - 1):
+        lo, hi = inputs.nth(j).get_attribute("placeholder").split(" … ")
+        assert (float(lo), float(hi)) == (feats[j]["min"], feats[j]["max"])
+    row, probs, label = shown(pg)
+    assert np.array_equal(np.array(row, np.float32), means)
+    assert np.abs(np.array(probs) - clf.predict_proba(means[None])[0]).max() <= 1e-5
+    assert label == clf.predict(means[None])[0]
+    # typed rows: the page's live answer equals the runtime's (labels; probabilities within 1e-5)
+    rows = feature_rows(task, 3, seed=11)
+    expect, labels = clf.predict_proba(rows), clf.predict(rows)
+    for i, r in enumerate(rows):
+        text = [repr(float(v)) for v in r]
+        if task == "iris" or i == 0:  # as a person types: every box, one input event each
+            for j, v in enumerate(text):
+                pg.fill(f"#x{j}", v)
+        else:  # 64 boxes: set them all, one input event
+            pg.evaluate("vals => window.edgeclf.setInputs(vals.map(Number))", text)
+        pg.wait_for_function("want => { const l = window.edgeclf.state.last; return l && "
+                             "l.row.length === want.length && l.row.every((v, k) => v === Number(want[k])); }",
+                             arg=text, timeout=30_000)
+        row, probs, label = shown(pg)
+        assert np.array_equal(np.array(row, np.float32), r)
+        assert np.abs(np.array(probs) - expect[i]).max() <= 1e-5, (task, i)
+        assert label == labels[i]
+        table = pg.inner_text("#point table")
+        assert all(f"{p:.6f}"[:-1] in table for p in probs)  # the table shows them (6 decimals)
+    # an empty box is named, not run
+    pg.fill("#x1", "")
+    pg.wait_for_function("() => window.edgeclf.state.last === null")
+    assert feats[1]["name"] in pg.inner_text("#point")
+    # the batch path with many rows, against the runtime
+    many = feature_rows(task, 300, seed=5)
+    page_many = np.array(pg.evaluate("pts => window.edgeclf.predictProba(pts)", many.tolist()))
+    assert np.abs(page_many - clf.predict_proba(many)).max() <= 1e-5
+    assert list(clf.classes_[page_many.argmax(1)]) == list(clf.predict(many))
     shot = tmp_path / f"{task}.png"
     pg.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
