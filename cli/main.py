@@ -254,7 +254,7 @@ RUN_EDGE = ("c",)  # reproducible from the weights alone: committed; .ort and in
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(out: str, device: str, quiet: bool) -> None:
-    """The main job: train, export, verify, check the runtime and plot every task; prints a summary table.
+    """The main job: train, export (every file parity-checked) and plot every task, check the runtime; a summary.
 
     \b
     Example:

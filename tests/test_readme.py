@@ -8,6 +8,7 @@ import re
 import pytest
 from helpers import ARTIFACTS, ROOT, TASKS
 
+from edgeclf.train.checkpoint import load_checkpoint
 from edgeclf.train.tasks import get_task
 
 README = (ROOT / "README.md").read_text()
@@ -23,12 +24,21 @@ def results_rows() -> dict[str, list[str]]:
 def test_results_table_matches_metrics(task):
     row = results_rows()[task]
     m = json.loads((ARTIFACTS / task / "metrics.json").read_text())
+    t = load_checkpoint(ARTIFACTS / task)
     spec = get_task(task)
-    assert row[1] == str(spec.n_classes)
-    assert row[2] == "-".join(map(str, (2, *spec.hidden, 1 if spec.n_classes == 2 else spec.n_classes))) + " relu"
-    assert row[3] == str(m["epochs"])
-    assert row[4] == f"{m['test_accuracy']:.2%}" and row[5] == f"{m['train_accuracy']:.2%}"
-    assert row[6] == f"{spec.target_accuracy:.1%}".replace(".0%", "%")
+    assert row[1:3] == [str(len(t.task.features)), str(len(t.task.classes))]
+    assert row[3] == "-".join(map(str, t.config.layer_sizes)) + " relu" + (" (std.)" if t.config.standardize else "")
+    tc = m["train_config"]
+    assert row[4] == f"{tc['optimizer']} lr {tc['lr']}" + (f" wd {tc['weight_decay']}" if tc["weight_decay"] else "")
+    assert row[5] == str(m["epochs"]) and row[6] == f"{m['test_accuracy']:.2%}"
+    sample = "fresh" if "fresh" in m["calibration"] else "test"
+    c = m["calibration"][sample]
+    assert row[7] == f"{c['log_loss']:.4f} / {c['ece']:.4f} ({sample})"
+    if "cv" in m:
+        assert row[8] == f"{m['cv']['cv_mean']:.2%} vs {m['baseline']['cv_mean']:.2%}"
+    else:
+        assert row[8] == "-" and row[9] == f"{spec.target_accuracy:.1%}".replace(".0%", "%")
+    assert row[10] == ("yes" if m["target_met"] else "NO")
 
 
 def test_readme_python_example_runs():
