@@ -270,7 +270,7 @@ def _features_matrix(table: Any, names: list[str], where: str, rows: _Rows) -> n
     x = np.empty((table.num_rows, len(names)), dtype=np.float32)  # (N, F)
     for j, name in enumerate(names):
         x64 = _feature_column(table, name, where, rows)  # (N,)
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", under="ignore"):  # a subnormal float64 becomes 0 or a float32 subnormal
             x[:, j] = x64
         bad = ~np.isfinite(x[:, j])
         if bad.any():

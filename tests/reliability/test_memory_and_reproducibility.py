@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from helpers import ARTIFACTS, python, snapshot
@@ -78,3 +82,21 @@ def test_committed_artifacts_are_what_the_current_defaults_make(task):
     assert (t.config.hidden, t.config.activation, t.config.standardize) == (spec.hidden, spec.activation, spec.standardize)
     assert t.metrics["train_config"] == asdict(TrainConfig.defaults(spec, device="cpu"))
     assert tuple(f.batch_size for f in Manifest.read(ARTIFACTS / task)[0].onnx_files) == DEFAULT_BATCH_SIZES
+
+
+def test_training_bytes_do_not_depend_on_the_cpu_code_path(tmp_path):
+    """Stand-ins for another CPU (torch's kernel choice, MKL's code path, glibc's dispatch, thread count): under the
+    CLI's pinned arithmetic the trained bytes are the same; with the pin off, torch's kernel choice moves them."""
+    base = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    others = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "OMP_NUM_THREADS": "2",
+              "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2_Usable,-FMA_Usable"}
+    runs = {"plain": base, "other-cpu": {**base, **others}, "unpinned": {**base, "EDGECLF_PORTABLE": "0",
+                                                                       "ATEN_CPU_CAPABILITY": "avx2"}}
+    for name, env in runs.items():
+        p = subprocess.run([sys.executable, "-m", "edgeclf.cli", "train", "spirals", "--epochs", "150", "--out",
+                            str(tmp_path / name), "--quiet"], env=env, capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+    ckpt = {k: (tmp_path / k / "spirals" / "checkpoint.pt").read_bytes() for k in runs}
+    assert ckpt["plain"] == ckpt["other-cpu"]
+    if "avx2" in Path("/proc/cpuinfo").read_text():  # the unpinned run really took another code path here
+        assert ckpt["plain"] != ckpt["unpinned"]
