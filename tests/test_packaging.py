@@ -38,3 +38,14 @@ def test_wheel_core_install_runs_predict_and_info(tmp_path):
     assert p.returncode == 0 and "circles (binary, 2 classes)" in p.stdout, p.stderr
     p = subprocess.run([exe, "train", "circles"], cwd=work, capture_output=True, text=True)
     assert p.returncode == 1 and "edgeclf[train]" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_no_big_file_tracked_outside_artifacts_and_docs():
+    """Generated files (profiler dumps, datasets, builds) never ship: nothing tracked outside artifacts/ and docs/
+    is over 1 MB."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    big = [(p, (ROOT / p).stat().st_size) for p in listed.stdout.split("\0") if p and (ROOT / p).is_file()
+           and not p.startswith(("artifacts/", "docs/")) and (ROOT / p).stat().st_size > 1 << 20]
+    assert big == []
