@@ -134,9 +134,16 @@ def train(task: str | None, device: str, epochs: int | None, lr: float | None, o
     if data is not None:
         if task is not None or label is None:
             raise click.UsageError("with --data, give --label COLUMN and no TASK")
+        import warnings
+
         from edgeclf.train.api import train_data
 
-        r = train_data(data, label, out, features=features, name=name, test=test_file, cv=cv, **hyper)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always", UserWarning)
+            r = train_data(data, label, out, features=features, name=name, test=test_file, cv=cv, **hyper)
+        for w in seen:  # the data's warnings (a constant feature, columns left out), one line each
+            if issubclass(w.category, UserWarning) and "edgeclf" in (w.filename or "") + str(w.category.__module__):
+                click.echo(f"warning: {w.message}", err=True)
         report_training(r.model_config.task, r, Path(out) / r.model_config.task)
         return
     if task is None:

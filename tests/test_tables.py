@@ -124,6 +124,16 @@ def test_train_data_bad_input(tmp_path, make, args, fragments):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def test_constant_feature_warns_and_trains(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(0, 1, 60), "flat": np.full(60, 7.0), "y": ["p", "q"] * 30})
+    res = run_cli("train", "--data", write(tmp_path, frame), "--label", "y", "--out", tmp_path / "out", "--quiet",
+                  "--epochs", "5", "--cv", "0")
+    assert res.exit_code == 0, res.output
+    assert "warning: feature 'flat' is constant in the training split" in res.stderr
+    assert (tmp_path / "out" / "t" / "checkpoint.pt").is_file()
+
+
 def test_train_usage_errors(tmp_path):
     assert_clean_error(run_cli("train", "--out", tmp_path, "--quiet"), 2, "TASK", "--data")
     assert_clean_error(run_cli("train", "--data", tmp_path / "x.csv", "--out", tmp_path, "--quiet"), 2, "--label")

@@ -37,7 +37,7 @@ def train_data(source: Any, label: str, out: Path | str = "artifacts", *, featur
 
     test: a test table (same columns) instead of the stratified 80/20 split; cv: k-fold cross-validation of this
     model and of a logistic-regression baseline (default 5 below 10,000 rows, else none)."""
-    from edgeclf.train.tabular import load_table, sanitize_name
+    from edgeclf.train.tabular import load_table, sanitize_name, standardisation
 
     table = load_table(source, label, features)
     test_table = load_table(test, label, reference=table) if test is not None else None
@@ -48,6 +48,7 @@ def train_data(source: Any, label: str, out: Path | str = "artifacts", *, featur
     for note in table.warnings:
         warnings.warn(note, stacklevel=2)
     data = _split(table, test_table, overrides.get("seed"), test)
+    standardisation(data.x_train, table.features)  # warns (DataWarning) about a feature constant in training
     return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, data=data, **overrides)
 
 
