@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from pathlib import Path
+from typing import Mapping, Sequence
 
 from edgeclf.export.formats import GraphDocs
 from edgeclf.export.parity import POLICY, ParityResult
@@ -18,7 +19,14 @@ from edgeclf.runtime.contract import (
     n_logits,
     probabilities_meaning,
 )
-from edgeclf.runtime.manifest import FileEntry, Manifest, OutputSpec, Parity, Signature
+from edgeclf.runtime.manifest import FileEntry, Manifest, OutputSpec, Parity, Signature, file_sha256
+
+
+def file_entry(folder: Path, name: str, fmt: str, batch: int, opset: int | None = None, fixed: bool = True,
+               details: Mapping[str, int | float | str] | None = None) -> FileEntry:
+    """The manifest entry of a file just written into folder: its hash and size measured from disk."""
+    p = folder / name
+    return FileEntry(name, fmt, batch, file_sha256(p), p.stat().st_size, opset, fixed, dict(details or {}))
 
 
 def signature(classes: Sequence[str]) -> Signature:

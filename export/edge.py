@@ -11,6 +11,7 @@ from torch import nn
 
 from edgeclf.artifact.store import C_HEADER, onnx_name
 from edgeclf.export import EDGE_FORMATS
+from edgeclf.export.describe import file_entry
 from edgeclf.export.subject import Subject
 from edgeclf.runtime.errors import InputError
 from edgeclf.runtime.manifest import FileEntry, file_sha256
@@ -32,11 +33,6 @@ def write_edge(folder: Path, s: Subject, formats: Sequence[str], onnx: list[File
     return entries
 
 
-def _entry(folder: Path, name: str, fmt: str, batch: int, details: dict[str, Any], opset: int | None = None) -> FileEntry:
-    p = folder / name
-    return FileEntry(name, fmt, batch, file_sha256(p), p.stat().st_size, opset, True, details)
-
-
 def write_c(folder: Path, s: Subject, prefix: str) -> FileEntry:
     from edgeclf.export.c_header import c_header, check_prefix, mlp_layers
 
@@ -50,8 +46,8 @@ def write_c(folder: Path, s: Subject, prefix: str) -> FileEntry:
     header = c_header(layers, activation, features=[f.name for f in s.features], classes=s.classes, prefix=prefix,
                       mean=mean, std=std)
     header.write(folder / C_HEADER)
-    return _entry(folder, C_HEADER, "c", 1, {"prefix": prefix, "flash_bytes": header.flash_bytes,
-                                             "ram_bytes": header.ram_bytes})
+    return file_entry(folder, C_HEADER, "c", 1, details={"prefix": prefix, "flash_bytes": header.flash_bytes,
+                                                         "ram_bytes": header.ram_bytes})
 
 
 def write_ort_files(folder: Path, onnx: list[FileEntry]) -> list[FileEntry]:
@@ -65,7 +61,7 @@ def write_ort_files(folder: Path, onnx: list[FileEntry]) -> list[FileEntry]:
                "required_operators_sha256": file_sha256(config),
                "note": "read only by the onnxruntime version line that wrote it (no forward compatibility)"}
     batches = {onnx_name(e.batch_size, "ort"): e for e in onnx}
-    return [_entry(folder, p.name, "ort", batches[p.name].batch_size, details, batches[p.name].opset)
+    return [file_entry(folder, p.name, "ort", batches[p.name].batch_size, batches[p.name].opset, details=details)
             for p in written if p.name in batches]
 
 
@@ -90,8 +86,8 @@ def write_int8(folder: Path, s: Subject, onnx: list[FileEntry], check_rows: np.n
             y_test = f32_labels(f32, x_test, e.batch_size)
             reference = "the float32 model's labels (no labelled data)"
         report = int8_report(f32, i8, x_test, y_test, check_rows, s.classes, float_path=src, int8_path=dst)
-        entries.append(_entry(folder, dst.name, "onnx-int8", e.batch_size,
-                              {**_flat(report), "test_accuracy.reference": reference}, e.opset))
+        entries.append(file_entry(folder, dst.name, "onnx-int8", e.batch_size, e.opset,
+                                  details={**_flat(report), "test_accuracy.reference": reference}))
     return entries
 
 
@@ -103,16 +99,14 @@ def f32_labels(session: Any, x: np.ndarray, batch: int) -> np.ndarray:
     return labels
 
 
-def _flat(report: dict[str, Any]) -> dict[str, int | float | str]:
-    """The int8 report as flat manifest details: sizes, accuracy before/after, agreement, recall changes."""
+def _flat(report: dict[str, Any], prefix: str = "") -> dict[str, int | float | str]:
+    """The int8 report as flat manifest details ("recall.blob0.delta": ...): sizes, accuracy, agreement, recall."""
     out: dict[str, int | float | str] = {}
-    for section, values in report.items():
-        if isinstance(values, dict):
-            for k, v in values.items():
-                if isinstance(v, dict):
-                    for kk, vv in v.items():
-                        if isinstance(vv, (int, float, str)) and not isinstance(vv, bool):
-                            out[f"{section}.{k}.{kk}"] = round(vv, 6) if isinstance(vv, float) else vv
-                elif isinstance(v, (int, float, str)):
-                    out[f"{section}.{k}"] = round(v, 6) if isinstance(v, float) and not isinstance(v, bool) else v
+    for key, value in report.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        elif isinstance(value, float):
+            out[prefix + key] = round(value, 6)
+        elif isinstance(value, (int, str)) and not isinstance(value, bool):
+            out[prefix + key] = value
     return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import io
-import re
 import types
 from pathlib import Path
 from typing import Any, Sequence
@@ -29,9 +28,9 @@ from edgeclf.runtime.errors import InputError
 from edgeclf.runtime.inputs import as_matrix
 from edgeclf.runtime.manifest import Feature, Manifest, Origin
 from edgeclf.train.model import WithProbabilities
+from edgeclf.train.tabular import sanitize_name
 
 CHECK_DATA = "check_data.npy"  # the user's check rows, kept so `edgeclf verify` can re-run parity
-_NAME = re.compile(r"[^a-z0-9_-]+")
 
 
 def export_model(module: nn.Module, out: Path | str, *, features: Sequence[str], classes: Sequence[str],
@@ -50,7 +49,7 @@ def export_model(module: nn.Module, out: Path | str, *, features: Sequence[str],
     rows = np.ascontiguousarray(as_matrix(check_data, features), np.float32)  # (N, F), finite
     if len(rows) < 1:
         raise InputError("check_data has no rows: expected at least one row of features to measure parity on")
-    name = folder_name(name or type(module).__name__)
+    name = sanitize_name(name or type(module).__name__)
     was_training = module.training
     module.eval()
     try:
@@ -64,13 +63,6 @@ def export_model(module: nn.Module, out: Path | str, *, features: Sequence[str],
     finally:
         module.train(was_training)
     return manifest, results
-
-
-def folder_name(text: str) -> str:
-    name = _NAME.sub("_", text.strip().lower()).strip("_-")[:64]
-    if not name:
-        raise InputError(f"name {text!r} has no usable characters: expected letters, digits, '_' or '-'")
-    return name
 
 
 def _names(values: Sequence[str], what: str) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ from typing import Sequence
 from edgeclf.artifact.store import CHECKPOINT, MANIFEST, METRICS, PT2, TORCHSCRIPT, onnx_name, staged_folder, write_json
 from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, MAX_BATCH, MAX_OPSET, MIN_OPSET
 from edgeclf.export.checks import CheckSet, check_file, check_set, torch_runner
-from edgeclf.export.describe import describe, graph_docs
+from edgeclf.export.describe import describe, file_entry, graph_docs
 from edgeclf.export.edge import write_edge
 from edgeclf.export.formats import write_onnx, write_pt2, write_torchscript
 from edgeclf.export.parity import ParityResult, compare, run_chunked
@@ -29,11 +29,6 @@ def validate_export_args(batch_sizes: Sequence[int], opset: int) -> tuple[int, .
     return sizes
 
 
-def _entry(folder: Path, name: str, fmt: str, batch: int, opset: int | None = None, fixed: bool = True) -> FileEntry:
-    p = folder / name
-    return FileEntry(name, fmt, batch, file_sha256(p), p.stat().st_size, opset, fixed)
-
-
 def write_files(folder: Path, s: Subject, sizes: tuple[int, ...], opset: int) -> list[FileEntry]:
     """One ONNX file per batch size, then TorchScript and .pt2 traced at the largest."""
     entries = []
@@ -43,12 +38,12 @@ def write_files(folder: Path, s: Subject, sizes: tuple[int, ...], opset: int) ->
         name = onnx_name(b)
         write_onnx(s.model, s.n_features, b, opset, folder / name, onnx_metadata(s.name, s.kind, s.classes, names, b),
                    docs)
-        entries.append(_entry(folder, name, "onnx", b, opset))
+        entries.append(file_entry(folder, name, "onnx", b, opset))
     big = sizes[-1]
     write_torchscript(s.model, s.n_features, big, folder / TORCHSCRIPT)
-    entries.append(_entry(folder, TORCHSCRIPT, "torchscript", big, fixed=False))  # a trace runs at any batch
+    entries.append(file_entry(folder, TORCHSCRIPT, "torchscript", big, fixed=False))  # a trace runs at any batch
     write_pt2(s.model, s.n_features, big, folder / PT2)
-    entries.append(_entry(folder, PT2, "torch.export", big))
+    entries.append(file_entry(folder, PT2, "torch.export", big))
     return entries
 
 

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgeclf.artifact.store import CARD, staged_folder, write_bytes
 from edgeclf.runtime import Classifier, Manifest
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from edgeclf.train.checkpoint import Trained
 
 PICTURES = ("boundary.png", "confusion.png", "calibration.png", "training.png", "parity.png")
 
@@ -50,19 +56,15 @@ def plot_artifact(folder: Path, parity: bool = False) -> list[str]:
     return [*written, CARD]
 
 
-def _calibration_samples(model: object, trained: object) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _calibration_samples(model: nn.Module, trained: Trained) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Eager probabilities on the test split and, for a registry task that can draw one, the fresh sample."""
     import torch
 
     from edgeclf.train.tasks import TASKS
 
-    data, name = trained.data, trained.task.name  # type: ignore[attr-defined]
-    samples = {"test": (data.x_test, data.y_test)}
-    spec = TASKS.get(name)
+    samples = {"test": (trained.data.x_test, trained.data.y_test)}
+    spec = TASKS.get(trained.task.name)
     if spec is not None and spec.fresh_targets:
         samples["fresh"] = spec.fresh()
-    out = {}
     with torch.inference_mode():
-        for k, (x, y) in samples.items():
-            out[k] = (model(torch.from_numpy(x))[1].numpy(), y)  # type: ignore[operator]
-    return out
+        return {k: (model(torch.from_numpy(x))[1].numpy(), y) for k, (x, y) in samples.items()}

@@ -132,9 +132,7 @@ class Classifier:
     def out_of_range(self, x: Any) -> np.ndarray:
         """(N,) bool: the rows with a feature outside the range training saw (manifest features' min/max).
         The model still answers for them, but nothing was checked there: callers may want to flag them."""
-        mat = as_matrix(x, self.features, allow_nonfinite=True)
-        feats = self.manifest.features
-        return out_of_range(mat, [f.min for f in feats], [f.max for f in feats])
+        return out_of_range(as_matrix(x, self.features, allow_nonfinite=True), *self.manifest.training_range())
 
     def _run(self, x: Any, output: str, allow_nonfinite: bool) -> np.ndarray:
         mat = as_matrix(x, self.features, allow_nonfinite)  # (N, F), checked, not yet float32

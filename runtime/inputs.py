@@ -115,9 +115,7 @@ def _check_finite(arr: np.ndarray, features: Sequence[str]) -> None:
             )
 
 
-def out_of_range(arr: np.ndarray, low: Sequence[float | None], high: Sequence[float | None]) -> np.ndarray:
-    """(N,) bool: rows with any feature outside the training range [low, high] (None = unbounded)."""
-    lo = np.array([-np.inf if v is None else v for v in low])
-    hi = np.array([np.inf if v is None else v for v in high])
+def out_of_range(arr: np.ndarray, low: Sequence[float], high: Sequence[float]) -> np.ndarray:
+    """(N,) bool: rows with any feature outside the training range [low, high]."""
     with np.errstate(invalid="ignore"):
-        return np.asarray(((arr < lo) | (arr > hi)).any(axis=1))
+        return np.asarray(((arr < np.asarray(low)) | (arr > np.asarray(high))).any(axis=1))

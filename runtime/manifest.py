@@ -266,6 +266,11 @@ class Manifest:
     def feature_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features)
 
+    def training_range(self) -> tuple[list[float], list[float]]:
+        """(low, high) per feature: what training saw, unbounded where the manifest does not say."""
+        return ([float("-inf") if f.min is None else f.min for f in self.features],
+                [float("inf") if f.max is None else f.max for f in self.features])
+
     @property
     def onnx_files(self) -> list[FileEntry]:
         return self.files_of("onnx")

@@ -135,9 +135,8 @@ class _Scorer:
         # numbers never need CSV quotes; text does when it may hold a comma, a quote or a line break
         self.quote = any(not (pa.types.is_integer(f.type) or pa.types.is_floating(f.type)) for f in fields[:-1]) \
             or any(ch in c for c in self._classes.to_pylist() for ch in ',"\r\n')
-        feats = clf.manifest.features  # the range training saw, per feature (unbounded where unknown)
-        self._low = np.array([-np.inf if f.min is None else f.min for f in feats], np.float32)  # (F,)
-        self._high = np.array([np.inf if f.max is None else f.max for f in feats], np.float32)  # (F,)
+        low, high = clf.manifest.training_range()
+        self._low, self._high = np.array(low, np.float32), np.array(high, np.float32)  # (F,) each
 
     def score(self, batch: pa.RecordBatch, src: Source, start: int) -> tuple[pa.RecordBatch, int]:
         x = self._matrix(batch, src, start)  # (B, F) float32
