@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from edgeclf.cli.predict import predict as predict_command
-from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, EDGE_FORMATS, MAX_BATCH, MAX_OPSET, MIN_OPSET
+from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, EDGE_FORMATS, LAYOUT_CHOICES, MAX_BATCH, MAX_OPSET, MIN_OPSET
 from edgeclf.report.text import table
 from edgeclf.runtime.errors import EdgeclfError
 from edgeclf.train.settings import ACTIVATIONS, DEVICES, OPTIMIZERS, pin_arithmetic
@@ -184,9 +184,12 @@ def report_training(name: str, r: Any, folder: Path) -> None:
               help="Also write: c (a C99 header, model.h), ort (onnxruntime mobile format), int8 (quantised ONNX). "
                    "Repeat for several.")
 @click.option("--c-prefix", default="edgeclf", show_default=True, help="Name prefix of the C header's symbols.")
+@click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default="auto", show_default=True,
+              help="Arrangement of the ONNX graphs (same function, parity-checked): auto picks per file by the "
+                   "layer widths and batch size (docs/benchmarks.md).")
 def export(name: str | None, batch_sizes: tuple[int, ...], opset: int, out: str, source: str | None,
            features: tuple[str, ...] | None, classes: tuple[str, ...] | None, check_data: str | None,
-           new_name: str | None, edge: tuple[str, ...], c_prefix: str) -> None:
+           new_name: str | None, edge: tuple[str, ...], c_prefix: str, layout: str) -> None:
     """Export OUT/NAME's checkpoint (or, with --from, your own .pt2 model) to ONNX, TorchScript and .pt2, check
     parity, write manifest.json.
 
@@ -199,6 +202,9 @@ def export(name: str | None, batch_sizes: tuple[int, ...], opset: int, out: str,
     needs_extra(*EXPORT_NEEDS)
     sizes = batch_sizes or DEFAULT_BATCH_SIZES
     if source is not None:
+        if layout != "auto":
+            raise click.UsageError(f"--layout {layout} applies to edgeclf-trained MLPs; a --from model is exported "
+                                   "as traced")
         if name is not None and new_name is not None and name != new_name:
             raise click.UsageError(f"give the name once: NAME {name!r} or --name {new_name!r}")
         manifest, results, folder = export_from(source, name or new_name, sizes, opset, out, features, classes,
@@ -211,7 +217,7 @@ def export(name: str | None, batch_sizes: tuple[int, ...], opset: int, out: str,
         from edgeclf.export.pipeline import export_artifact
 
         folder = Path(out) / name
-        manifest, results = export_artifact(folder, sizes, opset, name, edge, c_prefix)
+        manifest, results = export_artifact(folder, sizes, opset, name, edge, c_prefix, layout)
     for r in results:
         click.echo(str(r))
     click.echo(f"wrote {len(manifest.files)} files and manifest.json to {folder}")

@@ -12,6 +12,7 @@ from edgeclf.export.checks import CheckSet, check_file, check_set, torch_runner
 from edgeclf.export.describe import describe, file_entry, graph_docs
 from edgeclf.export.edge import write_edge
 from edgeclf.export.formats import write_onnx, write_pt2, write_torchscript
+from edgeclf.export.layout import arrange
 from edgeclf.export.parity import ParityResult, compare, run_chunked
 from edgeclf.export.subject import Subject, from_trained
 from edgeclf.runtime.errors import ArtifactError, InputError, ParityError
@@ -29,16 +30,17 @@ def validate_export_args(batch_sizes: Sequence[int], opset: int) -> tuple[int, .
     return sizes
 
 
-def write_files(folder: Path, s: Subject, sizes: tuple[int, ...], opset: int) -> list[FileEntry]:
-    """One ONNX file per batch size, then TorchScript and .pt2 traced at the largest."""
+def write_files(folder: Path, s: Subject, sizes: tuple[int, ...], opset: int, layout: str = "auto") -> list[FileEntry]:
+    """One ONNX file per batch size, in the layout export.layout chooses for it (recorded in its manifest entry), then TorchScript and .pt2 traced at the largest, from the module as trained."""
     entries = []
     docs = graph_docs(s)
     names = [f.name for f in s.features]
     for b in sizes:
         name = onnx_name(b)
-        write_onnx(s.model, s.n_features, b, opset, folder / name, onnx_metadata(s.name, s.kind, s.classes, names, b),
+        module, arranged = arrange(s.model, b, layout)
+        write_onnx(module, s.n_features, b, opset, folder / name, onnx_metadata(s.name, s.kind, s.classes, names, b),
                    docs)
-        entries.append(file_entry(folder, name, "onnx", b, opset))
+        entries.append(file_entry(folder, name, "onnx", b, opset, details={"layout": arranged}))
     big = sizes[-1]
     write_torchscript(s.model, s.n_features, big, folder / TORCHSCRIPT)
     entries.append(file_entry(folder, TORCHSCRIPT, "torchscript", big, fixed=False))  # a trace runs at any batch
@@ -48,12 +50,12 @@ def write_files(folder: Path, s: Subject, sizes: tuple[int, ...], opset: int) ->
 
 
 def write_checked(folder: Path, s: Subject, sizes: tuple[int, ...], opset: int, edge: Sequence[str] = (),
-                  c_prefix: str = "edgeclf") -> tuple[Manifest, list[ParityResult]]:
+                  c_prefix: str = "edgeclf", layout: str = "auto") -> tuple[Manifest, list[ParityResult]]:
     """Write every file into folder (a staging folder), check each against eager, then the manifest.
 
     Raises ParityError naming the file, output, worst row and tolerance if any file misses the policy."""
     checks = check_set(s.model, s.check_rows, s.domain, s.check_what)
-    entries = write_files(folder, s, sizes, opset)
+    entries = write_files(folder, s, sizes, opset, layout)
     entries += write_edge(folder, s, edge, [e for e in entries if e.format == "onnx"], checks.x, c_prefix)
     results = [check_file(folder / e.path, e, checks) for e in entries if e.format in _CHECKABLE]
     failed = [r for r in results if not r]
@@ -65,8 +67,8 @@ def write_checked(folder: Path, s: Subject, sizes: tuple[int, ...], opset: int, 
 
 
 def export_artifact(folder: Path, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, opset: int = DEFAULT_OPSET,
-                    task: str | None = None, edge: Sequence[str] = (),
-                    c_prefix: str = "edgeclf") -> tuple[Manifest, list[ParityResult]]:
+                    task: str | None = None, edge: Sequence[str] = (), c_prefix: str = "edgeclf",
+                    layout: str = "auto") -> tuple[Manifest, list[ParityResult]]:
     """Write ONNX (one per batch size), TorchScript, .pt2 and manifest.json into a trained folder, atomically.
 
     Raises ParityError (and leaves the folder as it was) if any file misses the tolerance policy.
@@ -76,7 +78,7 @@ def export_artifact(folder: Path, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZ
     checkpoint_path(folder, task)  # fail before staging anything
     with staged_folder(folder, keep=(CHECKPOINT, METRICS)) as tmp:
         subject = from_trained(load_checkpoint(tmp, task))  # the staged copy: what we export is what we ship
-        return write_checked(tmp, subject, sizes, opset, edge, c_prefix)
+        return write_checked(tmp, subject, sizes, opset, edge, c_prefix, layout)
 
 
 @dataclass(frozen=True)
