@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 from edgeclf.artifact.store import METRICS
 from edgeclf.export.parity import POLICY_TEXT
+from edgeclf.report.howto import how_to_load
 from edgeclf.runtime import Manifest
 
 
@@ -111,26 +112,3 @@ Versions: {", ".join(f"{k} {v}" for k, v in m.versions.items())}.
 - Fixed batch sizes: {m.signature.padding}.
 
 {how_to_load(m)}"""
-
-
-def how_to_load(m: Manifest) -> str:
-    zeros = ", ".join("0.0" for _ in m.features)
-    b = m.onnx_files[0].batch_size
-    return f"""## How to load it
-Python (numpy + onnxruntime only):
-```python
-from edgeclf.runtime import Classifier
-clf = Classifier.load("artifacts/{m.task}")
-clf.predict_proba([[{zeros}]])   # (1, {len(m.classes)}) float32, columns {list(m.classes)}
-```
-CLI:
-```sh
-printf '{",".join(m.feature_names)}\\n{zeros.replace(" ", "")}\\n' | edgeclf predict artifacts/{m.task} --proba
-```
-JavaScript (onnxruntime-web or onnxruntime-node; pad to the fixed batch size, here {b}):
-```js
-const session = await ort.InferenceSession.create("artifacts/{m.task}/{m.onnx_files[0].path}");
-const input = new ort.Tensor("float32", Float32Array.from([{zeros}]), [{b}, {len(m.features)}]);
-const {{ probabilities }} = await session.run({{ {m.signature.input}: input }});
-```
-"""

@@ -1,4 +1,5 @@
-"""Shared fixtures: writable copies of the committed artifacts. Plain helpers live in helpers.py."""
+"""Shared fixtures: writable copies of the committed artifacts, the web server and a headless Chromium page.
+Plain helpers live in helpers.py."""
 
 from __future__ import annotations
 
@@ -7,11 +8,17 @@ from edgeclf.train.settings import pin_arithmetic
 pin_arithmetic()  # before anything imports torch: tests train with the same arithmetic as `make run`
 
 import shutil  # noqa: E402
+import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Callable  # noqa: E402
 
 import pytest  # noqa: E402
-from helpers import ARTIFACTS  # noqa: E402
+from helpers import ARTIFACTS, WEB, skip_or_fail  # noqa: E402
+
+from edgeclf.cli.serve import ORT_DIST, make_server  # noqa: E402
+
+CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--disable-quic", "--no-first-run"]
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +39,45 @@ def artifact_copy(tmp_path: Path) -> Callable[[str], Path]:
         return dst
 
     return copy
+
+
+def browser_missing() -> str | None:
+    if shutil.which("chromium") is None:
+        return "Debian's chromium is not installed (apt-get install chromium)"
+    if not (WEB / ORT_DIST / "ort.wasm.min.js").is_file():
+        return "onnxruntime-web is not installed (npm ci --prefix web)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -e '.[dev]')"
+    return None
+
+
+@pytest.fixture(scope="module")
+def server():
+    """`edgeclf serve-web`'s server (web/ and artifacts/) on a free port of 127.0.0.1; yields its base URL."""
+    if not (WEB / ORT_DIST / "ort.wasm.min.js").is_file():  # make_server refuses to serve the page without it
+        skip_or_fail("onnxruntime-web is not installed (npm ci --prefix web)")
+    httpd = make_server(WEB, ARTIFACTS, port=0)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    """(page, page errors): headless Debian Chromium; skips (or fails under EDGECLF_REQUIRE_BROWSER=1) without it."""
+    reason = browser_missing()
+    if reason:
+        skip_or_fail(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROME_ARGS, headless=True)
+        pg = browser.new_page(viewport={"width": 1000, "height": 620})
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        yield pg, errors
+        browser.close()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,6 +17,25 @@ ARTIFACTS = ROOT / "artifacts"
 TASKS = tuple(sorted(p.name for p in ARTIFACTS.iterdir() if (p / "manifest.json").is_file()))
 TOY_TASKS = ("blobs", "circles", "moons", "spirals")
 TORCH_FORMATS = ("onnx", "torchscript", "torch.export")
+WEB = ROOT / "web"
+ORT_NODE = WEB / "node_modules" / "onnxruntime-node"  # `make setup` installs it (npm ci --prefix web)
+
+
+def skip_or_fail(reason: str) -> None:
+    """The README's promise: a missing browser or Node part skips with its reason, unless this machine must have
+    it (EDGECLF_REQUIRE_BROWSER=1, set by .ci/run)."""
+    if os.environ.get("EDGECLF_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"browser/Node test required here but {reason}")
+    pytest.skip(reason)
+
+
+def node_missing() -> str | None:
+    """Why onnxruntime-node cannot run here, or None."""
+    if shutil.which("node") is None:
+        return "node is not installed (Node.js 18+)"
+    if not (ORT_NODE / "package.json").is_file():
+        return "onnxruntime-node is not installed (make setup runs npm ci --prefix web)"
+    return None
 
 
 def run_cli(*args: object, input: str | bytes | None = None) -> Result:

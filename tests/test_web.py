@@ -2,15 +2,14 @@
 onnxruntime-web, and the answers must equal the Python runtime's (labels; probabilities within 1e-5).
 
 Needs Debian's `chromium` and `npm ci --prefix web` (make setup runs it). Without them the test skips with the
-reason, except where EDGECLF_REQUIRE_BROWSER=1 (set by .ci/run), where a missing browser is a failure.
+reason, except where EDGECLF_REQUIRE_BROWSER=1 (set by .ci/run), where a missing browser is a failure. The
+`server` and `page` fixtures live in conftest.py (tests/test_card_snippets.py uses them too).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import signal
 import socket
 import struct
@@ -23,65 +22,15 @@ import urllib.request
 
 import numpy as np
 import pytest
-from helpers import ARTIFACTS, ROOT, run_cli
+from helpers import ARTIFACTS, ROOT, WEB, run_cli
 
 from edgeclf.cli.serve import ORT_DIST, make_server
 from edgeclf.runtime import Classifier, InputError
 
-WEB = ROOT / "web"
-CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--disable-quic", "--no-first-run"]
 POINTS = {
     "circles": [[0.0, 0.0], [0.9, 0.1], [-0.7, -0.7], [0.35, -0.3], [1.05, -0.2], [0.1, 0.78], [-0.5, 0.5]],
     "blobs": [[-2.5, 9.0], [4.5, 2.0], [-7.0, -7.0], [-9.0, 7.5], [-1.5, 2.0], [0.0, 0.0], [5.0, -9.0]],
 }
-
-
-def browser_missing() -> str | None:
-    if shutil.which("chromium") is None:
-        return "Debian's chromium is not installed (apt-get install chromium)"
-    if not (WEB / ORT_DIST / "ort.wasm.min.js").is_file():
-        return "onnxruntime-web is not installed (npm ci --prefix web)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed (pip install -e '.[dev]')"
-    return None
-
-
-def skip_or_fail(reason: str) -> None:
-    """The README's promise: a missing browser part skips with its reason, unless this machine must have it."""
-    if os.environ.get("EDGECLF_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"browser test required here but {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def server():
-    if not (WEB / ORT_DIST / "ort.wasm.min.js").is_file():  # make_server refuses to serve the page without it
-        skip_or_fail("onnxruntime-web is not installed (npm ci --prefix web)")
-    httpd = make_server(WEB, ARTIFACTS, port=0)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture(scope="module")
-def page(server):
-    reason = browser_missing()
-    if reason:
-        skip_or_fail(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROME_ARGS, headless=True)
-        pg = browser.new_page(viewport={"width": 1000, "height": 620})
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        yield pg, errors
-        browser.close()
 
 
 def open_task(page, server, task: str) -> str:

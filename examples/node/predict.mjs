@@ -1,0 +1,138 @@
+// Classify rows with an edgeclf artifact in Node.js (onnxruntime-node): everything (features, classes, input and
+// output names, batch sizes, file hashes) comes from the artifact's manifest.json.
+//
+//   node examples/node/predict.mjs artifacts/circles rows.json     # or rows on stdin
+//   echo '[[0.0, 0.1], [1.0, 0.0]]' | node examples/node/predict.mjs artifacts/circles
+//
+// Rows: a JSON array of rows, each an array of the manifest's features (in order) as finite numbers. Prints one
+// JSON object: {"task", "classes", "labels", "probabilities"} (probabilities[i][j] = P(classes[j]) for row i,
+// the float32 values onnxruntime returned). Exit code 1 and a one-line message on stderr for a bad row, a
+// missing or modified model file; 2 when onnxruntime-node is not installed.
+//
+// The ONNX files have fixed batch sizes: rows are run in full chunks of the largest one, and the tail in the
+// cheapest mix of smaller ones, the last padded with zeros (rows are independent; the padding rows' outputs are
+// dropped). This is the Python runtime's plan (edgeclf.runtime.classifier.plan_chunks) and the web page's.
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+
+const CALL_COST_ROWS = 400; // one session.run costs about as much as 400 rows of compute: the runtime's figure
+
+function loadOrt() {
+  // your project's onnxruntime-node (or NODE_PATH); in this repository, the copy `make setup` puts under web/
+  const require = createRequire(import.meta.url);
+  for (const where of ["onnxruntime-node", new URL("../../web/node_modules/onnxruntime-node", import.meta.url).pathname]) {
+    try {
+      return require(where);
+    } catch (e) {
+      if (e.code !== "MODULE_NOT_FOUND") throw e;
+    }
+  }
+  fail("onnxruntime-node is not installed: `npm install onnxruntime-node` (offline: ONNXRUNTIME_NODE_INSTALL=skip " +
+       "or --ignore-scripts), or `make setup` in this repository", 2);
+}
+
+function fail(message, code = 1) {
+  process.stderr.write(`error: ${message}\n`);
+  process.exit(code);
+}
+
+// Cover n rows with fixed-size runs: full chunks of the largest size, then the cheapest tail.
+export function plan(n, sizes) {
+  const big = sizes[sizes.length - 1];
+  const out = [];
+  let start = 0;
+  for (; start + big <= n; start += big) out.push([start, start + big, big]);
+  return out.concat(tail(start, n - start, sizes).plan);
+}
+
+function tail(start, r, sizes) {
+  if (r === 0) return { plan: [], cost: 0 };
+  const pad = sizes.find((b) => b >= r);
+  let best = { plan: [[start, start + r, pad]], cost: CALL_COST_ROWS + pad };
+  for (const b of sizes.filter((s) => s < r)) {
+    const k = Math.floor(r / b);
+    const rest = tail(start + k * b, r - k * b, sizes);
+    const cost = k * (CALL_COST_ROWS + b) + rest.cost;
+    if (cost < best.cost) {
+      const runs = Array.from({ length: k }, (_, i) => [start + i * b, start + (i + 1) * b, b]);
+      best = { plan: runs.concat(rest.plan), cost };
+    }
+  }
+  return best;
+}
+
+// The manifest's ONNX files, each hash-checked, as {batch_size: session}, smallest batch first.
+async function openSessions(ort, folder, manifest) {
+  const files = manifest.files.filter((f) => f.format === "onnx").sort((a, b) => a.batch_size - b.batch_size);
+  if (files.length === 0) fail(`${folder}: the manifest lists no ONNX file`);
+  const sessions = new Map();
+  for (const f of files) {
+    let bytes;
+    try {
+      bytes = readFileSync(join(folder, f.path));
+    } catch {
+      fail(`${f.path} listed in the manifest is missing from ${folder}`);
+    }
+    const digest = createHash("sha256").update(bytes).digest("hex");
+    if (digest !== f.sha256) fail(`${f.path}: sha256 ${digest.slice(0, 12)}... does not match the manifest's ` +
+                                  `${f.sha256.slice(0, 12)}...: the file was modified or corrupted`);
+    sessions.set(f.batch_size, await ort.InferenceSession.create(bytes, { executionProviders: ["cpu"] }));
+  }
+  return sessions;
+}
+
+function checkRows(rows, manifest) {
+  const f = manifest.features.length;
+  if (!Array.isArray(rows)) fail("expected a JSON array of rows");
+  rows.forEach((p, i) => {
+    if (!Array.isArray(p) || p.length !== f || !p.every(Number.isFinite)) {
+      const names = manifest.features.map((x) => x.name);
+      fail(`row ${i}: expected ${f} finite numbers (${names.join(", ")}), got ${JSON.stringify(p)}`);
+    }
+  });
+}
+
+export async function predictProba(ort, sessions, manifest, rows) {
+  const f = manifest.features.length;
+  const out = manifest.signature.outputs.probabilities; // {name, columns}
+  const result = new Array(rows.length);
+  for (const [start, stop, batch] of plan(rows.length, [...sessions.keys()])) {
+    const data = new Float32Array(batch * f); // zero padding beyond stop - start
+    for (let r = start; r < stop; r++) data.set(rows[r], (r - start) * f);
+    const feeds = { [manifest.signature.input]: new ort.Tensor("float32", data, [batch, f]) };
+    const probs = (await sessions.get(batch).run(feeds, [out.name]))[out.name].data; // (batch, columns)
+    for (let r = start; r < stop; r++) {
+      result[r] = Array.from(probs.subarray((r - start) * out.columns, (r - start + 1) * out.columns));
+    }
+  }
+  return result;
+}
+
+async function main() {
+  const [folderArg, rowsArg] = process.argv.slice(2);
+  if (!folderArg) fail("usage: node predict.mjs ARTIFACT_FOLDER [ROWS.json]  (rows on stdin without ROWS.json)");
+  const folder = resolve(folderArg);
+  let manifest, rows;
+  try {
+    manifest = JSON.parse(readFileSync(join(folder, "manifest.json"), "utf8"));
+  } catch (e) {
+    fail(`${folder}: no readable manifest.json (${e.message})`);
+  }
+  try {
+    rows = JSON.parse(readFileSync(rowsArg ?? 0, "utf8")); // fd 0: stdin
+  } catch (e) {
+    fail(`rows: not JSON (${e.message})`);
+  }
+  checkRows(rows, manifest);
+  const ort = loadOrt();
+  const sessions = await openSessions(ort, folder, manifest);
+  const probabilities = await predictProba(ort, sessions, manifest, rows);
+  const labels = probabilities.map((p) => manifest.classes[p.indexOf(Math.max(...p))]);
+  process.stdout.write(JSON.stringify({ task: manifest.task, classes: manifest.classes, labels, probabilities }) + "\n");
+}
+
+// run as a program; imported (e.g. by the tests, for `plan`), do nothing
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) await main();

@@ -1,0 +1,206 @@
+"""The model card's "How to load it": one snippet per client, written from the manifest (file names, batch sizes,
+input and output names, tuple indices, C prefix), each classifying the same example row and printing its label,
+then its probabilities on the last line. tests/test_card_snippets.py extracts and runs them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from edgeclf.runtime import Manifest
+from edgeclf.runtime.manifest import FileEntry
+
+ORT_NODE = "1.30.0"  # = web/package.json's onnxruntime-node and onnxruntime-web
+
+
+def example_row(m: Manifest) -> list[float]:
+    """The row every snippet classifies: the training means to 4 significant digits (0.0 where unknown)."""
+    return [float(f"{f.mean:.4g}") if f.mean is not None else 0.0 for f in m.features]
+
+
+def _row(m: Manifest, suffix: str = "") -> str:
+    return ", ".join(f"{v!r}{suffix}" for v in example_row(m))
+
+
+def _file(m: Manifest, fmt: str) -> FileEntry | None:
+    return next(iter(m.files_of(fmt)), None)
+
+
+def _pad_note(m: Manifest, b: int) -> str:
+    return f"the file's batch is fixed at {b}: pad with zeros, keep the first row" if b > 1 else "batch fixed at 1"
+
+
+def _python(m: Manifest) -> str:
+    return f"""```python
+from edgeclf.runtime import Classifier
+
+clf = Classifier.load("artifacts/{m.task}")  # checks every file's sha256; any number of rows
+x = [[{_row(m)}]]
+print(clf.predict(x)[0])
+print(clf.predict_proba(x)[0].tolist())  # columns {list(m.classes)}
+```"""
+
+
+def _cli(m: Manifest) -> str:
+    header, row = ",".join(m.feature_names), ",".join(repr(v) for v in example_row(m))
+    return f"""```sh
+printf '{header}\\n{row}\\n' > rows.csv
+edgeclf predict artifacts/{m.task} rows.csv --proba
+```
+CSV out: `label` and one `proba_<class>` column per class; any number of rows (CSV, Parquet, JSON Lines, .npy;
+`-` reads CSV from stdin), columns matched to the features by name."""
+
+
+def _js_run(m: Manifest, e: FileEntry, session: str) -> str:
+    f, c, sig = len(m.features), len(m.classes), m.signature
+    return f"""{session}
+const x = new Float32Array({e.batch_size} * {f});  // {_pad_note(m, e.batch_size)}
+x.set([{_row(m)}]);
+const out = await session.run({{ "{sig.input}": new ort.Tensor("float32", x, [{e.batch_size}, {f}]) }});
+const p = Array.from(out["{sig.probabilities.name}"].data.subarray(0, {c}));  // row 0, classes in manifest order
+console.log({list(m.classes)}[p.indexOf(Math.max(...p))]);
+console.log(JSON.stringify(p));"""
+
+
+def _browser(m: Manifest, e: FileEntry) -> str:
+    session = f'const session = await ort.InferenceSession.create("/artifacts/{m.task}/{e.path}");'
+    body = "\n".join("  " + line if line else line for line in _js_run(m, e, session).splitlines())
+    return f"""Served by `edgeclf serve-web` (onnxruntime-web {ORT_NODE}'s `dist/` at `/ort/`, the artifacts at
+`/artifacts/`):
+```html
+<script src="/ort/ort.wasm.min.js"></script>
+<script>
+ort.env.wasm.wasmPaths = new URL("/ort/", location.href).href;  // absolute, or the .mjs fails to resolve
+(async () => {{
+{body}
+}})();
+</script>
+```"""
+
+
+def _node(m: Manifest, e: FileEntry) -> str:
+    session = f"""// predict.mjs; `npm install onnxruntime-node@{ORT_NODE}` (offline: ONNXRUNTIME_NODE_INSTALL=skip)
+import ort from "onnxruntime-node";
+
+const session = await ort.InferenceSession.create("artifacts/{m.task}/{e.path}");"""
+    return f"""```js
+{_js_run(m, e, session)}
+```
+Many rows from the manifest, chunked and padded like the Python runtime: `node examples/node/predict.mjs
+artifacts/{m.task} rows.json`."""
+
+
+def _c_api(m: Manifest, e: FileEntry) -> str:
+    f, c, sig = len(m.features), len(m.classes), m.signature
+    return f"""Not run by the tests (no onnxruntime C headers on the test machine); on Windows the path is wide.
+```c
+/* gcc -std=c99 main.c -I<onnxruntime>/include -L<onnxruntime>/lib -lonnxruntime */
+#include <stdio.h>
+#include <onnxruntime_c_api.h>
+#define CHECK(call) do {{ OrtStatus *s_ = (call); if (s_) {{ fprintf(stderr, "%s\\n", api->GetErrorMessage(s_)); \\
+                                                       return 1; }} }} while (0)
+int main(void) {{
+    const OrtApi *api = OrtGetApiBase()->GetApi(ORT_API_VERSION);
+    OrtEnv *env; OrtSessionOptions *opts; OrtSession *session; OrtMemoryInfo *mem;
+    OrtValue *input = NULL, *output = NULL;
+    static float x[{e.batch_size} * {f}] = {{{_row(m, "f")}}};  /* {_pad_note(m, e.batch_size)} */
+    const int64_t shape[2] = {{{e.batch_size}, {f}}};
+    const char *in_names[] = {{"{sig.input}"}}, *out_names[] = {{"{sig.probabilities.name}"}};
+    float *p;
+    int i;
+    CHECK(api->CreateEnv(ORT_LOGGING_LEVEL_WARNING, "edgeclf", &env));
+    CHECK(api->CreateSessionOptions(&opts));
+    CHECK(api->CreateSession(env, "artifacts/{m.task}/{e.path}", opts, &session));
+    CHECK(api->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &mem));
+    CHECK(api->CreateTensorWithDataAsOrtValue(mem, x, sizeof x, shape, 2, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &input));
+    CHECK(api->Run(session, NULL, in_names, (const OrtValue *const *)&input, 1, out_names, 1, &output));
+    CHECK(api->GetTensorMutableData(output, (void **)&p));  /* ({e.batch_size}, {c}): row 0 first */
+    for (i = 0; i < {c}; i++) printf("%.9g%s", p[i], i + 1 < {c} ? " " : "\\n");
+    api->ReleaseValue(output); api->ReleaseValue(input); api->ReleaseMemoryInfo(mem);
+    api->ReleaseSession(session); api->ReleaseSessionOptions(opts); api->ReleaseEnv(env);
+    return 0;
+}}
+```"""
+
+
+def _opencv(m: Manifest, e: FileEntry) -> str:
+    sig = m.signature
+    return f"""```python
+import cv2  # opencv-python-headless
+import numpy as np
+
+net = cv2.dnn.readNetFromONNX("artifacts/{m.task}/{e.path}")
+x = np.zeros(({e.batch_size}, {len(m.features)}), np.float32)  # {_pad_note(m, e.batch_size)}
+x[0] = [{_row(m)}]
+net.setInput(x, "{sig.input}")
+p = net.forward("{sig.probabilities.name}")[0]  # name it: forward() alone returns the first output, the logits
+print({list(m.classes)}[int(p.argmax())])
+print(p.tolist())
+```"""
+
+
+def _torch(m: Manifest, e: FileEntry) -> str:
+    lo, pr = m.signature.logits, m.signature.probabilities
+    f = len(m.features)
+    if e.format == "torchscript":
+        load, x = (f'model = torch.jit.load("artifacts/{m.task}/{e.path}")  # any batch size',
+                   f"x = torch.tensor([[{_row(m)}]])")
+    else:
+        load = f'model = torch.export.load("artifacts/{m.task}/{e.path}").module()'
+        x = f"x = torch.zeros({e.batch_size}, {f})  # {_pad_note(m, e.batch_size)}\nx[0] = torch.tensor([{_row(m)}])"
+    return f"""```python
+import torch
+
+{load}
+{x}
+with torch.inference_mode():
+    out = model(x)  # a tuple: out[{lo.index}] = {lo.name} (N, {lo.columns}), out[{pr.index}] = {pr.name} (N, {pr.columns})
+p = out[{pr.index}][0]
+print({list(m.classes)}[int(p.argmax())])
+print(p.tolist())
+```"""
+
+
+def _c_header(m: Manifest, e: FileEntry) -> str:
+    p = str(e.details.get("prefix", "edgeclf"))
+    P = p.upper()
+    return f"""`{e.path}` (prefix `{p}`): no malloc, no stdio, only `<math.h>`; examples/c/predict.c labels CSV rows.
+```c
+/* gcc -std=c99 -Iartifacts/{m.task} main.c -lm */
+#include <stdio.h>
+#include "{e.path}"
+
+int main(void) {{
+    const float x[{P}_N_FEATURES] = {{{_row(m, "f")}}};  /* raw values, manifest order */
+    float p[{P}_N_CLASSES];
+    int i;
+    {p}_predict_proba(x, p);
+    puts({p}_classes[{p}_predict(x)]);
+    for (i = 0; i < {P}_N_CLASSES; i++) printf("%.9g%s", p[i], i + 1 < {P}_N_CLASSES ? " " : "\\n");
+    return 0;
+}}
+```"""
+
+
+# (heading, file format it needs, writer): a format the manifest lacks leaves its section out
+Writer = Callable[[Manifest, FileEntry], str]
+SECTIONS: tuple[tuple[str, str, Writer], ...] = (
+    ("Browser (onnxruntime-web)", "onnx", _browser),
+    ("Node.js (onnxruntime-node)", "onnx", _node),
+    ("onnxruntime C API", "onnx", _c_api),
+    ("OpenCV DNN", "onnx", _opencv),
+    ("TorchScript (torch.jit.load)", "torchscript", _torch),
+    ("torch.export (.pt2)", "torch.export", _torch),
+    ("C header", "c", _c_header),
+)
+
+
+def how_to_load(m: Manifest) -> str:
+    parts = ["## How to load it",
+             f"Each snippet classifies one row (the training means, to 4 digits) and prints its probabilities "
+             f"(classes {list(m.classes)}), most also its label. Fixed-batch files: {m.signature.padding}.",
+             "### Python (numpy + onnxruntime only)", _python(m), "### CLI", _cli(m)]
+    for heading, fmt, writer in SECTIONS:
+        entry = _file(m, fmt)
+        if entry is not None:
+            parts += [f"### {heading}", writer(m, entry)]
+    return "\n\n".join(parts) + "\n"

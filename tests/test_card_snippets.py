@@ -1,0 +1,180 @@
+"""The model card's "How to load it" snippets, extracted from a card generated for every committed artifact and
+run as written, each in its own client: they must print the Python Classifier's label and probabilities (within
+1e-5) for the card's example row.
+
+Run here: Python (Classifier), the CLI, TorchScript and .pt2 (torch), Node (node + onnxruntime-node from
+web/node_modules), the browser (headless Chromium + onnxruntime-web, like test_web.py), the C header (gcc, strict
+flags). OpenCV DNN runs only where cv2 is importable: opencv-python-headless is not a dependency of this project
+(~160 MB for one snippet) and the test skips without it. The onnxruntime C API snippet is not run anywhere: Debian
+has no onnxruntime C headers; its names and shapes are checked against the manifest instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from edge_helpers import ATOL, STRICT, gcc
+from helpers import ARTIFACTS, ROOT, TASKS, WEB, node_missing, skip_or_fail
+
+from edgeclf.report.card import model_card
+from edgeclf.report.howto import example_row
+from edgeclf.runtime import Classifier, Manifest
+
+NUMBER = re.compile(r"-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
+BIN = Path(sys.executable).parent
+
+
+def snippets(task: str) -> dict[str, tuple[str, str]]:
+    """heading -> (language, code) of every snippet in the generated card's "How to load it"."""
+    m, _ = Manifest.read(ARTIFACTS / task)
+    metrics = json.loads((ARTIFACTS / task / "metrics.json").read_text())
+    card = model_card(m, metrics, [])
+    howto = card[card.index("## How to load it"):]
+    found = {}
+    for section in howto.split("\n### ")[1:]:
+        heading, body = section.split("\n", 1)
+        lang, code = re.search(r"```(\w+)\n(.*?)```", body, re.S).groups()
+        found[heading] = (lang, code)
+    return found
+
+
+def check_printed(stdout: str, task: str, with_label: bool = True) -> float:
+    """The last line holds the probabilities, the one before it the label; returns the max |diff|."""
+    clf = Classifier.load(ARTIFACTS / task)
+    row = [example_row(clf.manifest)]
+    want = clf.predict_proba(row)[0].astype(np.float64)
+    lines = stdout.strip().splitlines()
+    got = np.array([float(v) for v in NUMBER.findall(lines[-1])])
+    assert got.shape == want.shape, (lines[-1], want)
+    assert np.abs(got - want).max() <= ATOL, (got, want)
+    if with_label:
+        assert lines[-2].strip() == clf.predict(row)[0], lines
+    return float(np.abs(got - want).max())
+
+
+def run(cmd: list[str], cwd: Path = ROOT, **kw) -> str:
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=300, **kw)
+    assert done.returncode == 0, f"{cmd}\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def run_python(code: str, tmp_path: Path) -> str:
+    (tmp_path / "snippet.py").write_text(code)
+    return run([sys.executable, str(tmp_path / "snippet.py")])
+
+
+def run_node(code: str, tmp_path: Path) -> str:
+    reason = node_missing()
+    if reason:
+        skip_or_fail(reason)
+    # `import ... from "onnxruntime-node"` resolves from the snippet's folder: give it the repository's install
+    (tmp_path / "node_modules").symlink_to(WEB / "node_modules", target_is_directory=True)
+    (tmp_path / "predict.mjs").write_text(code)
+    return run(["node", str(tmp_path / "predict.mjs")])
+
+
+def run_c_header(code: str, task: str, tmp_path: Path) -> str:
+    (tmp_path / "main.c").write_text(code)
+    exe = gcc([tmp_path / "main.c"], tmp_path / "main", [ARTIFACTS / task], STRICT)
+    return run([str(exe)])
+
+
+PYTHON = ("Python (numpy + onnxruntime only)", "TorchScript (torch.jit.load)", "torch.export (.pt2)")
+
+
+@pytest.mark.parametrize("heading", [*PYTHON, "OpenCV DNN"])
+@pytest.mark.parametrize("task", TASKS)
+def test_python_snippets_run(task, heading, tmp_path):
+    found = snippets(task)
+    if heading not in found:
+        pytest.skip(f"{task}'s manifest lists no file for {heading}")
+    if heading == "OpenCV DNN":
+        pytest.importorskip("cv2", reason="opencv-python-headless is not installed (not a dependency of edgeclf)")
+    lang, code = found[heading]
+    assert lang == "python"
+    print(task, heading, check_printed(run_python(code, tmp_path), task))
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_cli_snippet_runs(task, tmp_path):
+    lang, code = snippets(task)["CLI"]
+    assert lang == "sh"
+    (tmp_path / "artifacts").symlink_to(ARTIFACTS, target_is_directory=True)  # it writes rows.csv where it runs
+    out = run(["bash", "-eu", "-c", code], env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}, cwd=tmp_path)
+    (row,) = list(csv.DictReader(io.StringIO(out)))
+    clf = Classifier.load(ARTIFACTS / task)
+    probs = " ".join(row[f"proba_{c}"] for c in clf.classes_)
+    check_printed(f"{row['label']}\n{probs}\n", task)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_node_snippet_runs(task, tmp_path):
+    lang, code = snippets(task)["Node.js (onnxruntime-node)"]
+    assert lang == "js"
+    print(task, "node", check_printed(run_node(code, tmp_path), task))
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_c_header_snippet_runs(task, tmp_path):
+    found = snippets(task)
+    if "C header" not in found:
+        pytest.skip(f"{task}'s manifest lists no C header")
+    lang, code = found["C header"]
+    assert lang == "c"
+    print(task, "C header", check_printed(run_c_header(code, task, tmp_path), task))
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_browser_snippet_runs(task, page, server):
+    """The page's own <script> block, run in a page of `edgeclf serve-web` (the <script src> loaded ort already)."""
+    lang, html = snippets(task)["Browser (onnxruntime-web)"]
+    assert lang == "html" and '<script src="/ort/ort.wasm.min.js"></script>' in html
+    code = re.findall(r"<script>\n(.*?)</script>", html, re.S)[0]
+    pg, errors = page
+    pg.goto(f"{server}/?task={task}")
+    pg.wait_for_function("() => window.ort !== undefined", timeout=60_000)
+    pg.evaluate("() => { window.__logs = []; console.log = (...a) => window.__logs.push(a.join(' ')); }")
+    pg.evaluate(code)
+    pg.wait_for_function("() => window.__logs.length >= 2", timeout=60_000)
+    print(task, "browser", check_printed("\n".join(pg.evaluate("() => window.__logs")), task))
+    assert errors == []
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_c_api_snippet_names_the_manifest(task):
+    """Not compilable here (no onnxruntime C headers): its file, names and shapes are the manifest's."""
+    m, _ = Manifest.read(ARTIFACTS / task)
+    lang, code = snippets(task)["onnxruntime C API"]
+    e, f = m.onnx_files[0], len(m.features)
+    assert lang == "c"
+    for text in (f'"artifacts/{task}/{e.path}"', f'{{"{m.signature.input}"}}', f'{{"{m.signature.probabilities.name}"}}',
+                 f"x[{e.batch_size} * {f}]", f"shape[2] = {{{e.batch_size}, {f}}}"):
+        assert text in code, text
+
+
+# A wrong snippet fails: the same runners and check on snippets with one mistake each.
+@pytest.mark.parametrize("task", ["circles", "iris"])
+def test_a_wrong_snippet_fails(task, tmp_path):
+    found = snippets(task)
+    m, _ = Manifest.read(ARTIFACTS / task)
+    lo, pr = m.signature.logits.index, m.signature.probabilities.index
+    torchscript = found["TorchScript (torch.jit.load)"][1].replace(f"p = out[{pr}][0]", f"p = out[{lo}][0]")
+    with pytest.raises(AssertionError):  # the logits, not the probabilities
+        check_printed(run_python(torchscript, tmp_path), task)
+    name = m.signature.probabilities.name
+    node = found["Node.js (onnxruntime-node)"][1].replace(f'out["{name}"]', f'out["{m.signature.logits.name}"]')
+    assert node != found["Node.js (onnxruntime-node)"][1]
+    with pytest.raises(AssertionError):
+        check_printed(run_node(node, tmp_path), task)
+    header = found["C header"][1].replace("_predict_proba(x, p);", "_predict_proba(x, p); p[0] += 1e-4f;")
+    with pytest.raises(AssertionError):
+        check_printed(run_c_header(header, task, tmp_path), task)
