@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -60,18 +60,6 @@ class BenchReport:
         return d
 
 
-def time_call(fn: Callable[[], object], rows: int, engine: str) -> Timing:
-    fn()  # warm-up: first-call allocations and lazy initialisation are not throughput
-    samples: list[float] = []
-    budget_end = time.perf_counter() + MIN_SECONDS
-    while len(samples) < MIN_REPS or (time.perf_counter() < budget_end and len(samples) < MAX_REPS):
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    q = statistics.quantiles(samples, n=10) if len(samples) > 1 else samples * 9
-    return Timing(engine, rows, statistics.median(samples), q[0], q[-1], len(samples))
-
-
 def machine_info(threads: int) -> dict[str, Any]:
     import onnxruntime
 
@@ -87,21 +75,28 @@ def machine_info(threads: int) -> dict[str, Any]:
             "onnxruntime": onnxruntime.__version__, "numpy": np.__version__}
 
 
-def dynamic_session(folder: Path, manifest: Manifest, threads: int) -> Any | None:
-    """A session on a dynamic-batch copy of the largest graph: the 'one session.run over everything' peer."""
+def raw_sessions(folder: Path, manifest: Manifest, threads: int) -> tuple[dict[int, Any], Any | None]:
+    """The hand-rolled peer: what a script would open itself, `InferenceSession(file)` with
+    `intra_op_num_threads=threads`: one per exported batch size (the same graphs the Classifier runs), and a
+    dynamic-batch copy of the largest graph for one `session.run` over any other N (None without onnx)."""
+    import onnxruntime as ort
+
+    def open_(data: bytes | str) -> Any:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+
+    fixed = {e.batch_size: open_(str(folder / e.path)) for e in manifest.onnx_files}
     try:
         import onnx
     except ImportError:
-        return None
-    import onnxruntime as ort
-
+        return fixed, None
     model = onnx.load(str(folder / manifest.onnx_files[-1].path))
     for v in [*model.graph.input, *model.graph.output]:
         v.type.tensor_type.shape.dim[0].dim_param = "N"
     del model.graph.value_info[:]
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return fixed, open_(model.SerializeToString())
 
 
 def torch_engines(folder: Path, manifest: Manifest, threads: int,
@@ -145,10 +140,9 @@ def throughput(folder: Path, rows: Sequence[int], threads: int, report: BenchRep
     report.device = device
     if not engines:
         report.notes.append("torch is not installed: eager and TorchScript columns skipped")
-    dyn = dynamic_session(folder, manifest, threads)
+    fixed, dyn = raw_sessions(folder, manifest, threads)
     if dyn is None:
         report.notes.append("onnx is not installed: raw onnxruntime runs only where N is an exported batch size")
-    fixed = clf.sessions
     gpu_clf = cuda_classifier(folder, threads, report) if device == "cuda" else None
     rng = np.random.default_rng(0)
     lo, hi = manifest.domain.low, manifest.domain.high
@@ -161,7 +155,28 @@ def throughput(folder: Path, rows: Sequence[int], threads: int, report: BenchRep
         calls["classifier"] = partial(clf.predict_proba, x)
         if gpu_clf is not None:
             calls["classifier-cuda"] = partial(gpu_clf.predict_proba, x)
-        report.timings += [time_call(call, n, name) for name, call in calls.items()]
+        report.timings += time_side_by_side(calls, n)
+
+
+def time_side_by_side(calls: Mapping[str, Callable[[], object]], rows: int) -> list[Timing]:
+    """Every engine's repeats interleaved (a, b, c, a, b, c, ...), so a noisy neighbour slows all of them alike."""
+    for fn in calls.values():
+        fn()  # warm-up: first-call allocations and lazy initialisation are not throughput
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    budget_end = time.perf_counter() + MIN_SECONDS * len(calls)
+    rounds = 0
+    while rounds < MIN_REPS or (time.perf_counter() < budget_end and rounds < MAX_REPS):
+        for name, fn in calls.items():
+            t = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - t)
+        rounds += 1
+    return [_timing(name, rows, s) for name, s in samples.items()]
+
+
+def _timing(engine: str, rows: int, samples: list[float]) -> Timing:
+    q = statistics.quantiles(samples, n=10) if len(samples) > 1 else samples * 9
+    return Timing(engine, rows, statistics.median(samples), q[0], q[-1], len(samples))
 
 
 # Peak RSS is read in the child (VmHWM): the parent's ru_maxrss survives fork + exec and would be counted.

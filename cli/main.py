@@ -381,38 +381,75 @@ def parse_rows(ctx: click.Context, param: click.Parameter, value: str) -> list[i
 
 
 @cli.command()
-@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.argument("folder", type=click.Path(exists=True, file_okay=False), required=False)
+@click.option("--all", "every", is_flag=True, help="Every artifact folder under --out, then one summary table.")
+@out_opt
 @click.option("--rows", default="1,64,4096,1000000", show_default=True, callback=parse_rows,
               help="Comma-separated batch sizes N to time.")
 @click.option("--threads", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the figures as JSON.")
-@click.option("--chart", "chart_path", type=click.Path(dir_okay=False), help="Also draw rows/s vs N (PNG).")
+@click.option("--chart", "chart_path", type=click.Path(dir_okay=False),
+              help="Also draw rows/s vs N (PNG); with --all, the Classifier's ratios to raw and eager vs N.")
 @click.option("--no-cold", is_flag=True, help="Skip the cold-start subprocesses.")
+@click.option("--layouts", is_flag=True, help="Instead: time the graph layouts export can write, per batch size "
+              "(needs the checkpoint, torch and onnx).")
 @click.option("--device", type=click.Choice(DEVICES[1:]), default="cpu", show_default=True,
               help="Where eager/TorchScript run; cuda also times the runtime on onnxruntime's CUDA provider.")
-def bench(folder: str, rows: list[int], threads: int, json_path: str | None, chart_path: str | None,
-          no_cold: bool, device: str) -> None:
-    """Time Classifier.predict_proba against eager PyTorch, TorchScript and raw onnxruntime.
+def bench(folder: str | None, every: bool, out: str, rows: list[int], threads: int, json_path: str | None,
+          chart_path: str | None, no_cold: bool, layouts: bool, device: str) -> None:
+    """Time Classifier.predict_proba against eager PyTorch, TorchScript and a raw onnxruntime session.run.
 
     \b
     Example:
       edgeclf bench artifacts/circles --rows 1,64,4096,1000000 --threads 2 --json bench.json
+      edgeclf bench --all --threads 2 --chart ratios.png
+      edgeclf bench artifacts/iris --layouts
     """
     from edgeclf.artifact.store import json_bytes, write_text_atomic
+
+    if every == (folder is not None):
+        raise click.UsageError("give one FOLDER or --all")
+    folders = [Path(folder)] if folder is not None else artifact_folders(Path(out))
+    if layouts:
+        needs_extra("torch", "onnx")
+        from edgeclf.bench.layouts import compare_layouts
+        from edgeclf.bench.render import format_layouts
+
+        found = [r for f in folders for r in compare_layouts(f)]
+        if not found:
+            raise EdgeclfError(f"no edgeclf-trained MLP in {', '.join(map(str, folders))}: nothing to compare")
+        click.echo(format_layouts(found))
+        if json_path:
+            write_text_atomic(Path(json_path), json_bytes([{**vars(r), "timing": vars(r.timing)}
+                                                           for r in found]).decode())
+        return
     from edgeclf.bench.measure import run_bench
-    from edgeclf.bench.render import chart, format_report
+    from edgeclf.bench.render import chart, format_report, ratio_chart, summary
 
     if device == "cuda":
         needs_extra("torch")
         from edgeclf.train.loop import resolve_device
 
         resolve_device("cuda")  # a clear error without a GPU
-    report = run_bench(Path(folder), rows, threads, cold=not no_cold, device=device)
-    click.echo(format_report(report))
+    reports = []
+    for f in folders:
+        report = run_bench(f, rows, threads, cold=not no_cold and not every, device=device)
+        click.echo(format_report(report) + "\n")
+        reports.append(report)
+    if every:
+        click.echo(summary(reports))
     if json_path:
-        write_text_atomic(Path(json_path), json_bytes(report.to_dict()).decode())
+        data = [r.to_dict() for r in reports]
+        write_text_atomic(Path(json_path), json_bytes(data if every else data[0]).decode())
     if chart_path:
-        chart(report, Path(chart_path))
+        (ratio_chart(reports, Path(chart_path)) if every else chart(reports[0], Path(chart_path)))
+
+
+def artifact_folders(out: Path) -> list[Path]:
+    found = sorted(p.parent for p in out.glob("*/manifest.json"))
+    if not found:
+        raise EdgeclfError(f"no artifact folder (*/manifest.json) under {out}: run `edgeclf run` or give FOLDER")
+    return found
 
 
 cli.add_command(predict_command, "predict")
