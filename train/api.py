@@ -9,10 +9,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgeclf.artifact.store import writable_parent
-from edgeclf.train.checkpoint import save_training
-from edgeclf.train.loop import TrainConfig, TrainResult, train
+from edgeclf.runtime.errors import InputError
+from edgeclf.train.checkpoint import TaskInfo, save_training
+from edgeclf.train.loop import TrainConfig, TrainResult, train, train_streamed
 from edgeclf.train.model import ModelConfig
 from edgeclf.train.settings import SPLIT_SEED
+from edgeclf.train.stream import HOLD_OUT, SHUFFLE_ROWS, TEST_MAX_ROWS
 from edgeclf.train.tasks import Dataset, TaskSpec, get_task, table_spec
 
 CV_MAX_ROWS = 10_000  # k-fold cross-validation by default only below this many rows
@@ -31,13 +33,21 @@ def train_task(task: str, out: Path | str = "artifacts", *, hidden: tuple[int, .
 
 def train_data(source: Any, label: str, out: Path | str = "artifacts", *, features: Sequence[str] | None = None,
                name: str | None = None, test: Any = None, cv: int | None = None, hidden: tuple[int, ...] | None = None,
-               activation: str | None = None, progress: bool = False, **overrides: object) -> TrainResult:
+               activation: str | None = None, progress: bool = False, stream: bool | None = None,
+               **overrides: object) -> TrainResult:
     """Train on a table: a CSV (with header) or Parquet path, or a pandas DataFrame, with `label` as the class
     column and every numeric column (or `features`) as input; writes out/NAME/ like train_task.
 
     test: a test table (same columns) instead of the stratified 80/20 split; cv: k-fold cross-validation of this
-    model and of a logistic-regression baseline (default 5 below 10,000 rows, else none)."""
+    model and of a logistic-regression baseline (default 5 below 10,000 rows, else none). stream: read the file
+    in batches, again every epoch, in bounded memory (train/stream.py); default: only a big file
+    (stream.should_stream)."""
+    from edgeclf.train.stream import should_stream
     from edgeclf.train.tabular import load_table, sanitize_name, standardisation
+
+    if should_stream(source, stream):
+        return _train_streamed(source, label, out, features=features, name=name, test=test, cv=cv, hidden=hidden,
+                               activation=activation, progress=progress, **overrides)
 
     table = load_table(source, label, features)
     test_table = load_table(test, label, reference=table) if test is not None else None
@@ -77,18 +87,63 @@ def train_spec(spec: TaskSpec, out: Path | str, *, hidden: tuple[int, ...] | Non
     folder = Path(out) / spec.name
     writable_parent(folder)  # fail before training, not after
     cfg = TrainConfig.defaults(spec, **overrides)
-    model_cfg = ModelConfig(
-        spec.name, len(spec.features), spec.n_classes,
-        spec.hidden if hidden is None else tuple(hidden),
-        spec.activation if activation is None else activation,
-        spec.standardize,
-    )
+    model_cfg = _model_config(spec, hidden, activation)
     data = data or spec.dataset()
     result = train(spec, cfg, model_cfg, data, progress=progress)
     if spec.cv:
         result.metrics.update(cross_validate(spec, cfg, model_cfg, data))
     save_training(result, spec, data, folder)
     return result
+
+
+def _model_config(spec: TaskSpec, hidden: tuple[int, ...] | None, activation: str | None) -> ModelConfig:
+    return ModelConfig(
+        spec.name, len(spec.features), spec.n_classes,
+        spec.hidden if hidden is None else tuple(hidden),
+        spec.activation if activation is None else activation,
+        spec.standardize,
+    )
+
+
+def _train_streamed(path: str | Path, label: str, out: Path | str, *, features: Sequence[str] | None, name: str | None,
+                    test: Any, cv: int | None, hidden: tuple[int, ...] | None, activation: str | None, progress: bool,
+                    **overrides: object) -> TrainResult:
+    """train_data for a file read in batches: pass 1 checks and measures it (train/stream.py), each epoch reads it
+    again; the test rows (held out by hash, or the given test table) and a training sample stay in memory."""
+    from edgeclf.train.stream import scan, train_batches
+    from edgeclf.train.tabular import load_table, sanitize_name
+
+    if cv:
+        raise InputError(f"cross-validation (cv={cv}) needs the table in memory: give cv 0 (--cv 0) or do not stream "
+                         "(--no-stream)")
+    seed = SPLIT_SEED if overrides.get("seed") is None else int(overrides["seed"])  # type: ignore[call-overload]
+    s = scan(path, label, features, seed=seed, hold_out=test is None)
+    for note in s.file.notes:
+        warnings.warn(note, stacklevel=3)
+    if test is not None:
+        t = load_table(test, label, reference=s.reference())
+        data = Dataset(s.x_sample, s.y_sample, t.x, t.y, f"given test table {Path(str(test)).name}")
+    else:
+        data = Dataset(s.x_sample, s.y_sample, s.x_test, s.y_test, _held_out(len(s.y_test), seed))
+    spec = table_spec(sanitize_name(name or Path(str(path)).stem), lambda n, r: (data.x_train, data.y_train),
+                      s.classes, s.features, s.rows, _describe(path, label, s.features, s.rows), cv=0)
+    stats = s.standardisation()  # warns (DataWarning) about a feature constant in training
+    folder = Path(out) / spec.name
+    writable_parent(folder)
+    cfg = TrainConfig.defaults(spec, **overrides)
+    result = train_streamed(spec, cfg, _model_config(spec, hidden, activation), data, stats,
+                            lambda size, epoch: train_batches(s, size, epoch), s.train_rows, progress)
+    result.metrics["stream"] = {"rows": s.rows, "train_rows": s.train_rows, "test_rows": len(data.y_test),
+                                "train_metrics_rows": len(data.y_train), "shuffle_rows": SHUFFLE_ROWS}
+    info = TaskInfo(spec.name, spec.classes, spec.features, spec.description, s.train_rows, len(data.y_test),
+                    data.split, spec.target_accuracy, s.stats())
+    save_training(result, spec, data, folder, info)
+    return result
+
+
+def _held_out(rows: int, seed: int) -> str:
+    return (f"streamed; {rows:,} rows held out by a hash of the row index with seed {seed} (hash < {HOLD_OUT}, at "
+            f"most {TEST_MAX_ROWS:,}; not stratified)")
 
 
 def cross_validate(spec: TaskSpec, cfg: TrainConfig, model_cfg: ModelConfig, data: Dataset) -> dict[str, Any]:

@@ -62,15 +62,16 @@ class Trained:
     metrics: dict[str, Any]
 
 
-def save_training(result: TrainResult, spec: TaskSpec, data: Dataset, out: Path) -> None:
-    """Write checkpoint.pt and metrics.json as a new version of folder out (stale exports dropped)."""
+def save_training(result: TrainResult, spec: TaskSpec, data: Dataset, out: Path, info: TaskInfo | None = None) -> None:
+    """Write checkpoint.pt and metrics.json as a new version of folder out (stale exports dropped). info: the
+    task as measured elsewhere (a streamed table: its statistics over every training row), else TaskInfo.of."""
     kept = {k: torch.from_numpy(np.ascontiguousarray(getattr(data, k)[:KEPT_ROWS]))
             for k in ("x_train", "y_train", "x_test", "y_test")}
     ckpt = {
         "format": CHECKPOINT_FORMAT,
         "model_config": result.model_config.to_dict(),
         "train_config": result.metrics["train_config"],
-        "task": TaskInfo.of(spec, data).to_dict(),
+        "task": (info or TaskInfo.of(spec, data)).to_dict(),
         "data": kept,
         "state_dict": {k: v.detach().cpu() for k, v in result.model.state_dict().items()},
     }

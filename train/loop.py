@@ -6,7 +6,7 @@ import contextlib
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, ContextManager, Iterable, Iterator
+from typing import Any, Callable, ContextManager, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -106,15 +106,20 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=SGD_MOMENTUM)
 
 
-def init_model(model_cfg: ModelConfig, cfg: TrainConfig, x_train: np.ndarray, device: str) -> nn.Sequential:
-    """Seeded initialisation (without touching the caller's RNG); the Standardize layer fitted on x_train."""
+def init_model(model_cfg: ModelConfig, cfg: TrainConfig, x_train: np.ndarray, device: str,
+               stats: tuple[np.ndarray, np.ndarray] | None = None) -> nn.Sequential:
+    """Seeded initialisation (without touching the caller's RNG); the Standardize layer fitted on x_train, or
+    given the (mean, std) `stats` of training rows that are not all in memory."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         model = build_mlp(model_cfg)
     if model_cfg.standardize:
         first = model[0]
         assert isinstance(first, Standardize)
-        first.fit(torch.from_numpy(x_train))
+        if stats is None:
+            first.fit(torch.from_numpy(x_train))
+        else:
+            first.set(torch.from_numpy(stats[0]), torch.from_numpy(stats[1]))
     return model.to(device)
 
 
@@ -161,13 +166,60 @@ def _train(spec: TaskSpec, cfg: TrainConfig, model_cfg: ModelConfig, data: Datas
                 loss.backward()
                 opt.step()
             model.eval()
-            for split, (x, y) in (("train", (xtr, ytr)), ("test", (xte, yte))):
-                loss_v, acc_v = evaluate(model, lossf, x, y)
-                hist[f"{split}_loss"].append(loss_v)
-                hist[f"{split}_accuracy"].append(acc_v)
+            _record(hist, model, lossf, (xtr, ytr), (xte, yte))
     seconds = time.perf_counter() - start
     model = model.cpu().eval()
     metrics = _metrics(hist, cfg, device, spec, calibration(model, model_cfg, spec, data))
+    return TrainResult(model, model_cfg, device, metrics, seconds)
+
+
+def _record(hist: dict[str, list[float]], model: nn.Module, lossf: nn.Module,
+            train_xy: tuple[torch.Tensor, torch.Tensor], test_xy: tuple[torch.Tensor, torch.Tensor]) -> None:
+    for split, (x, y) in (("train", train_xy), ("test", test_xy)):
+        loss_v, acc_v = evaluate(model, lossf, x, y)
+        hist[f"{split}_loss"].append(loss_v)
+        hist[f"{split}_accuracy"].append(acc_v)
+
+
+Batches = Callable[[int, int], Iterable[tuple[np.ndarray, np.ndarray]]]  # (batch_size, epoch) -> (x, y) batches
+
+
+def train_streamed(spec: TaskSpec, cfg: TrainConfig, model_cfg: ModelConfig, data: Dataset,
+                   stats: tuple[np.ndarray, np.ndarray], batches: Batches, rows: int,
+                   progress: bool = False) -> TrainResult:
+    """Train on a table read from its file every epoch: batches(batch_size, epoch) yields the epoch's `rows`
+    training rows as mini-batches (batch_size 0: any chunks, whose gradients add up to one full-batch step).
+    `data` holds the rows kept in memory, a sample of the training rows and the held-out test rows: the
+    per-epoch metrics and the calibration are measured on them. `stats`: (mean, std) of all training rows."""
+    with _one_thread():
+        device = resolve_device(cfg.device)
+        model = init_model(model_cfg, cfg, data.x_train, device, stats)
+        lossf, opt = loss_fn(model_cfg), _optimizer(model, cfg)
+        kept = [(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
+                for x, y in ((data.x_train, data.y_train), (data.x_test, data.y_test))]
+        hist: dict[str, list[float]] = {k: [] for k in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")}
+        start = time.perf_counter()
+        with _row_progress(cfg.epochs, rows, progress, spec.name) as bar:
+            for epoch in range(cfg.epochs):
+                model.train()
+                opt.zero_grad(set_to_none=True)
+                for x_np, y_np in batches(cfg.batch_size, epoch):
+                    x, y = torch.from_numpy(x_np).to(device), torch.from_numpy(y_np).to(device)
+                    if cfg.batch_size:
+                        lossf(model(x), y).backward()
+                        opt.step()
+                        opt.zero_grad(set_to_none=True)
+                    else:  # full batch: the mean loss over all rows, a chunk at a time
+                        (lossf(model(x), y) * (len(y) / rows)).backward()
+                    if bar is not None:
+                        bar.update(len(y), f"{epoch + 1}/{cfg.epochs}")
+                if not cfg.batch_size:
+                    opt.step()
+                model.eval()
+                _record(hist, model, lossf, *kept)
+        seconds = time.perf_counter() - start
+        model = model.cpu().eval()
+        metrics = _metrics(hist, cfg, device, spec, calibration(model, model_cfg, spec, data))
     return TrainResult(model, model_cfg, device, metrics, seconds)
 
 
@@ -194,6 +246,16 @@ def _metrics(hist: dict[str, list[float]], cfg: TrainConfig, device: str, spec: 
         "epochs": cfg.epochs, "seed": cfg.seed, "device": device, "arithmetic": arithmetic(),
         "train_config": asdict(cfg), "calibration": calib, "history": r,
     }
+
+
+def _row_progress(epochs: int, rows: int, enabled: bool, label: str) -> ContextManager[Any]:
+    """A bar over every row of every epoch, on a terminal only (else None)."""
+    if not (enabled and sys.stderr.isatty()):
+        return contextlib.nullcontext(None)
+    import click
+
+    return click.progressbar(length=epochs * rows, label=f"training {label} ({rows:,} rows x {epochs} epochs)",
+                             file=sys.stderr, show_pos=True, item_show_func=lambda e: f"epoch {e}" if e else None)
 
 
 def _progress(epochs: int, enabled: bool, label: str) -> ContextManager[Iterable[int]]:

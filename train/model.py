@@ -68,6 +68,11 @@ class Standardize(nn.Module):
         self.mean.copy_(x.mean(dim=0))
         self.std.copy_(torch.where(std > 0, std, torch.ones_like(std)))
 
+    def set(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Statistics measured elsewhere (a table streamed from its file); std already without zeros."""
+        self.mean.copy_(mean)
+        self.std.copy_(std)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std  # (N, F)
 

@@ -14,7 +14,7 @@ import unicodedata
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -55,14 +55,16 @@ def _show(value: Any, limit: int = 40) -> str:
 
 
 class _Rows:
-    """How a row index is shown: 1-based under the header, plus the index label for a DataFrame."""
+    """How a row index is shown: 1-based under the header, plus the index label for a DataFrame. `offset`: the
+    rows before this batch, when a file is read in batches."""
 
-    def __init__(self, index: Any = None) -> None:
+    def __init__(self, index: Any = None, offset: int = 0) -> None:
         self.index = index
+        self.offset = offset
 
     def __call__(self, i: int) -> str:
         if self.index is None:
-            return f"row {i + 1}"
+            return f"row {self.offset + i + 1}"
         return f"row {i + 1} (index {_show(self.index[i])})"
 
 
@@ -82,13 +84,16 @@ def _read_csv(path: Path, where: str) -> Any:
             raise _error(f"{where}: {r}") from None
     except (OSError, pa.ArrowException, ValueError) as e:
         raise _error(f"{where}: cannot read it as CSV ({e})") from None
-    names = [str(n) for n in table.column_names]
+    _check_header([str(n) for n in table.column_names], where)
+    return table
+
+
+def _check_header(names: list[str], where: str) -> None:
     if names and all(_is_number(n) for n in names):
         raise _error(
             f"{where}: the first line ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}) is all numbers: "
             "a header line naming the columns is required"
         )
-    return table
 
 
 class _Ragged(Exception):
@@ -353,15 +358,20 @@ def _encode_labels(col: Any, label: str, where: str) -> tuple[np.ndarray, tuple[
 
 def _check_classes(y: np.ndarray, classes: tuple[str, ...], label: str, where: str, rows: _Rows) -> None:
     """A training table: two classes at least, and two rows of each so that a stratified split exists."""
+    check_counts(np.bincount(y, minlength=len(classes)), classes, label, where, lambda c: rows(_first(y == c)))
+
+
+def check_counts(counts: np.ndarray, classes: tuple[str, ...], label: str, where: str,
+                 first_row: Callable[[int], str]) -> None:
+    """counts (C,) rows per class; first_row(c) names class c's first row."""
     if len(classes) < 2:
         raise _error(f"{where}: label column {label!r} holds one class only ({classes[0]!r}): need two or more")
-    counts = np.bincount(y, minlength=len(classes))  # (C,)
     lonely = np.flatnonzero(counts < 2)
     if lonely.size:
         c = int(lonely[0])
         more = f" (and {lonely.size - 1} more classes)" if lonely.size > 1 else ""
         raise _error(
-            f"{where}: label column {label!r}: class {classes[c]!r} has one row only ({rows(_first(y == c))}){more}: "
+            f"{where}: label column {label!r}: class {classes[c]!r} has one row only ({first_row(c)}){more}: "
             "a stratified split needs at least 2 rows per class"
         )
 
@@ -478,15 +488,18 @@ def standardisation(x_train: np.ndarray, features: Sequence[str] | None = None) 
     std = x64.std(axis=0).astype(np.float32)  # (F,) population std, as StandardScaler
     constant = (x64.max(axis=0) == x64.min(axis=0)) | (std == 0)
     for j in np.flatnonzero(constant):
-        name = repr(features[int(j)]) if features is not None else f"#{j}"
-        warnings.warn(
-            f"feature {name} is constant in the training split (value {float(x64[0, j])!r}): it carries no information; "
-            "its std is taken as 1",
-            DataWarning,
-            stacklevel=2,
-        )
+        warn_constant(repr(features[int(j)]) if features is not None else f"#{j}", float(x64[0, j]))
     std[constant] = 1.0
     return mean, std
+
+
+def warn_constant(name: str, value: float) -> None:
+    warnings.warn(
+        f"feature {name} is constant in the training split (value {value!r}): it carries no information; "
+        "its std is taken as 1",
+        DataWarning,
+        stacklevel=3,
+    )
 
 
 def feature_schema(x_train: np.ndarray, features: Sequence[str]) -> list[dict[str, Any]]:
