@@ -31,7 +31,8 @@ def validate_export_args(batch_sizes: Sequence[int], opset: int) -> tuple[int, .
 
 
 def write_files(folder: Path, s: Subject, sizes: tuple[int, ...], opset: int, layout: str = "auto") -> list[FileEntry]:
-    """One ONNX file per batch size, in the layout export.layout chooses for it (recorded in its manifest entry), then TorchScript and .pt2 traced at the largest, from the module as trained."""
+    """One ONNX file per batch size, in the layout export.layout chooses for it (recorded in its manifest entry),
+    then TorchScript and .pt2 traced at the largest, from the module as trained."""
     entries = []
     docs = graph_docs(s)
     names = [f.name for f in s.features]
