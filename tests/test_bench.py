@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from helpers import ARTIFACTS, run_cli
+from helpers import ARTIFACTS, TASKS, run_cli
 
 from edgeclf.bench.measure import ENGINES
 from edgeclf.runtime import Classifier
@@ -41,3 +41,37 @@ def test_fast_paths_equal_simple_path():
         got = fast.predict_proba(x[:n])  # float64: cast chunk by chunk
         assert np.array_equal(got, simple.predict_proba(x[:n].astype(np.float32)))
         assert np.array_equal(got[::997], rows[: len(got[::997])])
+
+
+def test_bench_all_summary_and_ratio_chart(tmp_path):
+    res = run_cli("bench", "--all", "--out", ARTIFACTS, "--rows", "1,100", "--threads", "1",
+                  "--json", tmp_path / "all.json", "--chart", tmp_path / "ratios.png")
+    assert res.exit_code == 0, res.output
+    summary = res.output[res.output.index("worst vs raw") - 300:]
+    for task in TASKS:
+        assert f"\n{task} " in summary, task
+    data = json.loads((tmp_path / "all.json").read_text())
+    assert sorted(d["folder"].rsplit("/", 1)[-1] for d in data) == sorted(TASKS)
+    assert all({t["engine"] for t in d["timings"]} >= {"classifier", "onnxruntime", "eager"} for d in data)
+    assert (tmp_path / "ratios.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_needs_one_folder_or_all(tmp_path):
+    for args in ((), (ARTIFACTS / "circles", "--all")):
+        res = run_cli("bench", *args)
+        assert res.exit_code == 2 and "give one FOLDER or --all" in res.output
+    res = run_cli("bench", "--all", "--out", tmp_path)
+    assert res.exit_code == 1 and "no artifact folder" in res.output and "Traceback" not in res.output
+
+
+def test_bench_layouts_table(tmp_path):
+    res = run_cli("bench", ARTIFACTS / "blobs", "--layouts", "--json", tmp_path / "l.json")
+    assert res.exit_code == 0, res.output
+    rows = json.loads((tmp_path / "l.json").read_text())
+    manifest = json.loads((ARTIFACTS / "blobs" / "manifest.json").read_text())
+    ladder = sorted(f["batch_size"] for f in manifest["files"] if f["format"] == "onnx")
+    assert sorted({(r["layout"], r["batch"]) for r in rows}) == sorted(
+        (lay, b) for lay in ("as-traced", "row-major", "feature-major") for b in ladder)
+    chosen = {r["batch"]: r["layout"] for r in rows if r["chosen"]}
+    assert chosen == {f["batch_size"]: f["details"]["layout"] for f in manifest["files"] if f["format"] == "onnx"}
+    assert all(r["max_abs_diff"] <= 1e-5 for r in rows)
