@@ -164,9 +164,9 @@ def test_export_refuses_a_perturbed_checkpoint_and_keeps_folder(artifact_copy):
     real = pipeline.write_onnx
 
     def nudged(model, *a, **k):
-        bad = copy.deepcopy(model)
+        bad = copy.deepcopy(model)  # the arrangement export.layout made of the module (its first layer is w0)
         with torch.no_grad():
-            bad.net[0].weight[0, 0] += 1e-3
+            bad.w0[0, 0] += 1e-3
         real(bad, *a, **k)
 
     pipeline.write_onnx = nudged
