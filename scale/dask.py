@@ -21,8 +21,8 @@ import numpy as np
 from edgeclf.runtime import Classifier
 from edgeclf.runtime.errors import InputError
 from edgeclf.runtime.manifest import MANIFEST
-from edgeclf.scale.files import LABEL, ScoreReport
-from edgeclf.scale.sinks import temp_beside
+from edgeclf.scale.core import LABEL, ScoreReport
+from edgeclf.scale.paths import temp_beside
 
 CONNECT_TIMEOUT_S = 5  # an unreachable scheduler fails within this, not distributed's 30 s default
 _LOADED: dict[tuple[str, str], Classifier] = {}  # per worker process: (folder, manifest sha256) -> Classifier
