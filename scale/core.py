@@ -68,13 +68,35 @@ class Model:
     def score(self, x: np.ndarray, path: str, kind: str, start: int) -> tuple[np.ndarray, np.ndarray, int]:
         """x (B, F) float32 of rows start.. of the file -> probabilities (B, C), winning class (B,) int32, and how
         many rows lie outside the training range. NaN or inf stops with the file position."""
-        # one pass finds the rows off the training range; NaN and inf are among them, so only those are checked
-        outside = ~((x >= self._low) & (x <= self._high)).all(axis=1)  # (B,)
-        rows = np.flatnonzero(outside)
-        bad = rows[~np.isfinite(x[rows]).all(axis=1)] if len(rows) else rows
-        if len(bad):
-            col = self.features[int(np.flatnonzero(~np.isfinite(x[bad[0]]))[0])]
-            raise InputError(f"{where(path, kind, start + int(bad[0]))}: NaN or inf (or a value beyond float32) in "
+        inside, finite = self._inside(x)  # (B,) each
+        n_outside = len(inside) - int(np.count_nonzero(inside))
+        if n_outside and not finite.all():
+            row = int(np.flatnonzero(~finite)[0])
+            col = self.features[int(np.flatnonzero(~np.isfinite(x[row]))[0])]
+            raise InputError(f"{where(path, kind, start + row)}: NaN or inf (or a value beyond float32) in "
                              f"column {col!r}: expected finite numbers")
         p = self.clf.predict_proba(x, allow_nonfinite=True)  # (B, C); rows were checked above with file positions
-        return p, p.argmax(axis=1).astype(np.int32), len(rows)
+        return p, winners(p), n_outside
+
+    def _inside(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B,) rows inside the training range, and (B,) rows of finite values (only worked out when some row is
+        outside: NaN and inf are never inside). Column by column: numpy's reductions along a short axis 1 cost
+        10x more than these passes over (B,) columns (measured: 2.6 ms vs 0.24 ms for 65,536 rows of 2)."""
+        inside = np.ones(len(x), bool)
+        for j in range(x.shape[1]):
+            c = x[:, j]  # (B,) strided view
+            inside &= (c >= self._low[j]) & (c <= self._high[j])
+        if inside.all():
+            return inside, inside
+        finite = np.ones(len(x), bool)
+        for j in range(x.shape[1]):
+            finite &= np.isfinite(x[:, j])
+        return inside, finite
+
+
+def winners(p: np.ndarray) -> np.ndarray:
+    """(B,) int32 index of each row's largest probability, the first on ties (= p.argmax(axis=1)). Two classes:
+    one comparison of columns, as argmax along a short axis 1 loops over rows (~1 ms vs ~0.1 ms for 65,536 rows)."""
+    if p.shape[1] == 2:
+        return (p[:, 1] > p[:, 0]).astype(np.int32)  # strictly: a tie keeps class 0, as argmax does
+    return p.argmax(axis=1).astype(np.int32)  # type: ignore[no-any-return]

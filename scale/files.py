@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, Sequence
 
@@ -87,21 +88,29 @@ def _run(sources: list[tuple[Source, Any]], scorer: _Scorer, writer: Writer, bat
          progress: bool) -> tuple[int, int]:
     bar = Progress([s for s, _ in sources], enabled=progress and sys.stderr.isatty())
     rows = oor = 0
-    for src, kept in sources:
-        reader, handle = kept or open_stream(src.path, src.kind, scorer.features, scorer.keep, batch_rows)
-        try:
-            start = 0
-            for batch in batches(src, reader, scorer.features, scorer.keep, batch_rows):
-                out, n_oor = scorer.score(batch, src, start)
-                writer.write(out)
-                start += batch.num_rows
-                oor += n_oor
-                bar.update(start, handle.tell() if handle is not None and src.total is not None else None)
-        finally:
-            if handle is not None and src.path != STDIN:
-                handle.close()
-        rows += start
-        bar.next_file()
+    # batch i is written on its own thread while batch i+1 is read and scored: pyarrow's writers and onnxruntime
+    # release the GIL, so the writer's encoding and compression no longer wait for the model (and vice versa)
+    with ThreadPoolExecutor(1, thread_name_prefix="edgeclf-writer") as pool:
+        pending: Future[None] | None = None
+        for src, kept in sources:
+            reader, handle = kept or open_stream(src.path, src.kind, scorer.features, scorer.keep, batch_rows)
+            try:
+                start = 0
+                for batch in batches(src, reader, scorer.features, scorer.keep, batch_rows):
+                    out, n_oor = scorer.score(batch, src, start)
+                    if pending is not None:
+                        pending.result()  # in order, and at most one batch waiting to be written
+                    pending = pool.submit(writer.write, out)
+                    start += batch.num_rows
+                    oor += n_oor
+                    bar.update(start, handle.tell() if handle is not None and src.total is not None else None)
+            finally:
+                if handle is not None and src.path != STDIN:
+                    handle.close()
+            rows += start
+            bar.next_file()
+        if pending is not None:
+            pending.result()
     bar.close()
     return rows, oor
 
