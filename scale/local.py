@@ -20,32 +20,33 @@ from edgeclf.scale.paths import STDIN, expand, output_kind
 from edgeclf.scale.small import SMALL_BYTES, Unsupported, score_small
 
 
-def score_local(artifact: str | os.PathLike[str], inputs: Sequence[str], output: str | None = None, *,
+def score_local(artifact: str | os.PathLike[str], inputs: str | Sequence[str], output: str | None = None, *,
                 proba: bool = False, keep: Sequence[str] = (), batch_rows: int = 65536, overwrite: bool = False,
                 progress: bool = False, stdout: IO[bytes] | None = None, stdin: IO[bytes] | None = None) -> ScoreReport:
     """score_files' arguments and result. Small: CSV inputs (files and '-', once) of SMALL_BYTES in all, CSV out.
     stdin is read up to that size; beyond it, what was read and the rest go to the streaming path."""
     if batch_rows < 1:
         raise InputError(f"batch_rows {batch_rows}: expected a positive number of rows")
-    found = expand(list(inputs))
-    small = (output is None or output_kind(output, overwrite) == "csv") and all(k == "csv" for _, k in found) \
-        and sum(p == STDIN for p, _ in found) <= 1
-    left = SMALL_BYTES - sum(Path(p).stat().st_size for p, _ in found if p != STDIN) if small else -1
+    inputs = [inputs] if isinstance(inputs, str) else list(inputs)
+    csv_out = output is None or output_kind(output, overwrite) == "csv"  # checked first, as score_files does
+    found = expand(inputs)
+    reads_stdin = any(p == STDIN for p, _ in found)
+    source = (stdin or sys.stdin.buffer) if reads_stdin else None
     head = None
-    source = stdin or sys.stdin.buffer
-    if left >= 0 and any(p == STDIN for p, _ in found):
-        head = source.read(left + 1)
-        small = len(head) <= left
-    if small and left >= 0:
-        try:
-            return score_small(artifact, inputs, output, proba=proba, keep=keep, overwrite=overwrite, stdout=stdout,
-                               stdin=head)
-        except Unsupported:  # found while reading, before any output: the streaming path reads it all again
-            pass
+    if csv_out and all(k == "csv" for _, k in found) and sum(p == STDIN for p, _ in found) <= 1:
+        left = SMALL_BYTES - sum(Path(p).stat().st_size for p, _ in found if p != STDIN)
+        if left >= 0 and source is not None:
+            head = source.read(left + 1)
+        if left >= 0 and (head is None or len(head) <= left):
+            try:
+                return score_small(artifact, inputs, output, proba=proba, keep=keep, overwrite=overwrite,
+                                   stdout=stdout, stdin=head)
+            except Unsupported:  # found while reading, before any output: the streaming path reads it all again
+                pass
     from edgeclf.scale.files import score_files  # imports pyarrow
 
-    rest = source if head is None else io.BufferedReader(_Prefixed(head, source), 1 << 20)
-    return score_files(artifact, list(inputs), output, proba=proba, keep=keep, batch_rows=batch_rows,
+    rest = source if head is None or source is None else io.BufferedReader(_Prefixed(head, source), 1 << 20)
+    return score_files(artifact, inputs, output, proba=proba, keep=keep, batch_rows=batch_rows,
                        overwrite=overwrite, progress=progress, stdout=stdout, stdin=rest)
 
 
