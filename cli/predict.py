@@ -1,6 +1,7 @@
 """`edgeclf predict`: streaming scoring of files of any size, on this machine or on a Dask cluster.
 
-pyarrow (and dask) are imported inside the command, so `edgeclf --help` and the other commands never load them.
+pyarrow (and dask) are imported inside the command, and only where the input needs them (a small CSV in, CSV out is
+read with the csv module), so `edgeclf --help`, the other commands and a one-row predict never load them.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ def predict(artifact: str, inputs: tuple[str, ...], output: str | None, proba: b
         report = score_dask(artifact, inputs[0], output, proba=proba, keep=keep, scheduler=scheduler,
                             workers=workers, overwrite=overwrite)
     else:
-        from edgeclf.scale.files import score_files
+        from edgeclf.scale.local import score_local  # pyarrow only where the input needs it
 
-        report = score_files(artifact, list(inputs), output, proba=proba, keep=keep, batch_rows=batch_rows,
+        report = score_local(artifact, inputs, output, proba=proba, keep=keep, batch_rows=batch_rows,
                              overwrite=overwrite, progress=not quiet)
     click.echo(str(report), err=True)

@@ -21,8 +21,8 @@ import numpy as np
 from edgeclf.runtime import Classifier
 from edgeclf.runtime.errors import InputError
 from edgeclf.runtime.manifest import MANIFEST
-from edgeclf.scale.files import LABEL, ScoreReport
-from edgeclf.scale.sinks import temp_beside
+from edgeclf.scale.core import LABEL, ScoreReport, winners
+from edgeclf.scale.paths import temp_beside
 
 CONNECT_TIMEOUT_S = 5  # an unreachable scheduler fails within this, not distributed's 30 s default
 _LOADED: dict[tuple[str, str], Classifier] = {}  # per worker process: (folder, manifest sha256) -> Classifier
@@ -52,31 +52,35 @@ def cached_classifier(folder: str) -> Classifier:
 
 
 def _frame(kept: Any, idx: np.ndarray, p: np.ndarray, classes: Sequence[str], proba: bool) -> Any:
-    """The output partition (also the meta, built from empty inputs, so dtypes agree by construction)."""
+    """The output partition (also the meta, built from empty inputs, so dtypes agree by construction). Built from a
+    dict of whole columns without copies: assigning column after column into a frame cost 5x more (73 vs 15 ms for
+    1.25M rows), most of it the int64 -> int32 conversion of the indices and strided probability columns."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    out = kept.reset_index(drop=True)
+    cols: dict[str, Any] = {str(k): kept[k].array for k in kept.columns}
     # labels gathered by arrow from the class names (no Python string per row: that was half the partition's time)
-    labels = pc.take(pa.array(list(classes), pa.string()), pa.array(idx, pa.int32()))
-    out[LABEL] = pd.arrays.ArrowExtensionArray(labels)
+    labels = pc.take(pa.array(list(classes), pa.string()), pa.array(idx.astype(np.int32, copy=False)))
+    cols[LABEL] = pd.arrays.ArrowExtensionArray(labels)
     if proba:
+        pt = np.ascontiguousarray(p.T)  # (C, N): each column contiguous
         for j, c in enumerate(classes):
-            out[f"proba_{c}"] = p[:, j]  # (N,) float32
-    out.index = kept.index
-    return out
+            cols[f"proba_{c}"] = pt[j]
+    return pd.DataFrame(cols, index=kept.index, copy=False)
 
 
 def score_partition(pdf: Any, folder: str, proba: bool, keep: Sequence[str]) -> Any:
     clf = cached_classifier(folder)
     x = np.ascontiguousarray(pdf[list(clf.features)].to_numpy(np.float32))  # (N, F)
-    bad = ~np.isfinite(x).all(axis=1)
-    if bad.any():
-        raise InputError(f"row with index {pdf.index[np.flatnonzero(bad)[0]]!r}: NaN, inf or a missing value in "
+    finite = np.ones(len(x), bool)
+    for j in range(x.shape[1]):  # column by column: np.isfinite(x).all(axis=1) took 54 ms of 1.25M rows, this 5
+        finite &= np.isfinite(x[:, j])
+    if not finite.all():
+        raise InputError(f"row with index {pdf.index[np.flatnonzero(~finite)[0]]!r}: NaN, inf or a missing value in "
                          f"the features: expected finite numbers")
     p = clf.predict_proba(x, allow_nonfinite=True)  # (N, C)
-    return _frame(pdf[list(keep)], p.argmax(axis=1), p, clf.manifest.classes, proba)
+    return _frame(pdf[list(keep)], winners(p), p, clf.manifest.classes, proba)
 
 
 def predict_dask(ddf: Any, artifact: str | os.PathLike[str], *, proba: bool = False, keep: Sequence[str] = ()) -> Any:

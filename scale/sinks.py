@@ -1,14 +1,11 @@
-"""Outputs of streaming scoring: CSV, Parquet or JSON Lines by extension (CSV on stdout without one), written to a
-temp file beside the target and renamed only when every row is in, so a failure never leaves a partial file."""
+"""Outputs of streaming scoring: CSV, Parquet or JSON Lines by extension (CSV on stdout without one), written with
+pyarrow's writers; edgeclf.scale.paths puts them in a temp file beside the target, renamed when every row is in."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-import os
-import tempfile
-from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
@@ -17,54 +14,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from edgeclf.runtime.errors import InputError
 from edgeclf.scale.sources import arrow_strings
 
-OUT_KINDS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _CONTROL = [chr(c) for c in range(32)]
-
-
-def output_kind(output: str, overwrite: bool) -> str:
-    """Check a single-file output before any work: a known extension, a file (not a folder), a parent that
-    exists, and no existing file unless overwrite."""
-    p = Path(output)
-    if p.is_dir() or output.endswith(os.sep):
-        raise InputError(f"output {output!r} is a folder: expected a file path ending in {', '.join(OUT_KINDS)}")
-    kind = OUT_KINDS.get(p.suffix.lower())
-    if kind is None:
-        raise InputError(f"output {output!r}: unknown extension {p.suffix or '(none)'!r}: "
-                         f"expected one of {', '.join(OUT_KINDS)}")
-    if not p.parent.is_dir():
-        raise InputError(f"output {output!r}: folder {str(p.parent)!r} does not exist")
-    if p.exists() and not overwrite:
-        raise InputError(f"output {output!r} already exists: pass overwrite=True (--overwrite) to replace it")
-    return kind
-
-
-def temp_beside(target: Path, folder: bool = False) -> Path:
-    """A hidden temp name in the target's folder (same file system, so the final rename is atomic)."""
-    if folder:
-        return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    return Path(name)
-
-
-def publish(tmp: Path, target: Path, overwrite: bool) -> None:
-    """Move the finished temp into place; without overwrite, a target that appeared meanwhile is not clobbered."""
-    if overwrite:
-        os.replace(tmp, target)
-        return
-    try:
-        os.link(tmp, target) if tmp.is_file() else os.rename(tmp, target)
-    except FileExistsError:
-        raise InputError(f"output {str(target)!r} appeared while scoring: left untouched; pass --overwrite") from None
-    except OSError as e:  # a non-empty folder in the way (rename of a folder), or no hard links here
-        if target.exists():
-            raise InputError(f"output {str(target)!r} already exists: pass --overwrite to replace it") from None
-        raise e
-    if tmp.exists():
-        tmp.unlink()
 
 
 def dictionary_columns(schema: pa.Schema) -> list[str]:

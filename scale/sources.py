@@ -3,11 +3,10 @@ memory map for .npy). Each source checks its columns before any row is scored an
 
 from __future__ import annotations
 
-import glob
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import IO, Any, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -16,9 +15,8 @@ import pyarrow.json as pjson
 import pyarrow.parquet as pq
 
 from edgeclf.runtime.errors import InputError
-
-KINDS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npy": "npy"}
-STDIN = "-"
+from edgeclf.scale.core import first_line
+from edgeclf.scale.paths import STDIN
 
 
 @dataclass(frozen=True)
@@ -32,70 +30,51 @@ class Source:
     by_bytes: bool
 
 
-def expand(inputs: Sequence[str]) -> list[tuple[str, str]]:
-    """(path, kind) for every input, globs expanded in sorted order; '-' is CSV on stdin."""
-    out: list[tuple[str, str]] = []
-    for item in inputs:
-        if item == STDIN:
-            out.append((STDIN, "csv"))
-            continue
-        paths = sorted(glob.glob(item)) if glob.has_magic(item) else [item]
-        if not paths:
-            raise InputError(f"{item!r} matches no file: expected a path or glob of .csv, .parquet, .jsonl or .npy")
-        out.extend((p, _kind(p)) for p in paths)
-    if not out:
-        raise InputError("no input given: expected one or more paths or globs, or '-' for CSV on stdin")
-    return out
-
-
-def _kind(path: str) -> str:
-    p = Path(path)
-    kind = KINDS.get(p.suffix.lower())
-    if kind is None:
-        raise InputError(f"{path}: unknown extension {p.suffix or '(none)'!r}: expected one of {', '.join(KINDS)}")
-    if not p.is_file():
-        raise InputError(f"{path} does not exist or is not a file")
-    return kind
-
-
 def csv_options(features: Sequence[str], keep: Sequence[str], block: int, threads: bool = True,
                 text: bool = False) -> dict[str, Any]:
     """Only the wanted columns are converted; features straight to float32, kept columns as their text (an id
-    like 007 passes through unchanged and never trips type inference half-way through a file)."""
-    types = {f: pa.string() if text else pa.float32() for f in features}
-    types.update({k: pa.string() for k in keep})
+    like 007 passes through unchanged and never trips type inference half-way through a file). A kept feature is
+    read once, as a number."""
+    types = {k: pa.string() for k in keep}
+    types.update({f: pa.string() if text else pa.float32() for f in features})
     return {
         "read_options": pcsv.ReadOptions(block_size=block, use_threads=threads),
-        "convert_options": pcsv.ConvertOptions(column_types=types, include_columns=[*keep, *features]),
+        "convert_options": pcsv.ConvertOptions(column_types=types, include_columns=wanted_columns(features, keep)),
     }
 
 
-def open_stream(path: str, kind: str, features: Sequence[str], keep: Sequence[str],
-                batch_rows: int) -> tuple[Any, Any]:
+def wanted_columns(features: Sequence[str], keep: Sequence[str]) -> list[str]:
+    """The columns a text reader converts, in its order: kept ones, then features, each once."""
+    return list(dict.fromkeys([*keep, *features]))
+
+
+def open_stream(path: str, kind: str, features: Sequence[str], keep: Sequence[str], batch_rows: int,
+                stdin: IO[bytes] | None = None) -> tuple[Any, Any]:
     """(reader, handle): a pyarrow reader for a csv/jsonl/parquet source or the .npy memory map, and the file
-    handle to close (its tell() is how far a text reader got, for the progress bar)."""
+    handle to close (its tell() is how far a text reader got, for the progress bar). '-' reads stdin (or the
+    stream given in its place)."""
     block = min(max(1 << 20, batch_rows * 24), 1 << 26)  # ~24 bytes a CSV row: a block near batch_rows rows
     try:
         if kind == "parquet":
             return parquet_file(path), None
         if kind == "npy":
             return np.load(path, mmap_mode="r", allow_pickle=False), None
-        handle = sys.stdin.buffer if path == STDIN else pa.OSFile(path)
+        handle = (stdin or sys.stdin.buffer) if path == STDIN else pa.OSFile(path)
         if kind == "csv":
             return pcsv.open_csv(handle, **csv_options(features, keep, block)), handle
         schema = pa.schema([(f, pa.float32()) for f in features])
         return pjson.open_json(handle, read_options=pjson.ReadOptions(block_size=block),
                                parse_options=pjson.ParseOptions(explicit_schema=schema)), handle
     except KeyError as e:  # pyarrow's ArrowKeyError: a wanted column is not in the CSV's header
-        raise InputError(f"{path}: {_first_line(e)}: expected a header line naming the columns "
+        raise InputError(f"{path}: {first_line(e)}: expected a header line naming the columns "
                          f"{[*features, *keep]} (any order, extra columns ignored)") from None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, ValueError) as e:
         # the first block is read on opening: a bad row there is found by line like one further down
         line = _csv_bad_line(path, features, keep) if kind == "csv" and path != STDIN else None
         if line is not None:
-            raise InputError(f"{path} line {line}: {_first_line(e)}") from None
+            raise InputError(f"{path} line {line:,}: {first_line(e)}") from None
         what = {"npy": ".npy array", "parquet": "Parquet file", "jsonl": "JSON Lines file", "csv": "CSV file"}[kind]
-        raise InputError(f"{path} is not a readable {what}: {_first_line(e)}") from None
+        raise InputError(f"{path} is not a readable {what}: {first_line(e)}") from None
 
 
 def parquet_file(path: str) -> pq.ParquetFile:
@@ -145,7 +124,8 @@ def batches(src: Source, reader: Any, features: Sequence[str], keep: Sequence[st
             block = np.ascontiguousarray(reader[start:start + batch_rows], np.float32)  # (B, F), one batch in memory
             yield pa.RecordBatch.from_arrays([arrow_f32(block[:, j]) for j in range(len(features))], names=list(features))
         return
-    it = reader.iter_batches(batch_size=batch_rows, columns=[*keep, *features]) if src.kind == "parquet" else reader
+    wanted = wanted_columns(features, keep)
+    it = reader.iter_batches(batch_size=batch_rows, columns=wanted) if src.kind == "parquet" else reader
     done = 0
     while True:
         try:
@@ -160,11 +140,11 @@ def batches(src: Source, reader: Any, features: Sequence[str], keep: Sequence[st
 
 def locate_error(src: Source, features: Sequence[str], keep: Sequence[str], done: int, err: Exception) -> InputError:
     """A reader failed after `done` good rows: name the line where we can find it (CSV files), else the row."""
-    msg = _first_line(err)
+    msg = first_line(err)
     if src.kind == "csv" and src.path != STDIN:
         line = _csv_bad_line(src.path, features, keep)
         if line is not None:
-            return InputError(f"{src.path} line {line}: {msg}")
+            return InputError(f"{src.path} line {line:,}: {msg}")
     return InputError(f"{src.path}: unreadable data after row {done:,}: {msg}")
 
 
@@ -231,8 +211,3 @@ def arrow_strings(values: Sequence[str]) -> pa.Array:
     data = [v.encode() for v in values]
     offsets = np.cumsum([0] + [len(d) for d in data], dtype=np.int32)  # (n + 1,)
     return pa.Array.from_buffers(pa.string(), len(data), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))])
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:300] if text else type(e).__name__

@@ -108,7 +108,7 @@ def test_predict_bad_row_in_a_file_names_the_line(tmp_path):
     src = tmp_path / "in.csv"
     src.write_text("x1,x2\n" + "0.1,0.2\n" * 5000 + "0.3,abc\n" + "0.1,0.2\n" * 10)
     assert_clean_error(run_cli("predict", ARTIFACTS / "circles", src, "--output", tmp_path / "o.csv"), 1,
-                       "in.csv line 5002", "abc")
+                       "in.csv line 5,002", "abc")
     assert not (tmp_path / "o.csv").exists()
 
 

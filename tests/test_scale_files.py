@@ -282,3 +282,14 @@ def test_progress_line_shows_rows_rate_and_eta(capsys):
     bar = Progress([text], enabled=True)
     bar.close()
     assert "ETA" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_winners_is_argmax_and_a_tie_keeps_the_first_class(classes):
+    from edgeclf.scale.core import winners
+
+    p = np.random.default_rng(4).random((5000, classes)).astype(np.float32)  # (N, C)
+    p[::5, 1] = p[::5, 0]  # ties
+    p[1::5] = 0.5
+    assert winners(p).dtype == np.int32
+    np.testing.assert_array_equal(winners(p), p.argmax(axis=1))

@@ -1,0 +1,87 @@
+"""Inputs and outputs of file scoring by name: globs expanded, kinds told by extension, a single-file output
+checked before any work, written to a temp file beside it and renamed. Pure Python (no pyarrow), so the small-input
+path of `edgeclf predict` shares these with the streaming one."""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+from typing import Sequence
+
+from edgeclf.runtime.errors import InputError
+
+KINDS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npy": "npy"}
+OUT_KINDS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+STDIN = "-"
+
+
+def expand(inputs: Sequence[str]) -> list[tuple[str, str]]:
+    """(path, kind) for every input, globs expanded in sorted order; '-' is CSV on stdin."""
+    out: list[tuple[str, str]] = []
+    for item in inputs:
+        if item == STDIN:
+            out.append((STDIN, "csv"))
+            continue
+        paths = sorted(glob.glob(item)) if glob.has_magic(item) else [item]
+        if not paths:
+            raise InputError(f"{item!r} matches no file: expected a path or glob of .csv, .parquet, .jsonl or .npy")
+        out.extend((p, _kind(p)) for p in paths)
+    if not out:
+        raise InputError("no input given: expected one or more paths or globs, or '-' for CSV on stdin")
+    return out
+
+
+def _kind(path: str) -> str:
+    p = Path(path)
+    kind = KINDS.get(p.suffix.lower())
+    if kind is None:
+        raise InputError(f"{path}: unknown extension {p.suffix or '(none)'!r}: expected one of {', '.join(KINDS)}")
+    if not p.is_file():
+        raise InputError(f"{path} does not exist or is not a file")
+    return kind
+
+
+def output_kind(output: str, overwrite: bool) -> str:
+    """Check a single-file output before any work: a known extension, a file (not a folder), a parent that
+    exists, and no existing file unless overwrite."""
+    p = Path(output)
+    if p.is_dir() or output.endswith(os.sep):
+        raise InputError(f"output {output!r} is a folder: expected a file path ending in {', '.join(OUT_KINDS)}")
+    kind = OUT_KINDS.get(p.suffix.lower())
+    if kind is None:
+        raise InputError(f"output {output!r}: unknown extension {p.suffix or '(none)'!r}: "
+                         f"expected one of {', '.join(OUT_KINDS)}")
+    if not p.parent.is_dir():
+        raise InputError(f"output {output!r}: folder {str(p.parent)!r} does not exist")
+    if p.exists() and not overwrite:
+        raise InputError(f"output {output!r} already exists: pass overwrite=True (--overwrite) to replace it")
+    return kind
+
+
+def temp_beside(target: Path, folder: bool = False) -> Path:
+    """A hidden temp name in the target's folder (same file system, so the final rename is atomic)."""
+    import tempfile  # here: a one-row predict to stdout never needs it (~10 ms of start-up)
+
+    if folder:
+        return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    return Path(name)
+
+
+def publish(tmp: Path, target: Path, overwrite: bool) -> None:
+    """Move the finished temp into place; without overwrite, a target that appeared meanwhile is not clobbered."""
+    if overwrite:
+        os.replace(tmp, target)
+        return
+    try:
+        os.link(tmp, target) if tmp.is_file() else os.rename(tmp, target)
+    except FileExistsError:
+        raise InputError(f"output {str(target)!r} appeared while scoring: left untouched; pass --overwrite") from None
+    except OSError as e:  # a non-empty folder in the way (rename of a folder), or no hard links here
+        if target.exists():
+            raise InputError(f"output {str(target)!r} already exists: pass --overwrite to replace it") from None
+        raise e
+    if tmp.exists():
+        tmp.unlink()
