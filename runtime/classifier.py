@@ -17,17 +17,23 @@ from edgeclf.runtime.manifest import FileEntry, Manifest, onnx_metadata
 
 CALL_COST_ROWS = 400  # one session.run costs about as much as 400 rows of compute (~6.5 us vs 60 M rows/s)
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
-PARALLEL_MIN_ROWS = 32768  # below this, waking worker threads costs more than it saves
+PARALLEL_MIN_ROWS = 32768  # below this, waking our worker threads costs more than it saves (docs/benchmarks.md)
+# from this batch size up, a serial call runs on a session with intra_op_num_threads = threads: onnxruntime's own
+# (spinning) pool splits one 16384-row call 1.3x faster, where waking a Python worker costs ~0.3-0.5 ms here
+WIDE_MIN_BATCH = 16384
 
 Plan = list[tuple[int, int, int]]  # (start, stop, batch size): stop - start <= batch size
+Runner = Callable[[list[str], dict[str, np.ndarray]], list[np.ndarray]]  # session.run(names, feed)
 
 
-def plan_chunks(n: int, sizes: Sequence[int]) -> Plan:
-    """Cover n rows with fixed-size runs: full chunks of the largest size, then the cheapest tail."""
+def plan_chunks(n: int, sizes: Sequence[int], min_chunks: int = 1) -> Plan:
+    """Cover n rows with fixed-size runs: full chunks of the largest size that still gives min_chunks of them
+    (so that threads get a share each), then the cheapest tail in sizes up to that one."""
     sizes = sorted(sizes)
-    big = sizes[-1]
+    usable = [b for b in sizes if n // b >= min_chunks] or sizes[:1]
+    big = usable[-1]
     plan: Plan = [(s, s + big, big) for s in range(0, n - n % big, big)]
-    return plan + _tail(n - n % big, n % big, sizes)
+    return plan + _tail(n - n % big, n % big, [b for b in sizes if b <= big])
 
 
 def _tail(start: int, r: int, sizes: Sequence[int]) -> Plan:
@@ -97,7 +103,8 @@ class Classifier:
     array(['inner', 'outer'], dtype='<U5')
     """
 
-    def __init__(self, manifest: Manifest, sessions: dict[int, ort.InferenceSession], threads: int) -> None:
+    def __init__(self, manifest: Manifest, sessions: dict[int, ort.InferenceSession], threads: int,
+                 wide: dict[int, ort.InferenceSession] | None = None) -> None:
         self.manifest = manifest
         self._sessions = sessions
         self.batch_sizes: tuple[int, ...] = tuple(sorted(sessions))
@@ -110,6 +117,8 @@ class Classifier:
         # output key -> (graph output name, columns), resolved once: predict calls stay cheap
         self._outputs = {k: (sig.output(k).name, sig.output(k).columns) for k in ("logits", "probabilities")}
         self._runners = {b: _runner(sess) for b, sess in sessions.items()}
+        # serial calls at these batch sizes: the same graph in a session with intra-op threads (same bits)
+        self._serial = {**self._runners, **{b: _runner(sess) for b, sess in (wide or {}).items() if b in sessions}}
         first = next(iter(sessions.values())).get_providers()[0]
         self.device = "cuda" if first == "CUDAExecutionProvider" else "cpu"  # where the graphs run
         self._pool: ThreadPoolExecutor | None = None
@@ -141,7 +150,11 @@ class Classifier:
         wanted = _check_providers(providers)
         n_threads = max(1, threads if threads is not None else min(os.cpu_count() or 1, 8))
         sessions = {e.batch_size: _open(manifest, folder, e, wanted) for e in entries}
-        return cls(manifest, sessions, n_threads)
+        wide = {}
+        if n_threads > 1 and wanted[0] == "CPUExecutionProvider":
+            wide = {e.batch_size: _open(manifest, folder, e, wanted, n_threads) for e in entries
+                    if e.batch_size >= WIDE_MIN_BATCH}
+        return cls(manifest, sessions, n_threads, wide)
 
     def predict_proba(self, x: Any, allow_nonfinite: bool = False) -> np.ndarray:
         """(N, C) float32 class probabilities; column i is classes_[i]."""
@@ -166,26 +179,28 @@ class Classifier:
         n = len(mat)
         if self.device != "cpu" and n > self.batch_sizes[-1]:
             return self._run_bound(mat, output, self.device)
-        run = self._runners.get(n)
-        if run is not None:  # exactly one exported batch: one run, its result returned without a copy
+        serial = n < PARALLEL_MIN_ROWS or self.threads == 1
+        run = self._serial.get(n)
+        if run is not None and serial:  # exactly one exported batch: one run, its result returned without a copy
             return run([name], {self._input: as_float32_rows(mat)})[0]
         out = np.empty((n, columns), np.float32)
-        plan = plan_chunks(n, self.batch_sizes)
-        if n < PARALLEL_MIN_ROWS or self.threads == 1:
-            for chunk in plan:
-                self._run_chunk(mat, out, name, chunk)
-        else:
-            self._parallel(lambda i: self._run_chunk(mat, out, name, plan[i]), len(plan))
+        if serial:
+            for chunk in plan_chunks(n, self.batch_sizes):
+                self._run_chunk(mat, out, name, chunk, self._serial)
+        else:  # at least two chunks per thread: the last chunks even out the threads' shares
+            plan = plan_chunks(n, self.batch_sizes, 2 * self.threads)
+            self._parallel(lambda i: self._run_chunk(mat, out, name, plan[i], self._runners), len(plan))
         return out
 
-    def _run_chunk(self, mat: np.ndarray, out: np.ndarray, name: str, chunk: tuple[int, int, int]) -> None:
+    def _run_chunk(self, mat: np.ndarray, out: np.ndarray, name: str, chunk: tuple[int, int, int],
+                   runners: dict[int, Runner]) -> None:
         start, stop, batch = chunk
         rows = as_float32_rows(mat[start:stop])  # a view for float32 C-contiguous input, else a chunk-sized cast
         if stop - start < batch:  # pad the tail; padding rows never reach `out`
             padded = np.zeros((batch, mat.shape[1]), np.float32)
             padded[: stop - start] = rows
             rows = padded
-        result = self._runners[batch]([name], {self._input: rows})[0]
+        result = runners[batch]([name], {self._input: rows})[0]
         out[start:stop] = result[: stop - start]
 
     def _run_bound(self, mat: np.ndarray, output: str, device: str) -> np.ndarray:
@@ -244,9 +259,6 @@ class Classifier:
                 f"batch_sizes={list(self.batch_sizes)}, providers={self.providers})")
 
 
-Runner = Callable[[list[str], dict[str, np.ndarray]], list[np.ndarray]]
-
-
 def _runner(sess: ort.InferenceSession) -> Runner:
     """sess.run without the Python wrapper's per-call work (checking the feed's names, which _check_signature
     did once at load): onnxruntime's own C++ binding where this version exposes it (~2-3 us of ~10 per one-row
@@ -259,11 +271,12 @@ def _runner(sess: ort.InferenceSession) -> Runner:
     return sess.run  # type: ignore[no-any-return]
 
 
-def _open(manifest: Manifest, folder: Path, entry: FileEntry, providers: list[str]) -> ort.InferenceSession:
+def _open(manifest: Manifest, folder: Path, entry: FileEntry, providers: list[str],
+          intra_threads: int = 1) -> ort.InferenceSession:
     """Hash-check the file, then build the session from those same bytes (no re-read between check and use)."""
     _, data = manifest.read_checked(folder, entry)
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1  # parallelism comes from chunks over our own threads
+    opts.intra_op_num_threads = intra_threads  # 1: parallelism comes from chunks over our own threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     try:
