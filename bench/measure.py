@@ -22,8 +22,9 @@ from edgeclf.runtime import Classifier, Manifest
 from edgeclf.runtime.contract import INPUT_NAME, PROBABILITIES
 
 ENGINES = ("eager", "torchscript", "onnxruntime", "classifier", "classifier-cuda")
-MIN_SECONDS = 0.25  # per engine and N: repeat until this much time has run (at least MIN_REPS times)
-MIN_REPS, MAX_REPS = 5, 2000
+MIN_SECONDS = 0.25  # per engine and N: take turns until about this much time has run per engine
+BLOCK_SECONDS = 0.02  # one turn: back-to-back calls of one engine
+MAX_ROUNDS = 50
 
 
 @dataclass
@@ -159,17 +160,26 @@ def throughput(folder: Path, rows: Sequence[int], threads: int, report: BenchRep
 
 
 def time_side_by_side(calls: Mapping[str, Callable[[], object]], rows: int) -> list[Timing]:
-    """Every engine's repeats interleaved (a, b, c, a, b, c, ...), so a noisy neighbour slows all of them alike."""
-    for fn in calls.values():
+    """The engines take turns in blocks of back-to-back calls (about BLOCK_SECONDS each), round after round, so a
+    noisy neighbour slows all of them alike; within a block only the calls after the first are kept: each engine
+    is timed warm, as an app calling it in a loop sees it (switching engines evicts the last one's weights and
+    buffers from the caches, which would add ~20 us to every small call of every engine)."""
+    block: dict[str, int] = {}
+    for name, fn in calls.items():
         fn()  # warm-up: first-call allocations and lazy initialisation are not throughput
+        t = time.perf_counter()
+        fn()
+        block[name] = max(3, min(200, int(BLOCK_SECONDS / max(time.perf_counter() - t, 1e-7))))
     samples: dict[str, list[float]] = {name: [] for name in calls}
     budget_end = time.perf_counter() + MIN_SECONDS * len(calls)
     rounds = 0
-    while rounds < MIN_REPS or (time.perf_counter() < budget_end and rounds < MAX_REPS):
+    while rounds < 3 or (time.perf_counter() < budget_end and rounds < MAX_ROUNDS):
         for name, fn in calls.items():
-            t = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - t)
+            fn()  # the cold call after the switch
+            for _ in range(block[name] - 1):
+                t = time.perf_counter()
+                fn()
+                samples[name].append(time.perf_counter() - t)
         rounds += 1
     return [_timing(name, rows, s) for name, s in samples.items()]
 

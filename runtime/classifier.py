@@ -30,10 +30,12 @@ def plan_chunks(n: int, sizes: Sequence[int], min_chunks: int = 1) -> Plan:
     """Cover n rows with fixed-size runs: full chunks of the largest size that still gives min_chunks of them
     (so that threads get a share each), then the cheapest tail in sizes up to that one."""
     sizes = sorted(sizes)
-    usable = [b for b in sizes if n // b >= min_chunks] or sizes[:1]
-    big = usable[-1]
+    if min_chunks > 1:
+        cap = ([b for b in sizes if n // b >= min_chunks] or sizes[:1])[-1]
+        sizes = [b for b in sizes if b <= cap]
+    big = sizes[-1]
     plan: Plan = [(s, s + big, big) for s in range(0, n - n % big, big)]
-    return plan + _tail(n - n % big, n % big, [b for b in sizes if b <= big])
+    return plan + _tail(n - n % big, n % big, sizes)
 
 
 def _tail(start: int, r: int, sizes: Sequence[int]) -> Plan:

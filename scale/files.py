@@ -105,6 +105,9 @@ def _run(sources: list[tuple[Source, Any]], scorer: _Scorer, writer: Writer, bat
                     oor += n_oor
                     bar.update(start, handle.tell() if handle is not None and src.total is not None else None)
             finally:
+                close = getattr(reader, "close", None)  # pyarrow's streaming CSV reader reads ahead on a thread:
+                if close is not None:  # stop it here, not at interpreter exit (which could abort the process)
+                    close()
                 if handle is not None and src.path != STDIN:
                     handle.close()
             rows += start

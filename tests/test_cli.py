@@ -133,7 +133,7 @@ def test_info(tmp_path):
     res = run_cli("info", ARTIFACTS / "blobs")
     assert res.exit_code == 0, res.output
     test_acc = json.loads((ARTIFACTS / "blobs" / "metrics.json").read_text())["test_accuracy"]
-    for fragment in ["blobs (multiclass, 4 classes)", "blob0, blob1, blob2, blob3", "x1, x2", "1, 64, 1024, 16384",
+    for fragment in ["blobs (multiclass, 4 classes)", "blob0, blob1, blob2, blob3", "x1, x2", "1, 64, 1024, 4096, 16384",
                      "model.pt2", "torch.export", "PASS", f"test {test_acc:.2%}"]:
         assert fragment in res.output, fragment
     assert_clean_error(run_cli("info", tmp_path), 1, "no manifest.json")

@@ -58,7 +58,7 @@ def test_committed_manifest(task):
     t = load_checkpoint(ARTIFACTS / task, task).task
     assert m.schema == SCHEMA and m.task == task and m.classes == t.classes and m.feature_names == t.features
     assert TORCH_FORMATS == tuple(f for f in TORCH_FORMATS if m.files_of(f))
-    assert [f.batch_size for f in m.onnx_files] == [1, 64, 1024, 16384]
+    assert [f.batch_size for f in m.onnx_files] == [1, 64, 1024, 4096, 16384]
     checked = {f.path for f in m.files if f.format in TORCH_FORMATS}  # the C header is checked by compiling it
     assert all(v["passed"] for v in m.parity.files.values()) and set(m.parity.files) == checked
     metrics = json.loads((ARTIFACTS / task / "metrics.json").read_text())

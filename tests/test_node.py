@@ -66,7 +66,7 @@ def test_node_matches_python(node, task, tmp_path):
 
 def test_node_plan_is_the_runtimes(node):
     """The script chunks and pads exactly like the Python runtime (and the web page)."""
-    sizes = [1, 64, 1024, 16384]
+    sizes = [1, 64, 1024, 4096, 16384]
     ns = [1, 2, 63, 64, 65, 777, 1023, 1025, 16384, 16385, 40000]
     code = (f"import {{ plan }} from {json.dumps(SCRIPT.as_uri())};\n"
             f"console.log(JSON.stringify({json.dumps(ns)}.map((n) => plan(n, {json.dumps(sizes)}))));")

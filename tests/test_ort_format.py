@@ -24,7 +24,7 @@ def outputs(path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def test_ort_matches_onnx(task, tmp_path):
     written = write_ort(ARTIFACTS / task, tmp_path)
     assert [p.name for p in written] == [
-        "model.b1.ort", "model.b1024.ort", "model.b16384.ort", "model.b64.ort", CONFIG_NAME]
+        "model.b1.ort", "model.b1024.ort", "model.b16384.ort", "model.b4096.ort", "model.b64.ort", CONFIG_NAME]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written)  # no temp left over
     x = rows_of(task)
     for ort_file in written[:-1]:

@@ -41,7 +41,7 @@ def sizes_for(batch: int) -> list[int]:
 
 
 @pytest.mark.parametrize("task", TASKS)
-@pytest.mark.parametrize("batch", [1, 64, 1024, 16384])
+@pytest.mark.parametrize("batch", [1, 64, 1024, 4096, 16384])
 def test_runtime_parity_with_eager_for_any_n(task, batch, classifiers, references):
     clf = classifiers[task]
     x, logits, probs, rounding = references[task]
@@ -99,10 +99,10 @@ def test_plan_covers_everything_for_many_n():
 def test_attributes(classifiers):
     clf = classifiers["blobs"]
     assert list(clf.classes_) == ["blob0", "blob1", "blob2", "blob3"]
-    assert clf.features == ("x1", "x2") and clf.n_features_in_ == 2 and clf.batch_sizes == (1, 64, 1024, 16384)
+    assert clf.features == ("x1", "x2") and clf.n_features_in_ == 2 and clf.batch_sizes == (1, 64, 1024, 4096, 16384)
     assert clf.providers == ["CPUExecutionProvider"] and clf.manifest.task == "blobs"
     assert "blobs" in repr(clf)
-    assert Classifier.load(ARTIFACTS / "blobs" / "manifest.json").batch_sizes == (1, 64, 1024, 16384)
+    assert Classifier.load(ARTIFACTS / "blobs" / "manifest.json").batch_sizes == (1, 64, 1024, 4096, 16384)
 
 
 def test_accepted_inputs_agree(classifiers):
@@ -219,3 +219,29 @@ assert not heavy, heavy
     p = python("-c", code)
     assert p.returncode == 0, p.stderr
     assert "(1, 4)" in p.stdout
+
+
+@pytest.mark.parametrize("task", ["circles", "iris", "digits"])
+def test_intra_op_sessions_give_the_single_thread_bits(task):
+    """Serial calls of 16384+ rows run on sessions with onnxruntime's intra-op threads when threads > 1: the same
+    graph, split by onnxruntime across threads, must give exactly the one-thread results."""
+    from edgeclf.runtime.classifier import PARALLEL_MIN_ROWS, WIDE_MIN_BATCH
+
+    two, one = Classifier.load(ARTIFACTS / task, threads=2), Classifier.load(ARTIFACTS / task, threads=1)
+    assert set(two._serial) == set(two._runners) and two._serial[WIDE_MIN_BATCH] is not two._runners[WIDE_MIN_BATCH]
+    assert all(one._serial[b] is one._runners[b] for b in one._runners)  # one thread: no second session
+    x = np.random.default_rng(4).uniform(two.manifest.domain.low, two.manifest.domain.high,
+                                         (PARALLEL_MIN_ROWS - 1, two.n_features_in_)).astype(np.float32)
+    for n in (WIDE_MIN_BATCH, WIDE_MIN_BATCH + 4097, PARALLEL_MIN_ROWS - 1):
+        assert np.array_equal(two.predict_proba(x[:n]), one.predict_proba(x[:n])), n
+        assert np.array_equal(two.predict_logits(x[:n]), one.predict_logits(x[:n])), n
+
+
+def test_threaded_plan_gives_every_thread_chunks():
+    from edgeclf.runtime.classifier import plan_chunks
+
+    ladder = (1, 64, 1024, 4096, 16384)
+    assert plan_chunks(777, ladder) == [(0, 777, 1024)]  # serial: one padded run beats 12 runs of 64
+    plan = plan_chunks(40_000, ladder, min_chunks=4)
+    assert max(b for _, _, b in plan) == 4096 and len(plan) >= 4  # 16384 would give 2 chunks to 2 threads
+    assert [c[0] for c in plan] == [0, *(c[1] for c in plan[:-1])] and plan[-1][1] == 40_000

@@ -153,7 +153,7 @@ def test_external_data_pointing_outside(art, tmp_path):
         Classifier.load(art)
 
 
-LADDER = ("model.b1.onnx", "model.b64.onnx", "model.b1024.onnx", "model.b16384.onnx")
+LADDER = ("model.b1.onnx", "model.b64.onnx", "model.b1024.onnx", "model.b4096.onnx", "model.b16384.onnx")
 
 
 def damage_other_rung(f: Path) -> None:
@@ -167,8 +167,9 @@ def damage_other_rung(f: Path) -> None:
 def test_refused_at_load_wherever_in_the_ladder(art, bad, damage):
     """A bad file at any rung, even one only big inputs reach, fails load() itself, hash rewritten or not:
     no Classifier exists, not even one serving the good rungs, so no prediction can reach the bad file."""
-    x = np.random.default_rng(0).uniform(-1.2, 1.2, (16384 + 1024 + 64 + 1, 2)).astype(np.float32)  # (N, 2)
-    assert {b for _, _, b in plan_chunks(len(x), (1, 64, 1024, 16384))} == {1, 64, 1024, 16384}  # every rung runs
+    x = np.random.default_rng(0).uniform(-1.2, 1.2, (16384 + 4096 + 1024 + 64 + 1, 2)).astype(np.float32)  # (N, 2)
+    ladder = (1, 64, 1024, 4096, 16384)
+    assert {b for _, _, b in plan_chunks(len(x), ladder)} == set(ladder)  # every rung runs
     want = Classifier.load(art).predict_proba(x)  # the intact ladder, real sessions
     original = (art / bad).read_bytes()
     damage(art / bad)

@@ -61,7 +61,7 @@ def test_train_and_export_twice_from_scratch_byte_identical(tmp_path):
     manifest = json.loads(a["manifest.json"])
     text = json.dumps(manifest)
     assert not re.search(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:|timestamp|created", text)  # no timestamps anywhere
-    assert {k for k in a if k.endswith(".onnx")} == {f"model.b{b}.onnx" for b in (1, 64, 1024, 16384)}
+    assert {k for k in a if k.endswith(".onnx")} == {f"model.b{b}.onnx" for b in (1, 64, 1024, 4096, 16384)}
 
 
 @pytest.mark.parametrize("task", ["circles", "blobs", "moons", "spirals"])

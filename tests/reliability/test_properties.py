@@ -61,7 +61,7 @@ def test_invariant_to_chunking_and_order(models, task, x, cuts, seed):
 
 @SETTINGS
 @given(task=st.sampled_from(TASKS), x=arrays(np.float32, st.tuples(st.integers(0, 2000), st.just(2)), elements=everyday),
-       ladder=st.sets(st.sampled_from([1, 64, 1024, 16384]), min_size=1))
+       ladder=st.sets(st.sampled_from([1, 64, 1024, 4096, 16384]), min_size=1))
 def test_invariant_to_batch_size_choice(models, task, x, ladder):
     clf, _ = models[task]
     subset = Classifier(clf.manifest, {b: s for b, s in clf.sessions.items() if b in ladder}, threads=1)
@@ -71,7 +71,7 @@ def test_invariant_to_batch_size_choice(models, task, x, ladder):
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(task=st.sampled_from(TASKS), n=st.integers(PARALLEL_MIN_ROWS, PARALLEL_MIN_ROWS + 50_000),
        seed=st.integers(0, 2**32 - 1), specials=st.lists(st.tuples(st.integers(0, 10**9), finite32, finite32), max_size=8),
-       ladder=st.sets(st.sampled_from([1, 64, 1024, 16384]), min_size=1).filter(lambda s: s != {1}))
+       ladder=st.sets(st.sampled_from([1, 64, 1024, 4096, 16384]), min_size=1).filter(lambda s: s != {1}))
 def test_threaded_path_matches_serial(models, task, n, seed, specials, ladder):
     """Inputs big enough for the thread pool: two threads give the serial results bit for bit, and every chunk of
     the plan, run alone at its own batch size, gives its rows."""
