@@ -24,6 +24,7 @@ from edgeclf.runtime.contract import INPUT_NAME, PROBABILITIES
 ENGINES = ("eager", "torchscript", "onnxruntime", "classifier", "classifier-cuda")
 MIN_SECONDS = 0.25  # per engine and N: take turns until about this much time has run per engine
 BLOCK_SECONDS = 0.02  # one turn: back-to-back calls of one engine
+SETTLE_SECONDS = 0.01  # a pause before each turn: torch's and onnxruntime's idle threads spin-wait for a while
 MAX_ROUNDS = 50
 
 
@@ -163,7 +164,9 @@ def time_side_by_side(calls: Mapping[str, Callable[[], object]], rows: int) -> l
     """The engines take turns in blocks of back-to-back calls (about BLOCK_SECONDS each), round after round, so a
     noisy neighbour slows all of them alike; within a block only the calls after the first are kept: each engine
     is timed warm, as an app calling it in a loop sees it (switching engines evicts the last one's weights and
-    buffers from the caches, which would add ~20 us to every small call of every engine)."""
+    buffers from the caches, which would add ~20 us to every small call of every engine). Each turn starts after a
+    short pause: torch's OpenMP threads and onnxruntime's intra-op threads spin after their work, and on a 2-core
+    machine they would take the next engine's cores."""
     block: dict[str, int] = {}
     for name, fn in calls.items():
         fn()  # warm-up: first-call allocations and lazy initialisation are not throughput
@@ -175,6 +178,7 @@ def time_side_by_side(calls: Mapping[str, Callable[[], object]], rows: int) -> l
     rounds = 0
     while rounds < 3 or (time.perf_counter() < budget_end and rounds < MAX_ROUNDS):
         for name, fn in calls.items():
+            time.sleep(SETTLE_SECONDS)  # the last engine's worker threads stop spinning (OpenMP, onnxruntime)
             fn()  # the cold call after the switch
             for _ in range(block[name] - 1):
                 t = time.perf_counter()
