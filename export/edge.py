@@ -10,11 +10,12 @@ import numpy as np
 from torch import nn
 
 from edgeclf.artifact.store import C_HEADER, onnx_name
-from edgeclf.export import EDGE_FORMATS
+from edgeclf.export import DEFAULT_OPSET, EDGE_FORMATS
 from edgeclf.export.describe import file_entry
+from edgeclf.export.layout import AS_TRACED
 from edgeclf.export.subject import Subject
 from edgeclf.runtime.errors import InputError
-from edgeclf.runtime.manifest import FileEntry, file_sha256
+from edgeclf.runtime.manifest import FileEntry, file_sha256, onnx_metadata
 from edgeclf.train.model import Standardize
 
 
@@ -68,15 +69,27 @@ def write_ort_files(folder: Path, onnx: list[FileEntry]) -> list[FileEntry]:
 def write_int8(folder: Path, s: Subject, onnx: list[FileEntry], check_rows: np.ndarray) -> list[FileEntry]:
     """One QDQ int8 copy per ONNX file, calibrated on the training rows (the check rows for an imported model);
     not held to the parity policy: its report (sizes, accuracy, agreement, recall) is the claim."""
+    import tempfile
+
     import onnxruntime as ort
 
+    from edgeclf.export.describe import graph_docs
+    from edgeclf.export.formats import write_onnx
     from edgeclf.export.int8 import int8_report, quantize_int8
 
     calibration = s.calibration_rows if s.calibration_rows is not None else s.check_rows
     entries = []
+    names = [f.name for f in s.features]
     for e in onnx:
         src, dst = folder / e.path, folder / onnx_name(e.batch_size, "int8.onnx")
-        quantize_int8(src, dst, calibration)
+        # quantised from the module as traced, not from the float file's arrangement (export/layout.py): folding
+        # 1/std into the first layer leaves its input in raw units, whose one per-tensor uint8 scale would
+        # flatten every feature with a small range, and the doubled binary logits layer would round -z and z apart
+        with tempfile.TemporaryDirectory(prefix="edgeclf-int8-") as tmp:
+            traced = Path(tmp) / e.path
+            write_onnx(s.model, s.n_features, e.batch_size, e.opset or DEFAULT_OPSET, traced,
+                       onnx_metadata(s.name, s.kind, s.classes, names, e.batch_size), graph_docs(s))
+            quantize_int8(traced, dst, calibration)
         f32, i8 = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (src, dst))
         if s.labelled is not None:
             x_test, y_test = s.labelled
@@ -87,7 +100,8 @@ def write_int8(folder: Path, s: Subject, onnx: list[FileEntry], check_rows: np.n
             reference = "the float32 model's labels (no labelled data)"
         report = int8_report(f32, i8, x_test, y_test, check_rows, s.classes, float_path=src, int8_path=dst)
         entries.append(file_entry(folder, dst.name, "onnx-int8", e.batch_size, e.opset,
-                                  details={**_flat(report), "test_accuracy.reference": reference}))
+                                  details={**_flat(report), "test_accuracy.reference": reference,
+                                           "layout": AS_TRACED}))
     return entries
 
 

@@ -210,10 +210,10 @@ def _floats(path: str, column: int, values: list[str]) -> tuple[np.ndarray, np.n
 def _float32(d: np.ndarray, texts: list[str]) -> np.ndarray:
     """Round to float32 as a direct decimal -> float32 parse would. Through float64 the result differs only where
     the double lies exactly halfway between two float32 values while the decimal does not: decided exactly."""
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", under="ignore"):  # explicit: the caller's numpy may raise on either
         f = d.astype(np.float32)
     f64 = f.astype(np.float64)
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore", under="ignore"):
         lo = np.nextafter(f, np.float32(-np.inf)).astype(np.float64)
         hi = np.nextafter(f, np.float32(np.inf)).astype(np.float64)
         for i in np.flatnonzero(np.isfinite(d) & ((d == (f64 + lo) / 2) | (d == (f64 + hi) / 2))).tolist():

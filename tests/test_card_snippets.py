@@ -4,8 +4,7 @@ run as written, each in its own client: they must print the Python Classifier's 
 
 Run here: Python (Classifier), the CLI, TorchScript and .pt2 (torch), Node (node + onnxruntime-node from
 web/node_modules), the browser (headless Chromium + onnxruntime-web, like test_web.py), the C header (gcc, strict
-flags). OpenCV DNN runs only where cv2 is importable: opencv-python-headless is not a dependency of this project
-(~160 MB for one snippet) and the test skips without it. The onnxruntime C API snippet is not run anywhere: Debian
+flags), OpenCV DNN (opencv-python-headless, a dev dependency for this test). The onnxruntime C API snippet is not run anywhere: Debian
 has no onnxruntime C headers; its names and shapes are checked against the manifest instead.
 """
 
@@ -98,7 +97,7 @@ def test_python_snippets_run(task, heading, tmp_path):
     if heading not in found:
         pytest.skip(f"{task}'s manifest lists no file for {heading}")
     if heading == "OpenCV DNN":
-        pytest.importorskip("cv2", reason="opencv-python-headless is not installed (not a dependency of edgeclf)")
+        pytest.importorskip("cv2", reason="opencv-python-headless is not installed (the dev extra has it)")
     lang, code = found[heading]
     assert lang == "python"
     print(task, heading, check_printed(run_python(code, tmp_path), task))

@@ -24,11 +24,21 @@ def session(path) -> ort.InferenceSession:
 def test_int8_report(task, per_channel, tmp_path):
     from edgeclf.train.checkpoint import load_checkpoint
 
-    ds = load_checkpoint(ARTIFACTS / task).data
+    from edgeclf.export.describe import graph_docs
+    from edgeclf.export.formats import write_onnx
+    from edgeclf.export.subject import from_trained
+
+    trained = load_checkpoint(ARTIFACTS / task)
+    ds = trained.data
     classes = json.loads((ARTIFACTS / task / "manifest.json").read_text())["classes"]
+    # as the export does (export/edge.py write_int8): quantise the module as traced, not the shipped arrangement
+    s = from_trained(trained)
+    traced = tmp_path / "traced" / "model.b64.onnx"
+    traced.parent.mkdir()
+    write_onnx(s.model, s.n_features, 64, 20, traced, {}, graph_docs(s))
     src, dst = ARTIFACTS / task / "model.b64.onnx", tmp_path / "model.b64.int8.onnx"
-    quantize_int8(src, dst, ds.x_train, per_channel=per_channel)
-    assert [p.name for p in tmp_path.iterdir()] == [dst.name]  # the temp name is gone
+    quantize_int8(traced, dst, ds.x_train, per_channel=per_channel)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [dst.name, "traced"]  # the temp name is gone
     q = session(dst)
     assert any(n.op_type == "QuantizeLinear" for n in __import__("onnx").load(str(dst)).graph.node)
     report = int8_report(session(src), q, ds.x_test, ds.y_test, rows_of(task), classes, float_path=src, int8_path=dst)
