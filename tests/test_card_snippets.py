@@ -4,8 +4,8 @@ run as written, each in its own client: they must print the Python Classifier's 
 
 Run here: Python (Classifier), the CLI, TorchScript and .pt2 (torch), Node (node + onnxruntime-node from
 web/node_modules), the browser (headless Chromium + onnxruntime-web, like test_web.py), the C header (gcc, strict
-flags), OpenCV DNN (opencv-python-headless, a dev dependency for this test). The onnxruntime C API snippet is not run anywhere: Debian
-has no onnxruntime C headers; its names and shapes are checked against the manifest instead.
+flags), OpenCV DNN (opencv-python-headless, a dev dependency for this test). The onnxruntime C API snippet is not
+run anywhere: Debian has no onnxruntime C headers; its names and shapes are checked against the manifest instead.
 """
 
 from __future__ import annotations

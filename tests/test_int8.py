@@ -22,11 +22,10 @@ def session(path) -> ort.InferenceSession:
 @pytest.mark.parametrize("per_channel", [False, True], ids=["per-tensor", "per-channel"])
 @pytest.mark.parametrize("task", TASKS)
 def test_int8_report(task, per_channel, tmp_path):
-    from edgeclf.train.checkpoint import load_checkpoint
-
     from edgeclf.export.describe import graph_docs
     from edgeclf.export.formats import write_onnx
     from edgeclf.export.subject import from_trained
+    from edgeclf.train.checkpoint import load_checkpoint
 
     trained = load_checkpoint(ARTIFACTS / task)
     ds = trained.data
