@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -32,7 +32,8 @@ class LayoutTiming:
     chosen: bool  # what `--layout auto` exports at this batch size
 
 
-def compare_layouts(folder: Path) -> list[LayoutTiming]:
+def compare_layouts(folder: Path, batches: Sequence[int] | None = None) -> list[LayoutTiming]:
+    """Every candidate at every batch size of the artifact's ladder (or those of `batches` it has)."""
     import onnxruntime as ort
     import torch
 
@@ -57,6 +58,8 @@ def compare_layouts(folder: Path) -> list[LayoutTiming]:
     with tempfile.TemporaryDirectory(prefix="edgeclf-layouts-") as tmp:
         for e in manifest.onnx_files:
             b = e.batch_size
+            if batches is not None and b not in batches:
+                continue
             x = rng.uniform(manifest.domain.low, manifest.domain.high, (b, len(manifest.features))).astype(np.float32)
             with torch.inference_mode():
                 ref = s.model(torch.from_numpy(x))[1].numpy()

@@ -44,7 +44,7 @@ def test_fast_paths_equal_simple_path():
 
 
 def test_bench_all_summary_and_ratio_chart(tmp_path):
-    res = run_cli("bench", "--all", "--out", ARTIFACTS, "--rows", "1,100", "--threads", "1",
+    res = run_cli("bench", "--all", "--out", ARTIFACTS, "--rows", "64", "--threads", "1",
                   "--json", tmp_path / "all.json", "--chart", tmp_path / "ratios.png")
     assert res.exit_code == 0, res.output
     summary = res.output[res.output.index("worst vs raw") - 300:]
@@ -64,14 +64,17 @@ def test_bench_needs_one_folder_or_all(tmp_path):
     assert res.exit_code == 1 and "no artifact folder" in res.output and "Traceback" not in res.output
 
 
-def test_bench_layouts_table(tmp_path):
-    res = run_cli("bench", ARTIFACTS / "blobs", "--layouts", "--json", tmp_path / "l.json")
-    assert res.exit_code == 0, res.output
-    rows = json.loads((tmp_path / "l.json").read_text())
+def test_bench_layouts_table():
+    from edgeclf.bench.layouts import compare_layouts
+    from edgeclf.bench.render import format_layouts
+
+    rows = compare_layouts(ARTIFACTS / "blobs", batches=(1, 64))  # two rungs: one row-major, one feature-major
     manifest = json.loads((ARTIFACTS / "blobs" / "manifest.json").read_text())
-    ladder = sorted(f["batch_size"] for f in manifest["files"] if f["format"] == "onnx")
-    assert sorted({(r["layout"], r["batch"]) for r in rows}) == sorted(
-        (lay, b) for lay in ("as-traced", "row-major", "feature-major") for b in ladder)
-    chosen = {r["batch"]: r["layout"] for r in rows if r["chosen"]}
-    assert chosen == {f["batch_size"]: f["details"]["layout"] for f in manifest["files"] if f["format"] == "onnx"}
-    assert all(r["max_abs_diff"] <= 1e-5 for r in rows)
+    assert sorted({(r.layout, r.batch) for r in rows}) == sorted(
+        (lay, b) for lay in ("as-traced", "row-major", "feature-major") for b in (1, 64))
+    chosen = {r.batch: r.layout for r in rows if r.chosen}
+    assert chosen == {f["batch_size"]: f["details"]["layout"] for f in manifest["files"]
+                      if f["format"] == "onnx" and f["batch_size"] in (1, 64)} == {1: "row-major", 64: "feature-major"}
+    assert all(r.max_abs_diff <= 1e-5 and r.timing.median_s > 0 for r in rows)
+    text = format_layouts(rows)
+    assert text.count("blobs") == 2 and text.count("*") == 2 + 1  # one mark per batch size, plus the legend
