@@ -24,7 +24,7 @@ from edgeclf.runtime.contract import INPUT_NAME, PROBABILITIES
 ENGINES = ("eager", "torchscript", "onnxruntime", "classifier", "classifier-cuda")
 MIN_SECONDS = 0.25  # per engine and N: take turns until about this much time has run per engine
 BLOCK_SECONDS = 0.02  # one turn: back-to-back calls of one engine
-SETTLE_SECONDS = 0.01  # a pause before each turn: torch's and onnxruntime's idle threads spin-wait for a while
+SETTLE_SECONDS = 0.1  # a pause before each turn: onnxruntime's and torch's idle threads spin-wait for tens of ms
 MAX_ROUNDS = 50
 
 

@@ -19,8 +19,9 @@ CALL_COST_ROWS = 400  # one session.run costs about as much as 400 rows of compu
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 PARALLEL_MIN_ROWS = 32768  # below this, waking our worker threads costs more than it saves (docs/benchmarks.md)
 # from this batch size up, a serial call runs on a session with intra_op_num_threads = threads: onnxruntime's own
-# (spinning) pool splits one 16384-row call 1.3x faster, where waking a Python worker costs ~0.3-0.5 ms here
-WIDE_MIN_BATCH = 16384
+# (spinning) pool splits one call 1.2-1.9x faster for wide layers (spirals, digits) and 1.2x at 16384 rows for
+# narrow ones, and never slower, where waking one of our Python workers costs ~0.3-0.5 ms on this VM
+WIDE_MIN_BATCH = 1024
 
 Plan = list[tuple[int, int, int]]  # (start, stop, batch size): stop - start <= batch size
 Runner = Callable[[list[str], dict[str, np.ndarray]], list[np.ndarray]]  # session.run(names, feed)
