@@ -52,18 +52,19 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             self.wfile.write(body)
 
     def do_GET(self) -> None:
-        body = self.generated()
-        if body is None:
-            super().do_GET()
-        else:
-            self.send_generated(body, head_only=False)
+        self._answer(head_only=False)
 
     def do_HEAD(self) -> None:
+        self._answer(head_only=True)
+
+    def _answer(self, head_only: bool) -> None:
         body = self.generated()
-        if body is None:
+        if body is not None:
+            self.send_generated(body, head_only)
+        elif head_only:
             super().do_HEAD()
         else:
-            self.send_generated(body, head_only=True)
+            super().do_GET()
 
     def translate_path(self, path: str) -> str:
         path = urllib.parse.unquote(urllib.parse.urlsplit(path).path)

@@ -38,7 +38,6 @@ from edgeclf.export import LAYOUT_CHOICES
 from edgeclf.runtime.errors import InputError
 from edgeclf.train.model import Standardize, WithProbabilities
 
-LAYOUTS = LAYOUT_CHOICES
 AS_TRACED = "as-traced"
 # measured on the eight built-in and table tasks (docs/benchmarks.md, "Graph layout"): feature-major wins
 # where every layer is at most 32 wide (1.3-2.9x per 16384-row chunk) and loses at 64 (0.8x)
@@ -82,14 +81,18 @@ def mlp_of(model: nn.Module) -> MLP | None:
     return MLP(mean, std, tuple(layers), model.binary)
 
 
+def _check_wanted(wanted: str) -> None:
+    if wanted not in LAYOUT_CHOICES:
+        raise InputError(f"unknown layout {wanted!r}: expected one of {', '.join(LAYOUT_CHOICES)}")
+
+
 def choose_layout(mlp: MLP, batch: int, wanted: str = "auto") -> str:
     """Feature-major for narrow MLPs, except at batch 1: there a feature-major Gemm is a matrix-vector product,
     which onnxruntime computes with another kernel that rounds differently, while row-major at batch 1 and both
     layouts at batch >= 2 give the same bits (measured). So a row's outputs do not depend on the batch size or
     the position it was run at, bit for bit: the Classifier mixes batch sizes to cover N rows, and the
     reliability suite holds it to that."""
-    if wanted not in LAYOUTS:
-        raise InputError(f"unknown layout {wanted!r}: expected one of {', '.join(LAYOUTS)}")
+    _check_wanted(wanted)
     if wanted != "auto":
         return wanted
     return "feature-major" if mlp.max_width <= FEATURE_MAJOR_MAX_WIDTH and batch >= 2 else "row-major"
@@ -146,8 +149,7 @@ def arrange(model: nn.Module, batch: int, wanted: str = "auto") -> tuple[nn.Modu
     """(module to export at this batch size, its layout name). Not an MLP: the model itself, 'as-traced'."""
     mlp = mlp_of(model)
     if mlp is None:
-        if wanted not in LAYOUTS:
-            raise InputError(f"unknown layout {wanted!r}: expected one of {', '.join(LAYOUTS)}")
+        _check_wanted(wanted)
         if wanted != "auto":
             raise InputError(f"layout {wanted!r} needs an MLP (Linear layers with ReLU/Tanh between them); this "
                              f"model is exported as traced: use --layout auto")

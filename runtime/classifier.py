@@ -67,9 +67,9 @@ def _file_format(format: str, precision: str) -> str:
 
 
 def _check_providers(providers: Sequence[str] | None) -> list[str]:
-    wanted = list(providers or DEFAULT_PROVIDERS)
     if isinstance(providers, str):
         raise InputError(f"providers={providers!r}: expected a list of execution providers, e.g. [{providers!r}]")
+    wanted = list(providers or DEFAULT_PROVIDERS)
     available = ort.get_available_providers()
     missing = [p for p in wanted if p not in available]
     if missing:

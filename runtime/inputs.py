@@ -110,12 +110,12 @@ def _check_finite(arr: np.ndarray, features: Sequence[str]) -> None:
     overflow); above, one float64 sum, which needs no N-sized temporary and cannot overflow on float32 data (NaN
     and inf propagate)."""
     if arr.size <= SMALL_CHECK:
-        total = sum(arr.ravel().tolist())
+        ok = math.isfinite(sum(arr.ravel().tolist()))
     elif arr.size <= MEDIUM_CHECK:
-        total = 0.0 if np.isfinite(arr).all() else math.nan
+        ok = bool(np.isfinite(arr).all())
     else:
-        total = arr.sum(dtype=np.float64)
-    if not math.isfinite(total):
+        ok = math.isfinite(arr.sum(dtype=np.float64))
+    if not ok:
         bad = ~np.isfinite(arr)
         if bad.any():
             rows = np.unique(np.nonzero(bad)[0])

@@ -7,7 +7,7 @@
 
 const SCHEMA = "edgeclf.manifest/2";
 const FALLBACK_COLORS = ["#4C72B0"]; // only if /palette.json cannot be read: one colour still draws a page
-const CALL_COST_ROWS = 400; // one run costs about as much as 400 rows of compute (same model as Python)
+const { plan } = window.edgeclfPlan; // plan.js: the chunk plan, shared with examples/node/predict.mjs
 const GRID = 100; // decision regions: GRID x GRID cells
 
 ort.env.wasm.wasmPaths = new URL("/ort/", window.location.href).href; // absolute: a relative path fails
@@ -96,31 +96,6 @@ async function loadTask(task) {
     `batch sizes ${[...sessions.keys()].join(", ")}`;
   state.ready = task;
   return task;
-}
-
-// Cover n rows with fixed-size runs: full chunks of the largest size, then the cheapest tail.
-function plan(n, sizes) {
-  const big = sizes[sizes.length - 1];
-  const out = [];
-  let start = 0;
-  for (; start + big <= n; start += big) out.push([start, start + big, big]);
-  return out.concat(tail(start, n - start, sizes).plan);
-}
-
-function tail(start, r, sizes) {
-  if (r === 0) return { plan: [], cost: 0 };
-  const pad = sizes.find((b) => b >= r);
-  let best = { plan: [[start, start + r, pad]], cost: CALL_COST_ROWS + pad };
-  for (const b of sizes.filter((s) => s < r)) {
-    const k = Math.floor(r / b);
-    const rest = tail(start + k * b, r - k * b, sizes);
-    const cost = k * (CALL_COST_ROWS + b) + rest.cost;
-    if (cost < best.cost) {
-      const runs = Array.from({ length: k }, (_, i) => [start + i * b, start + (i + 1) * b, b]);
-      best = { plan: runs.concat(rest.plan), cost };
-    }
-  }
-  return best;
 }
 
 // points: array of [x1, x2, ...] rows -> array of probability rows (numbers), in input order.

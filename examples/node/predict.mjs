@@ -18,8 +18,6 @@ import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
-const CALL_COST_ROWS = 400; // one session.run costs about as much as 400 rows of compute: the runtime's figure
-
 function loadOrt() {
   // your project's onnxruntime-node (or NODE_PATH); in this repository, the copy `make setup` puts under web/
   const require = createRequire(import.meta.url);
@@ -39,30 +37,8 @@ function fail(message, code = 1) {
   process.exit(code);
 }
 
-// Cover n rows with fixed-size runs: full chunks of the largest size, then the cheapest tail.
-export function plan(n, sizes) {
-  const big = sizes[sizes.length - 1];
-  const out = [];
-  let start = 0;
-  for (; start + big <= n; start += big) out.push([start, start + big, big]);
-  return out.concat(tail(start, n - start, sizes).plan);
-}
-
-function tail(start, r, sizes) {
-  if (r === 0) return { plan: [], cost: 0 };
-  const pad = sizes.find((b) => b >= r);
-  let best = { plan: [[start, start + r, pad]], cost: CALL_COST_ROWS + pad };
-  for (const b of sizes.filter((s) => s < r)) {
-    const k = Math.floor(r / b);
-    const rest = tail(start + k * b, r - k * b, sizes);
-    const cost = k * (CALL_COST_ROWS + b) + rest.cost;
-    if (cost < best.cost) {
-      const runs = Array.from({ length: k }, (_, i) => [start + i * b, start + (i + 1) * b, b]);
-      best = { plan: runs.concat(rest.plan), cost };
-    }
-  }
-  return best;
-}
+// The chunk plan: the web page's and the Python runtime's, from one file (web/plan.js).
+export const { plan } = createRequire(import.meta.url)("../../web/plan.js");
 
 // The manifest's ONNX files, each hash-checked, as {batch_size: session}, smallest batch first.
 async function openSessions(ort, folder, manifest) {
