@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -107,7 +108,7 @@ class Classifier:
     """
 
     def __init__(self, manifest: Manifest, sessions: dict[int, ort.InferenceSession], threads: int,
-                 wide: dict[int, ort.InferenceSession] | None = None) -> None:
+                 wide: Mapping[int, Callable[[], ort.InferenceSession]] | None = None) -> None:
         self.manifest = manifest
         self._sessions = sessions
         self.batch_sizes: tuple[int, ...] = tuple(sorted(sessions))
@@ -120,8 +121,10 @@ class Classifier:
         # output key -> (graph output name, columns), resolved once: predict calls stay cheap
         self._outputs = {k: (sig.output(k).name, sig.output(k).columns) for k in ("logits", "probabilities")}
         self._runners = {b: _runner(sess) for b, sess in sessions.items()}
-        # serial calls at these batch sizes: the same graph in a session with intra-op threads (same bits)
-        self._serial = {**self._runners, **{b: _runner(sess) for b, sess in (wide or {}).items() if b in sessions}}
+        # serial calls at these batch sizes get the same graph in a session with intra-op threads (same bits),
+        # opened on first use, so that loading (and a one-row start-up) does not pay for it
+        self._wide = {b: make for b, make in (wide or {}).items() if b in sessions}
+        self._serial: dict[int, Runner] = {}
         first = next(iter(sessions.values())).get_providers()[0]
         self.device = "cuda" if first == "CUDAExecutionProvider" else "cpu"  # where the graphs run
         self._pool: ThreadPoolExecutor | None = None
@@ -152,11 +155,12 @@ class Classifier:
                                 + ("" if kind == "onnx" else f" --format {'int8' if precision == 'int8' else format}"))
         wanted = _check_providers(providers)
         n_threads = max(1, threads if threads is not None else min(os.cpu_count() or 1, 8))
-        sessions = {e.batch_size: _open(manifest, folder, e, wanted) for e in entries}
-        wide = {}
-        if n_threads > 1 and wanted[0] == "CPUExecutionProvider":
-            wide = {e.batch_size: _open(manifest, folder, e, wanted, n_threads) for e in entries
-                    if e.batch_size >= WIDE_MIN_BATCH}
+        sessions, wide = {}, {}
+        for e in entries:
+            data = manifest.read_checked(folder, e)[1]  # hash-checked once; every session is built from these bytes
+            sessions[e.batch_size] = _open(manifest, e, data, wanted)
+            if n_threads > 1 and wanted[0] == "CPUExecutionProvider" and e.batch_size >= WIDE_MIN_BATCH:
+                wide[e.batch_size] = functools.partial(_open, manifest, e, data, wanted, n_threads)
         return cls(manifest, sessions, n_threads, wide)
 
     def predict_proba(self, x: Any, allow_nonfinite: bool = False) -> np.ndarray:
@@ -183,17 +187,29 @@ class Classifier:
         if self.device != "cpu" and n > self.batch_sizes[-1]:
             return self._run_bound(mat, output, self.device)
         serial = n < PARALLEL_MIN_ROWS or self.threads == 1
-        run = self._serial.get(n)
-        if run is not None and serial:  # exactly one exported batch: one run, its result returned without a copy
-            return run([name], {self._input: as_float32_rows(mat)})[0]
+        if serial and n in self._runners:  # exactly one exported batch: one run, its result returned without a copy
+            return self._serial_runner(n)([name], {self._input: as_float32_rows(mat)})[0]
         out = np.empty((n, columns), np.float32)
         if serial:
-            for chunk in plan_chunks(n, self.batch_sizes):
-                self._run_chunk(mat, out, name, chunk, self._serial)
+            plan = plan_chunks(n, self.batch_sizes)
+            runners = {b: self._serial_runner(b) for b in {c[2] for c in plan}}
+            for chunk in plan:
+                self._run_chunk(mat, out, name, chunk, runners)
         else:  # at least two chunks per thread: the last chunks even out the threads' shares
             plan = plan_chunks(n, self.batch_sizes, 2 * self.threads)
             self._parallel(lambda i: self._run_chunk(mat, out, name, plan[i], self._runners), len(plan))
         return out
+
+    def _serial_runner(self, batch: int) -> Runner:
+        """The runner a serial call at this batch size uses: the intra-op-threaded session where there is one."""
+        run = self._serial.get(batch)
+        if run is None:
+            with self._pool_lock:
+                run = self._serial.get(batch)
+                if run is None:
+                    make = self._wide.get(batch)
+                    run = self._serial[batch] = _runner(make()) if make is not None else self._runners[batch]
+        return run
 
     def _run_chunk(self, mat: np.ndarray, out: np.ndarray, name: str, chunk: tuple[int, int, int],
                    runners: dict[int, Runner]) -> None:
@@ -274,10 +290,9 @@ def _runner(sess: ort.InferenceSession) -> Runner:
     return sess.run  # type: ignore[no-any-return]
 
 
-def _open(manifest: Manifest, folder: Path, entry: FileEntry, providers: list[str],
+def _open(manifest: Manifest, entry: FileEntry, data: bytes, providers: list[str],
           intra_threads: int = 1) -> ort.InferenceSession:
-    """Hash-check the file, then build the session from those same bytes (no re-read between check and use)."""
-    _, data = manifest.read_checked(folder, entry)
+    """A session from the file's hash-checked bytes (no re-read between check and use), its signature checked."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = intra_threads  # 1: parallelism comes from chunks over our own threads
     opts.inter_op_num_threads = 1

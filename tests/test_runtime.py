@@ -228,8 +228,10 @@ def test_intra_op_sessions_give_the_single_thread_bits(task):
     from edgeclf.runtime.classifier import PARALLEL_MIN_ROWS, WIDE_MIN_BATCH
 
     two, one = Classifier.load(ARTIFACTS / task, threads=2), Classifier.load(ARTIFACTS / task, threads=1)
-    assert set(two._serial) == set(two._runners) and two._serial[WIDE_MIN_BATCH] is not two._runners[WIDE_MIN_BATCH]
-    assert all(one._serial[b] is one._runners[b] for b in one._runners)  # one thread: no second session
+    assert not two._serial  # opened on first use: loading does not pay for them
+    assert two._serial_runner(WIDE_MIN_BATCH) is not two._runners[WIDE_MIN_BATCH]
+    assert two._serial_runner(1) is two._runners[1]  # below WIDE_MIN_BATCH: the one-thread session
+    assert all(one._serial_runner(b) is one._runners[b] for b in one._runners)  # one thread: no second session
     x = np.random.default_rng(4).uniform(two.manifest.domain.low, two.manifest.domain.high,
                                          (PARALLEL_MIN_ROWS - 1, two.n_features_in_)).astype(np.float32)
     for n in (WIDE_MIN_BATCH, WIDE_MIN_BATCH + 4097, PARALLEL_MIN_ROWS - 1):
