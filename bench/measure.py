@@ -226,7 +226,7 @@ def cold_start(folder: Path, report: BenchReport, repeats: int = 3) -> None:
         "runtime (import + load + 1 row)":
             f"from edgeclf.runtime import Classifier; Classifier.load({f!r}).predict_proba([[{row}]])",
         "edgeclf predict (CLI, 1 row)":
-            f"sys.argv = ['edgeclf', 'predict', {f!r}, '-']; from edgeclf.cli.main import main; main()",
+            f"sys.argv = ['edgeclf', 'predict', {f!r}, '-']; from edgeclf.cli.main import console; console()",
     }
     try:
         import torch  # noqa: F401

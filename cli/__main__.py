@@ -1,3 +1,3 @@
-from edgeclf.cli.main import main
+from edgeclf.cli.main import console
 
-main()
+console()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+PUBLISHED = False  # set once a local predict has written its output: edgeclf.cli.main.console may then end quickly
 DEFAULT_BATCH_ROWS = 65536  # = edgeclf.scale.files.DEFAULT_BATCH_ROWS (not imported here: it would load pyarrow)
 
 
@@ -39,6 +40,7 @@ def predict(artifact: str, inputs: tuple[str, ...], output: str | None, proba: b
       edgeclf predict artifacts/circles 'in/*.parquet' --output pred.parquet --keep id
       edgeclf predict artifacts/circles 'in/*.parquet' --output out/ --engine dask --workers 2
     """
+    global PUBLISHED
     if engine == "local" and (scheduler or workers):
         raise click.UsageError("--scheduler and --workers need --engine dask")
     if engine == "dask":
@@ -54,3 +56,5 @@ def predict(artifact: str, inputs: tuple[str, ...], output: str | None, proba: b
         report = score_local(artifact, inputs, output, proba=proba, keep=keep, batch_rows=batch_rows,
                              overwrite=overwrite, progress=not quiet)
     click.echo(str(report), err=True)
+    if engine == "local":
+        PUBLISHED = True

@@ -5,9 +5,8 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -16,13 +15,19 @@ from edgeclf.runtime.errors import ArtifactError, InputError
 from edgeclf.runtime.inputs import as_float32_rows, as_matrix, out_of_range
 from edgeclf.runtime.manifest import FileEntry, Manifest, onnx_metadata
 
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
 CALL_COST_ROWS = 400  # one session.run costs about as much as 400 rows of compute (~6.5 us vs 60 M rows/s)
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 PARALLEL_MIN_ROWS = 32768  # below this, waking our worker threads costs more than it saves (docs/benchmarks.md)
-# from this batch size up, a serial call runs on a session with intra_op_num_threads = threads: onnxruntime's own
-# (spinning) pool splits one call 1.2-1.9x faster for wide layers (spirals, digits) and 1.2x at 16384 rows for
-# narrow ones, and never slower, where waking one of our Python workers costs ~0.3-0.5 ms on this VM
+# a serial call runs on a session with intra_op_num_threads = threads when its batch is at least WIDE_MIN_BATCH rows
+# and batch x parameters (about the multiply-adds of an MLP call) is at least WIDE_MIN_WORK: onnxruntime's own pool
+# splits such a call 1.3-1.9x faster (spirals and digits from 4096 rows, wine and breast_cancer at 16384), while
+# for lighter calls its per-node fork/join costs more than it saves (circles and moons at 1024-16384 rows ran
+# 0.5-0.85x as fast as on one thread; docs/benchmarks.md). Waking our own Python workers costs ~0.3-0.5 ms here.
 WIDE_MIN_BATCH = 1024
+WIDE_MIN_WORK = 8_000_000
 
 Plan = list[tuple[int, int, int]]  # (start, stop, batch size): stop - start <= batch size
 Runner = Callable[[list[str], dict[str, np.ndarray]], list[np.ndarray]]  # session.run(names, feed)
@@ -53,6 +58,11 @@ def _tail(start: int, r: int, sizes: Sequence[int]) -> Plan:
         if cost < best_cost:
             best, best_cost = [(start + i * b, start + (i + 1) * b, b) for i in range(k)] + rest, cost
     return best
+
+
+def wide_enough(batch: int, manifest: Manifest) -> bool:
+    """Whether a serial call at this batch size is heavy enough for onnxruntime's intra-op threads to pay."""
+    return batch >= WIDE_MIN_BATCH and batch * manifest.origin.parameters >= WIDE_MIN_WORK
 
 
 def _file_format(format: str, precision: str) -> str:
@@ -159,7 +169,7 @@ class Classifier:
         for e in entries:
             data = manifest.read_checked(folder, e)[1]  # hash-checked once; every session is built from these bytes
             sessions[e.batch_size] = _open(manifest, e, data, wanted)
-            if n_threads > 1 and wanted[0] == "CPUExecutionProvider" and e.batch_size >= WIDE_MIN_BATCH:
+            if n_threads > 1 and wanted[0] == "CPUExecutionProvider" and wide_enough(e.batch_size, manifest):
                 wide[e.batch_size] = functools.partial(_open, manifest, e, data, wanted, n_threads)
         return cls(manifest, sessions, n_threads, wide)
 
@@ -270,6 +280,8 @@ class Classifier:
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor  # imported here: ~20 ms of start-up (logging)
+
                 self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="edgeclf")
             return self._pool
 

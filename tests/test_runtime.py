@@ -157,6 +157,41 @@ def test_input_errors(bad, fragments, classifiers):
         assert f in str(err.value), str(err.value)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("n", [1, 16, 17, 500, 4099, 600_000])
+def test_every_nonfinite_value_is_found(n, dtype, classifiers):
+    """Each of the finiteness check's paths (Python sum, dot product, np.isfinite, float64 sum; C-contiguous or not)
+    finds one NaN/inf/-inf wherever it sits: first value, a SIMD tail, the last value."""
+    clf = classifiers["circles"]
+    x = np.random.default_rng(n).uniform(-1, 1, (n, 2)).astype(dtype)
+    for pos in sorted({0, x.size // 2 + 1, x.size - 3, x.size - 1} & set(range(x.size))):
+        for value in (np.nan, np.inf, -np.inf):
+            for arr in (x.copy(), np.asfortranarray(x)):
+                arr.flat[pos] = value
+                with pytest.raises(InputError, match=f"first in row {pos // 2},"):
+                    clf.predict_proba(arr)
+
+def test_huge_finite_values_pass_quietly():
+    """1e20 overflows the check's dot product (x.x > float32 max): the row scan then passes the input, with no
+    warning even under -W error, and no FloatingPointError under np.seterr(all="raise")."""
+    code = f"""
+import numpy as np
+from edgeclf.runtime import Classifier
+clf = Classifier.load({str(ARTIFACTS / "circles")!r})
+for n in (17, 500, 4099, 600_000):
+    for big in (1e20, 3e38):
+        x = np.random.default_rng(n).uniform(-1, 1, (n, 2)).astype(np.float32)
+        x[n // 2] = big
+        ref = clf.predict_proba(x, allow_nonfinite=True)
+        assert np.array_equal(clf.predict_proba(x), ref, equal_nan=True)
+        with np.errstate(all="raise"):
+            assert np.array_equal(clf.predict_proba(x), ref, equal_nan=True)
+print("ok")
+"""
+    p = python("-W", "error", "-c", code)
+    assert p.returncode == 0 and p.stdout.strip() == "ok" and not p.stderr, p.stderr
+
+
 def test_nonfinite_allowed_when_asked(classifiers):
     clf = classifiers["circles"]
     p = clf.predict_proba([[np.nan, 0.0], [0.5, 0.5]], allow_nonfinite=True)
@@ -221,20 +256,29 @@ assert not heavy, heavy
     assert "(1, 4)" in p.stdout
 
 
-@pytest.mark.parametrize("task", ["circles", "iris", "digits"])
+def test_intra_op_sessions_only_for_heavy_calls():
+    """A serial call gets onnxruntime's intra-op threads only where batch x parameters is large: not for the light
+    built-in tasks at any batch size (their per-node fork/join costs more than it saves), from 4096 rows for
+    spirals, from 1024 for digits."""
+    wide = {task: sorted(Classifier.load(ARTIFACTS / task, threads=2)._wide) for task in ("circles", "spirals", "digits")}
+    assert wide == {"circles": [], "spirals": [4096, 16384], "digits": [1024, 4096, 16384]}
+    assert not Classifier.load(ARTIFACTS / "digits", threads=1)._wide  # one thread: no second session
+
+
+@pytest.mark.parametrize("task", ["spirals", "digits"])
 def test_intra_op_sessions_give_the_single_thread_bits(task):
-    """Serial calls of 16384+ rows run on sessions with onnxruntime's intra-op threads when threads > 1: the same
-    graph, split by onnxruntime across threads, must give exactly the one-thread results."""
-    from edgeclf.runtime.classifier import PARALLEL_MIN_ROWS, WIDE_MIN_BATCH
+    """Serial calls at heavy batch sizes run on sessions with onnxruntime's intra-op threads when threads > 1: the
+    same graph, split by onnxruntime across threads, must give exactly the one-thread results."""
+    from edgeclf.runtime.classifier import PARALLEL_MIN_ROWS
 
     two, one = Classifier.load(ARTIFACTS / task, threads=2), Classifier.load(ARTIFACTS / task, threads=1)
     assert not two._serial  # opened on first use: loading does not pay for them
-    assert two._serial_runner(WIDE_MIN_BATCH) is not two._runners[WIDE_MIN_BATCH]
-    assert two._serial_runner(1) is two._runners[1]  # below WIDE_MIN_BATCH: the one-thread session
+    assert two._serial_runner(4096) is not two._runners[4096]
+    assert two._serial_runner(64) is two._runners[64]  # a light call: the one-thread session
     assert all(one._serial_runner(b) is one._runners[b] for b in one._runners)  # one thread: no second session
     x = np.random.default_rng(4).uniform(two.manifest.domain.low, two.manifest.domain.high,
                                          (PARALLEL_MIN_ROWS - 1, two.n_features_in_)).astype(np.float32)
-    for n in (WIDE_MIN_BATCH, WIDE_MIN_BATCH + 4097, PARALLEL_MIN_ROWS - 1):
+    for n in (1024, 4096, 4096 + 16384, PARALLEL_MIN_ROWS - 1):
         assert np.array_equal(two.predict_proba(x[:n]), one.predict_proba(x[:n])), n
         assert np.array_equal(two.predict_logits(x[:n]), one.predict_logits(x[:n])), n
 

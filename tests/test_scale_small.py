@@ -168,6 +168,35 @@ def test_one_row_from_stdin_never_imports_pyarrow():
     assert b"heavy: []" in done.stderr, done.stderr
 
 
+@pytest.mark.parametrize("case", ["ok", "to-file", "bad-input", "dask-usage"])
+def test_console_skips_the_teardown_only_after_a_published_predict(case, tmp_path):
+    """`edgeclf` (console) ends a finished local predict with os._exit: the atexit handlers still run and the
+    output is complete, but objects are not torn down (a __del__ does not print). Errors exit as usual."""
+    args = {"ok": ["-", "--proba"], "to-file": ["-", "-o", str(tmp_path / "p.csv")], "bad-input": ["-"],
+            "dask-usage": ["-", "--workers", "2"]}[case]
+    code = ("import atexit, sys\n"
+            "class Torn:\n    def __del__(self):\n        sys.stderr.write('torn down\\n')\n"
+            "keep = Torn()\natexit.register(lambda: sys.stderr.write('atexit ran\\n'))\n"
+            f"sys.argv = ['edgeclf', 'predict', sys.argv[1], *{args!r}]\n"
+            "from edgeclf.cli.main import console\nconsole()\n")
+    stdin = b"x1,x2\n0.1,0.2\n" if case != "bad-input" else b"x1,x3\n0.1,0.2\n"
+    done = subprocess.run([sys.executable, "-c", code, str(ART)], input=stdin, capture_output=True)
+    err = done.stderr.decode()
+    assert "atexit ran" in err, err
+    if case in ("ok", "to-file"):
+        assert done.returncode == 0 and "torn down" not in err, err
+        out = done.stdout if case == "ok" else (tmp_path / "p.csv").read_bytes()
+        (tmp_path / "p.csv").unlink(missing_ok=True)
+        usual = code.replace("import console\nconsole()", "import main\nmain()")  # the same bytes, and a teardown
+        plain = subprocess.run([sys.executable, "-c", usual, str(ART)], input=stdin, capture_output=True)
+        assert plain.returncode == 0 and "torn down" in plain.stderr.decode(), plain.stderr
+        want = plain.stdout if case == "ok" else (tmp_path / "p.csv").read_bytes()
+        assert out == want and out.startswith(b"label") and out.count(b"\n") == 2, (out, want)
+    else:  # not published: the usual exit, code and teardown
+        assert done.returncode in (1, 2) and "torn down" in err and "Error" in err, err
+        assert sorted(os.listdir(tmp_path)) == []
+
+
 def test_float_texts_are_pyarrows():
     rng = np.random.default_rng(3)
     values = np.concatenate([
