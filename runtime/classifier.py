@@ -20,14 +20,20 @@ if TYPE_CHECKING:
 
 CALL_COST_ROWS = 400  # one session.run costs about as much as 400 rows of compute (~6.5 us vs 60 M rows/s)
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
-PARALLEL_MIN_ROWS = 32768  # below this, waking our worker threads costs more than it saves (docs/benchmarks.md)
+# a call is split over our own threads (one-thread sessions, chunk by chunk) from PARALLEL_MIN_ROWS rows and
+# PARALLEL_MIN_WORK of rows x parameters: below, waking our worker threads (~0.3-0.5 ms here) costs more than it
+# saves, and a light model does better on one intra-op-threaded session chunk after chunk (circles at 100,000 rows:
+# 2.3 ms that way, 3.2 ms split over our threads; at 250,000 rows 5.7 vs 4.6 ms; docs/benchmarks.md)
+PARALLEL_MIN_ROWS = 32768
+PARALLEL_MIN_WORK = 20_000_000
 # a serial call runs on a session with intra_op_num_threads = threads when its batch is at least WIDE_MIN_BATCH rows
-# and batch x parameters (about the multiply-adds of an MLP call) is at least WIDE_MIN_WORK: onnxruntime's own pool
-# splits such a call 1.3-1.9x faster (spirals and digits from 4096 rows, wine and breast_cancer at 16384), while
-# for lighter calls its per-node fork/join costs more than it saves (circles and moons at 1024-16384 rows ran
-# 0.5-0.85x as fast as on one thread; docs/benchmarks.md). Waking our own Python workers costs ~0.3-0.5 ms here.
-WIDE_MIN_BATCH = 1024
-WIDE_MIN_WORK = 8_000_000
+# and batch x parameters (about the multiply-adds of an MLP call) is at least WIDE_MIN_WORK. Measured here with 2
+# threads against 1 (docs/benchmarks.md): 1.2-2.2x faster at 16384 rows for every built-in task, 1.1-2.0x at 4096
+# for the heavier ones (breast_cancer, digits, spirals, wine), a tie at 4096 for the light ones, and 0.8-0.9x at
+# 1024 rows, where onnxruntime's per-node fork/join costs more than it saves. Waking our own Python workers instead
+# costs ~0.3-0.5 ms here.
+WIDE_MIN_BATCH = 4096
+WIDE_MIN_WORK = 2_000_000
 
 Plan = list[tuple[int, int, int]]  # (start, stop, batch size): stop - start <= batch size
 Runner = Callable[[list[str], dict[str, np.ndarray]], list[np.ndarray]]  # session.run(names, feed)
@@ -137,6 +143,7 @@ class Classifier:
         self._serial: dict[int, Runner] = {}
         first = next(iter(sessions.values())).get_providers()[0]
         self.device = "cuda" if first == "CUDAExecutionProvider" else "cpu"  # where the graphs run
+        self.parallel_min_rows = max(PARALLEL_MIN_ROWS, -(-PARALLEL_MIN_WORK // max(1, manifest.origin.parameters)))
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -196,7 +203,7 @@ class Classifier:
         n = len(mat)
         if self.device != "cpu" and n > self.batch_sizes[-1]:
             return self._run_bound(mat, output, self.device)
-        serial = n < PARALLEL_MIN_ROWS or self.threads == 1
+        serial = n < self.parallel_min_rows or self.threads == 1
         if serial and n in self._runners:  # exactly one exported batch: one run, its result returned without a copy
             return self._serial_runner(n)([name], {self._input: as_float32_rows(mat)})[0]
         out = np.empty((n, columns), np.float32)
