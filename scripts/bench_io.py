@@ -1,8 +1,10 @@
 """Streaming scoring against the pyarrow I/O floor, side by side in one run, each case in its own subprocess
-(throughput and peak RSS), plus the Dask engine with 1 and 2 worker processes.
+(throughput and peak RSS), plus the Dask engine with 1 and 2 worker processes, and the start-up of a one-row
+predict in fresh processes.
 
     .venv/bin/python scripts/bench_io.py --rows 5000000            # prints a table
-    .venv/bin/python scripts/bench_io.py --rows 20000000 --json docs/bench_io.json
+    .venv/bin/python scripts/bench_io.py --rows 20000000 --repeat 3 --startup 15 --json /tmp/bench_io.json
+    .venv/bin/python scripts/bench_io.py --rows 0 --startup 15     # start-up only
 
 The floor reads the same file with the same pyarrow reader and options and writes an output of the same shape
 (a label column; with probabilities two float32 columns) with the same writer, but runs no model.
@@ -18,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +103,44 @@ def make_inputs(folder: Path, rows: int, parts: int) -> tuple[Path, Path, str]:
     return csv_path, pq_path, str(folder / "parts" / "*.parquet")
 
 
+# One row from stdin in a fresh process, as a user's shell starts it; peak RSS read in the child at exit (atexit:
+# the edgeclf console runs the handlers before its quick exit)
+PEAK = """
+import atexit, sys
+atexit.register(lambda: sys.stderr.write("PEAK_KB=" + [l for l in open("/proc/self/status")
+                                                        if l.startswith("VmHWM")][0].split()[1] + "\\n"))
+"""
+STARTUP = {
+    "python (no imports)": "pass",
+    "import numpy + onnxruntime": "import numpy, onnxruntime",
+    "runtime: import + load + 1 row": "from edgeclf.runtime import Classifier\n"
+                                      "Classifier.load(sys.argv[1]).predict_proba([[0.5, 0.2]])",
+    "edgeclf predict ARTIFACT - (1 row)": "sys.argv = ['edgeclf', 'predict', sys.argv[1], '-']\n"
+                                          "from edgeclf.cli.main import console\nconsole()",
+}
+
+
+def startup(artifact: str, repeats: int) -> None:
+    """Each case `repeats` times, interleaved; wall time of the whole process (start to exit) and peak RSS."""
+    runs: dict[str, list[tuple[float, float]]] = {k: [] for k in STARTUP}
+    for _ in range(repeats):
+        for name, code in STARTUP.items():
+            t = time.perf_counter()
+            done = subprocess.run([sys.executable, "-c", PEAK + code, artifact], input=b"x1,x2\n0.5,0.2\n",
+                                  capture_output=True)
+            wall = time.perf_counter() - t
+            kb = [ln for ln in done.stderr.decode().splitlines() if ln.startswith("PEAK_KB=")]
+            if done.returncode != 0 or not kb:
+                raise SystemExit(f"start-up case {name!r} failed: {done.stderr.decode().strip()[-300:]}")
+            runs[name].append((wall, int(kb[0].split("=")[1]) / 1024))
+    print(f"start-up, {repeats} interleaved runs each")
+    print(f"{'case':<40} {'median s':>9} {'best s':>7} {'worst s':>8} {'peak MB':>8}")
+    for name, r in runs.items():
+        walls = [w for w, _ in r]
+        print(f"{name:<40} {statistics.median(walls):>9.3f} {min(walls):>7.3f} {max(walls):>8.3f} "
+              f"{max(m for _, m in r):>8.0f}")
+
+
 def run(code: str, *args: str) -> dict[str, float]:
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
     if done.returncode != 0:
@@ -116,8 +157,14 @@ def main() -> None:
                     help="runs of each case, interleaved (floor, edgeclf, floor, ...); the table shows the fastest "
                          "and the median: on a shared machine the others' load comes and goes")
     ap.add_argument("--no-dask", action="store_true")
+    ap.add_argument("--startup", type=int, default=0, metavar="N",
+                    help="also time one row from stdin in fresh processes, N interleaved runs of each case")
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
+    if args.startup:
+        startup(args.artifact, args.startup)
+    if args.rows <= 0:
+        return
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench_io.") as tmp:
         folder = Path(tmp)
