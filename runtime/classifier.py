@@ -143,7 +143,10 @@ class Classifier:
         self._serial: dict[int, Runner] = {}
         first = next(iter(sessions.values())).get_providers()[0]
         self.device = "cuda" if first == "CUDAExecutionProvider" else "cpu"  # where the graphs run
-        self.parallel_min_rows = max(PARALLEL_MIN_ROWS, -(-PARALLEL_MIN_WORK // max(1, manifest.origin.parameters)))
+        # the smallest call split over our threads; a light model's calls below PARALLEL_MIN_WORK do better on the
+        # intra-op session where there is one
+        self.parallel_min_rows = PARALLEL_MIN_ROWS if not self._wide else \
+            max(PARALLEL_MIN_ROWS, -(-PARALLEL_MIN_WORK // max(1, manifest.origin.parameters)))
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -159,11 +162,16 @@ class Classifier:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], providers: Sequence[str] | None = None,
-             threads: int | None = None, format: str = "onnx", precision: str = "float32") -> Classifier:
+             threads: int | None = None, format: str = "onnx", precision: str = "float32",
+             intra_op: bool = True) -> Classifier:
         """Open an artifact folder (or its manifest.json); every model file is checked against its sha256.
 
         format: "onnx" or "ort" (onnxruntime's format for minimal and mobile builds); precision: "float32" or
-        "int8" (the statically quantised ONNX files)."""
+        "int8" (the statically quantised ONNX files). intra_op: whether heavy serial calls may run on sessions with
+        onnxruntime's intra-op threads (faster for an app that calls predict and waits; but those threads spin
+        between nodes, and in a pipeline whose other threads need the cores, e.g. a file reader and writer, they
+        starve them: pass False there, as `edgeclf predict` does, and big calls are split over one-thread
+        sessions instead)."""
         manifest, folder = Manifest.read(Path(path))
         kind = _file_format(format, precision)
         entries = manifest.files_of(kind)
@@ -176,7 +184,8 @@ class Classifier:
         for e in entries:
             data = manifest.read_checked(folder, e)[1]  # hash-checked once; every session is built from these bytes
             sessions[e.batch_size] = _open(manifest, e, data, wanted)
-            if n_threads > 1 and wanted[0] == "CPUExecutionProvider" and wide_enough(e.batch_size, manifest):
+            if intra_op and n_threads > 1 and wanted[0] == "CPUExecutionProvider" and wide_enough(e.batch_size,
+                                                                                                   manifest):
                 wide[e.batch_size] = functools.partial(_open, manifest, e, data, wanted, n_threads)
         return cls(manifest, sessions, n_threads, wide)
 

@@ -266,6 +266,10 @@ def test_intra_op_sessions_only_for_heavy_calls():
     # our own threads from 32768 rows, for a light model from 20M multiply-adds (circles: 151 parameters)
     assert {t: c.parallel_min_rows for t, c in loaded.items()} == {"circles": 132451, "spirals": 32768, "digits": 32768}
     assert not Classifier.load(ARTIFACTS / "digits", threads=1)._wide  # one thread: no second session
+    off = Classifier.load(ARTIFACTS / "circles", threads=2, intra_op=False)  # as file scoring loads it
+    assert not off._wide and off.parallel_min_rows == 32768  # big calls go to our threads, one-thread sessions
+    x = np.random.default_rng(5).uniform(-1, 1, (40_000, 2)).astype(np.float32)
+    assert np.array_equal(off.predict_proba(x), loaded["circles"].predict_proba(x))
 
 
 @pytest.mark.parametrize("task", ["spirals", "digits"])
