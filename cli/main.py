@@ -477,6 +477,7 @@ def console() -> None:
     one-row predict (docs/benchmarks.md)."""
     from edgeclf.cli import predict
 
+    predict.PUBLISHED = False
     try:
         main()
     except SystemExit as e:

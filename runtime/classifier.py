@@ -20,20 +20,24 @@ if TYPE_CHECKING:
 
 CALL_COST_ROWS = 400  # one session.run costs about as much as 400 rows of compute (~6.5 us vs 60 M rows/s)
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
-# a call is split over our own threads (one-thread sessions, chunk by chunk) from PARALLEL_MIN_ROWS rows and
-# PARALLEL_MIN_WORK of rows x parameters: below, waking our worker threads (~0.3-0.5 ms here) costs more than it
-# saves, and a light model does better on one intra-op-threaded session chunk after chunk (circles at 100,000 rows:
-# 2.3 ms that way, 3.2 ms split over our threads; at 250,000 rows 5.7 vs 4.6 ms; docs/benchmarks.md)
-PARALLEL_MIN_ROWS = 32768
-PARALLEL_MIN_WORK = 20_000_000
-# a serial call runs on a session with intra_op_num_threads = threads when its batch is at least WIDE_MIN_BATCH rows
-# and batch x parameters (about the multiply-adds of an MLP call) is at least WIDE_MIN_WORK. Measured here with 2
-# threads against 1 (docs/benchmarks.md): 1.2-2.2x faster at 16384 rows for every built-in task, 1.1-2.0x at 4096
-# for the heavier ones (breast_cancer, digits, spirals, wine), a tie at 4096 for the light ones, and 0.8-0.9x at
-# 1024 rows, where onnxruntime's per-node fork/join costs more than it saves. Waking our own Python workers instead
-# costs ~0.3-0.5 ms here.
+# The thread rules; the measurements are in docs/benchmarks.md (round two, second pass). "Parameters" stands in for
+# the multiply-adds of one row, which is right for the MLPs edgeclf trains; for a brought-in model of another kind
+# (e.g. convolutions, whose weights are reused across the input) it underestimates the work, and the rules then
+# keep such a model on one thread for longer than needed: slower, never different bits.
+#
+# A serial call runs on a session with intra_op_num_threads = threads when its batch is at least WIDE_MIN_BATCH rows
+# and batch x parameters is at least WIDE_MIN_WORK. Measured with 2 threads against 1 on the same file: 1.2-2.2x
+# at 16384 rows for every built-in task; at 4096 rows 1.1-2.0x for breast_cancer, digits and wine (spirals
+# 0.97-1.45x), which the rule includes, a tie for circles, iris and moons (0.97-1.05x), and 1.26-1.36x for blobs,
+# which it leaves out; at 1024 rows 0.82-0.95x for the five lightest models and 0.54-1.30x for the others (noisy).
 WIDE_MIN_BATCH = 4096
 WIDE_MIN_WORK = 2_000_000
+# A call is split over our own threads (one-thread sessions, chunk by chunk) from PARALLEL_MIN_ROWS rows, and, when
+# the model has intra-op sessions, from PARALLEL_MIN_WORK of rows x parameters: waking our worker threads costs
+# ~0.3-0.5 ms here, and a light model does better on the intra-op session chunk after chunk (circles at 100,000
+# rows: 2.3 ms that way against 3.2 ms on our threads; at 250,000 rows 5.7 against 4.6 ms).
+PARALLEL_MIN_ROWS = 32768
+PARALLEL_MIN_WORK = 20_000_000
 
 Plan = list[tuple[int, int, int]]  # (start, stop, batch size): stop - start <= batch size
 Runner = Callable[[list[str], dict[str, np.ndarray]], list[np.ndarray]]  # session.run(names, feed)
@@ -170,7 +174,7 @@ class Classifier:
         "int8" (the statically quantised ONNX files). intra_op: whether heavy serial calls may run on sessions with
         onnxruntime's intra-op threads (faster for an app that calls predict and waits; but those threads spin
         between nodes, and in a pipeline whose other threads need the cores, e.g. a file reader and writer, they
-        starve them: pass False there, as `edgeclf predict` does, and big calls are split over one-thread
+        starve them: pass False there, as `edgeclf predict`'s streaming path does, and big calls are split over one-thread
         sessions instead)."""
         manifest, folder = Manifest.read(Path(path))
         kind = _file_format(format, precision)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -11,10 +10,12 @@ import numpy as np
 from edgeclf.runtime.errors import InputError
 
 _F32_MAX = float(np.finfo(np.float32).max)
-# the finiteness check's dot product overflows on huge finite values; the row scan then passes them, so numpy's
-# warning would be noise (scoped to this module's own dot)
-warnings.filterwarnings("ignore", message="overflow encountered in dot", category=RuntimeWarning,
-                        module=r"edgeclf\.runtime\.inputs")
+# the finiteness check's weights: every value times 2^-64, summed by BLAS over chunks of at most _CHUNK values.
+# Finite float32 values give products <= 1.9e19 and chunk sums <= 5e24, so the sum cannot overflow (x.x would,
+# from |x| ~ 1e15 on big arrays); the products underflow only for |x| < 2^-62, and numpy ignores underflow by
+# default. 4,096 values at first; grown on demand to the largest chunk seen (at most 1 MB float32, 2 MB float64).
+_CHUNK = 1 << 18
+_WEIGHTS = {np.dtype(t): np.full(4096, 2.0 ** -64, t) for t in (np.float32, np.float64)}
 
 
 def _rows(idx: np.ndarray, limit: int = 5) -> str:
@@ -111,18 +112,18 @@ MEDIUM_CHECK = 1 << 20  # values: up to this, np.isfinite (a bool temporary of a
 def _check_finite(arr: np.ndarray, features: Sequence[str]) -> None:
     """A fast test of the whole array, then the row scan only when it fails.
     - A few values are summed in Python: a numpy call costs more than that here.
-    - Contiguous float32/float64: the dot product of the values with themselves (BLAS, one pass, no temporary;
-      2-2.5x faster than np.isfinite here at every size). Squares are >= 0, so it is NaN or inf exactly when a value
-      is, or when a huge finite value overflows (|x| > 1.8e19 in float32): then the row scan finds nothing and the
-      input passes.
+    - Contiguous native float32/float64: the dot product of the values with a constant 2^-64 (BLAS, one pass, no
+      temporary; 1.1-1.4x faster than np.isfinite here): NaN or inf exactly when a value is (inf times
+      a positive weight stays inf; inf - inf and NaN give NaN), never by overflow (see _WEIGHTS). Where numpy is
+      set to raise on underflow (tiny values), the row scan decides instead.
     - Anything else: np.isfinite up to a million values, above one float64 sum (no N-sized temporary)."""
     if arr.size <= SMALL_CHECK:
         ok = math.isfinite(sum(arr.ravel().tolist()))
-    elif arr.dtype.itemsize in (4, 8) and arr.flags.c_contiguous:
+    elif arr.flags.c_contiguous and (weights := _WEIGHTS.get(arr.dtype)) is not None:
         flat = arr.reshape(-1)
         try:
-            ok = math.isfinite(np.dot(flat, flat))
-        except FloatingPointError:  # np.seterr(over="raise") and a huge finite value: the row scan decides
+            ok = math.isfinite(np.dot(flat, weights[: flat.size])) if flat.size <= len(weights) else _dot_finite(flat)
+        except (FloatingPointError, RuntimeWarning):  # numpy set to raise (or warnings to error) on underflow
             ok = False
     elif arr.size <= MEDIUM_CHECK:
         ok = bool(np.isfinite(arr).all())
@@ -137,6 +138,21 @@ def _check_finite(arr: np.ndarray, features: Sequence[str]) -> None:
                 f"NaN or inf in row(s) {_rows(rows)} (first in row {int(rows[0])}, column {first_col!r}): "
                 f"expected finite numbers (pass allow_nonfinite=True to keep them)"
             )
+
+
+def _dot_finite(flat: np.ndarray) -> bool:
+    """The weighted sum of more values than the weights hold: the weights grown (replaced whole, never resized in
+    place: safe under threads) up to _CHUNK, then chunk by chunk."""
+    weights = _WEIGHTS[flat.dtype]
+    if len(weights) < min(flat.size, _CHUNK):
+        weights = _WEIGHTS[flat.dtype] = np.full(min(flat.size, _CHUNK), 2.0 ** -64, flat.dtype)
+    if flat.size <= len(weights):
+        return math.isfinite(np.dot(flat, weights[: flat.size]))
+    total = 0.0
+    for i in range(0, flat.size, _CHUNK):
+        part = flat[i: i + _CHUNK]
+        total += float(np.dot(part, weights[: part.size]))
+    return math.isfinite(total)
 
 
 def out_of_range(arr: np.ndarray, low: Sequence[float], high: Sequence[float]) -> np.ndarray:

@@ -44,7 +44,8 @@ def score_files(artifact: str | os.PathLike[str], inputs: str | Sequence[str], o
         raise InputError(f"batch_rows {batch_rows}: expected a positive number of rows")
     kind = output_kind(output, overwrite) if output is not None else "csv"
     # no intra-op sessions: their threads spin between nodes and took the cores from pyarrow's reader and our writer
-    # thread (5M rows, circles: 1.4-1.5 s CSV, 1.0-1.1 s Parquet with them, 1.3 s and 0.7 s without)
+    # thread (5M rows, circles, medians in the same runs: CSV 1.42-1.53 s with them, 1.21-1.29 s without; Parquet
+    # 1.06-1.13 s and 0.72-0.74 s)
     clf = Classifier.load(artifact, intra_op=False)
     found = expand([inputs] if isinstance(inputs, str) else inputs)
     sources = _describe_all(found, clf.features, keep, batch_rows, stdin)

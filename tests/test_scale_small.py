@@ -172,8 +172,9 @@ def test_one_row_from_stdin_never_imports_pyarrow():
 def test_console_skips_the_teardown_only_after_a_published_predict(case, tmp_path):
     """`edgeclf` (console) ends a finished local predict with os._exit: the atexit handlers still run and the
     output is complete, but objects are not torn down (a __del__ does not print). Errors exit as usual."""
-    args = {"ok": ["-", "--proba"], "to-file": ["-", "-o", str(tmp_path / "p.csv")], "bad-input": ["-"],
-            "dask-usage": ["-", "--workers", "2"]}[case]
+    out_file = ["-o", str(tmp_path / "p.csv")]
+    args = {"ok": ["-", "--proba"], "to-file": ["-", *out_file], "bad-input": ["-", *out_file],
+            "dask-usage": ["-", "--workers", "2", *out_file]}[case]
     code = ("import atexit, sys\n"
             "class Torn:\n    def __del__(self):\n        sys.stderr.write('torn down\\n')\n"
             "keep = Torn()\natexit.register(lambda: sys.stderr.write('atexit ran\\n'))\n"

@@ -76,12 +76,12 @@ def test_threaded_path_matches_serial(models, task, n, seed, specials, ladder):
     """Inputs big enough for the thread pool: two threads give the serial results bit for bit, and every chunk of
     the plan, run alone at its own batch size, gives its rows."""
     clf, _ = models[task]
-    n += clf.parallel_min_rows  # the smallest input the threads take for this model, and up to 50,000 more rows
     sessions = {b: s for b, s in clf.sessions.items() if b in ladder}
+    serial, threaded = Classifier(clf.manifest, sessions, threads=1), Classifier(clf.manifest, sessions, threads=2)
+    n += threaded.parallel_min_rows  # the smallest input our threads take (32,768 rows: no intra-op sessions here)
     x = np.random.default_rng(seed).uniform(-20, 20, (n, 2)).astype(np.float32)  # (N, 2): too big for hypothesis
     for i, a, b in specials:  # plus a few rows hypothesis chooses, anywhere, any finite float32
         x[i % n] = (a, b)
-    serial, threaded = Classifier(clf.manifest, sessions, threads=1), Classifier(clf.manifest, sessions, threads=2)
     got = threaded.predict_proba(x)
     assert threaded._pool is not None  # the threaded branch ran (the pool is made on its first use)
     assert np.array_equal(got, serial.predict_proba(x), equal_nan=True)  # overflowing rows give NaN in both
