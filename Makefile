@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt $(SOURCES)
 	# bytecode, as a wheel install has it: pip does not compile an editable tree, and with PYTHONDONTWRITEBYTECODE
 	# set every start would compile edgeclf from source again (~40 ms of a one-row predict here); a stale .pyc is
 	# never used (Python checks the source's mtime and size)
-	$(BIN)/python -m compileall -q build/__editable__.edgeclf-*/edgeclf
+	$(BIN)/python -c "import compileall, sys, edgeclf; sys.exit(not all(compileall.compile_dir(p, quiet=1) for p in edgeclf.__path__))"
 	touch $(STAMP)
 
 # onnxruntime-web (browser page) and onnxruntime-node (examples/node/, the model card's Node snippet), pinned by
