@@ -475,23 +475,23 @@ def console() -> None:
     process), the process ends without the interpreter's teardown: the atexit handlers run, stdout and stderr are
     flushed, then os._exit. Tearing down numpy, onnxruntime and the sessions took 65-120 ms here, a quarter of a
     one-row predict (docs/benchmarks.md)."""
+    import threading
+
     from edgeclf.cli import predict
 
     predict.PUBLISHED = False
     try:
-        main()
+        main()  # click's standalone mode always ends in SystemExit
     except SystemExit as e:
-        if e.code not in (0, None) or not predict.PUBLISHED:
+        # only one thread left: nothing still working that the quick exit would cut off
+        if e.code not in (0, None) or not predict.PUBLISHED or threading.active_count() > 1:
             raise
-    else:
-        if not predict.PUBLISHED:
-            return
     import atexit
 
     atexit._run_exitfuncs()
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-    except BrokenPipeError:
+    except OSError:  # the reader left (EPIPE), or the disk is full: not a success
         os._exit(1)
     os._exit(0)

@@ -56,5 +56,4 @@ def predict(artifact: str, inputs: tuple[str, ...], output: str | None, proba: b
         report = score_local(artifact, inputs, output, proba=proba, keep=keep, batch_rows=batch_rows,
                              overwrite=overwrite, progress=not quiet)
     click.echo(str(report), err=True)
-    if engine == "local":
-        PUBLISHED = True
+    PUBLISHED = engine == "local"

@@ -116,7 +116,8 @@ def _provider_hint(provider: str) -> str:
                 "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu")
     if installed("onnxruntime-gpu"):
         return "; onnxruntime-gpu is installed but found no usable CUDA (driver, CUDA and cuDNN libraries)"
-    return "; install the GPU build with pip install 'edgeclf[gpu]' (onnxruntime-gpu) on a machine with CUDA"
+    return ("; on a machine with CUDA: pip install 'edgeclf[gpu]', then pip uninstall -y onnxruntime onnxruntime-gpu "
+            "&& pip install onnxruntime-gpu (the CPU wheel, a base dependency, ships the same module)")
 
 
 class Classifier:
@@ -313,9 +314,10 @@ class Classifier:
 def _runner(sess: ort.InferenceSession) -> Runner:
     """sess.run without the Python wrapper's per-call work (checking the feed's names, which _check_signature
     did once at load): onnxruntime's own C++ binding where this version exposes it (~2-3 us of ~10 per one-row
-    call), else the public run. Both run the same graph with the same kernels: the same bits."""
+    call), else the public run. Both run the same graph with the same kernels: the same bits. CPU sessions only:
+    for another provider the public run keeps onnxruntime's fallback to the CPU provider when a run fails."""
     inner = getattr(sess, "_sess", None)
-    if inner is not None and callable(getattr(inner, "run", None)):
+    if sess.get_providers()[0] == "CPUExecutionProvider" and inner is not None and callable(getattr(inner, "run", None)):
         def run(names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
             return inner.run(names, feed, None)  # type: ignore[no-any-return]
         return run
