@@ -22,10 +22,9 @@ from edgeclf.runtime import Classifier, Manifest
 from edgeclf.runtime.contract import INPUT_NAME, PROBABILITIES
 
 ENGINES = ("eager", "torchscript", "onnxruntime", "classifier", "classifier-cuda")
-MIN_SECONDS = 0.25  # per engine and N: take turns until about this much time has run per engine
-BLOCK_SECONDS = 0.02  # one turn: back-to-back calls of one engine
+ROUNDS = 3  # per N, every engine takes this many turns
+BLOCK_SECONDS = 0.02  # one turn: back-to-back calls of one engine (3 to 200 of them)
 SETTLE_SECONDS = 0.1  # a pause before each turn: onnxruntime's and torch's idle threads spin-wait for tens of ms
-MAX_ROUNDS = 50
 
 
 @dataclass
@@ -161,7 +160,7 @@ def throughput(folder: Path, rows: Sequence[int], threads: int, report: BenchRep
 
 
 def time_side_by_side(calls: Mapping[str, Callable[[], object]], rows: int) -> list[Timing]:
-    """The engines take turns in blocks of back-to-back calls (about BLOCK_SECONDS each), round after round, so a
+    """The engines take turns in blocks of back-to-back calls (about BLOCK_SECONDS each), ROUNDS times, so a
     noisy neighbour slows all of them alike; within a block only the calls after the first are kept: each engine
     is timed warm, as an app calling it in a loop sees it (switching engines evicts the last one's weights and
     buffers from the caches, which would add ~20 us to every small call of every engine). Each turn starts after a
@@ -174,9 +173,7 @@ def time_side_by_side(calls: Mapping[str, Callable[[], object]], rows: int) -> l
         fn()
         block[name] = max(3, min(200, int(BLOCK_SECONDS / max(time.perf_counter() - t, 1e-7))))
     samples: dict[str, list[float]] = {name: [] for name in calls}
-    budget_end = time.perf_counter() + MIN_SECONDS * len(calls)
-    rounds = 0
-    while rounds < 3 or (time.perf_counter() < budget_end and rounds < MAX_ROUNDS):
+    for _ in range(ROUNDS):
         for name, fn in calls.items():
             time.sleep(SETTLE_SECONDS)  # the last engine's worker threads stop spinning (OpenMP, onnxruntime)
             fn()  # the cold call after the switch
@@ -184,7 +181,6 @@ def time_side_by_side(calls: Mapping[str, Callable[[], object]], rows: int) -> l
                 t = time.perf_counter()
                 fn()
                 samples[name].append(time.perf_counter() - t)
-        rounds += 1
     return [_timing(name, rows, s) for name, s in samples.items()]
 
 

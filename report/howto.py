@@ -25,7 +25,7 @@ def _file(m: Manifest, fmt: str) -> FileEntry | None:
     return next(iter(m.files_of(fmt)), None)
 
 
-def _pad_note(m: Manifest, b: int) -> str:
+def _pad_note(b: int) -> str:
     return f"the file's batch is fixed at {b}: pad with zeros, keep the first row" if b > 1 else "batch fixed at 1"
 
 
@@ -53,7 +53,7 @@ CSV out: `label` and one `proba_<class>` column per class; any number of rows (C
 def _js_run(m: Manifest, e: FileEntry, session: str) -> str:
     f, c, sig = len(m.features), len(m.classes), m.signature
     return f"""{session}
-const x = new Float32Array({e.batch_size} * {f});  // {_pad_note(m, e.batch_size)}
+const x = new Float32Array({e.batch_size} * {f});  // {_pad_note(e.batch_size)}
 x.set([{_row(m)}]);
 const out = await session.run({{ "{sig.input}": new ort.Tensor("float32", x, [{e.batch_size}, {f}]) }});
 const p = Array.from(out["{sig.probabilities.name}"].data.subarray(0, {c}));  // row 0, classes in manifest order
@@ -102,7 +102,7 @@ int main(void) {{
     const OrtApi *api = OrtGetApiBase()->GetApi(ORT_API_VERSION);
     OrtEnv *env; OrtSessionOptions *opts; OrtSession *session; OrtMemoryInfo *mem;
     OrtValue *input = NULL, *output = NULL;
-    static float x[{e.batch_size} * {f}] = {{{_row(m, "f")}}};  /* {_pad_note(m, e.batch_size)} */
+    static float x[{e.batch_size} * {f}] = {{{_row(m, "f")}}};  /* {_pad_note(e.batch_size)} */
     const int64_t shape[2] = {{{e.batch_size}, {f}}};
     const char *in_names[] = {{"{sig.input}"}}, *out_names[] = {{"{sig.probabilities.name}"}};
     float *p;
@@ -129,7 +129,7 @@ import cv2  # opencv-python-headless
 import numpy as np
 
 net = cv2.dnn.readNetFromONNX("artifacts/{m.task}/{e.path}")
-x = np.zeros(({e.batch_size}, {len(m.features)}), np.float32)  # {_pad_note(m, e.batch_size)}
+x = np.zeros(({e.batch_size}, {len(m.features)}), np.float32)  # {_pad_note(e.batch_size)}
 x[0] = [{_row(m)}]
 net.setInput(x, "{sig.input}")
 p = net.forward("{sig.probabilities.name}")[0]  # name it: forward() alone returns the first output, the logits
@@ -146,7 +146,7 @@ def _torch(m: Manifest, e: FileEntry) -> str:
                    f"x = torch.tensor([[{_row(m)}]])")
     else:
         load = f'model = torch.export.load("artifacts/{m.task}/{e.path}").module()'
-        x = f"x = torch.zeros({e.batch_size}, {f})  # {_pad_note(m, e.batch_size)}\nx[0] = torch.tensor([{_row(m)}])"
+        x = f"x = torch.zeros({e.batch_size}, {f})  # {_pad_note(e.batch_size)}\nx[0] = torch.tensor([{_row(m)}])"
     return f"""```python
 import torch
 

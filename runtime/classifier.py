@@ -29,7 +29,8 @@ DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 # and batch x parameters is at least WIDE_MIN_WORK. Measured with 2 threads against 1 on the same file: 1.2-2.2x
 # at 16384 rows for every built-in task; at 4096 rows 1.1-2.0x for breast_cancer, digits and wine (spirals
 # 0.97-1.45x), which the rule includes, a tie for circles, iris and moons (0.97-1.05x), and 1.26-1.36x for blobs,
-# which it leaves out; at 1024 rows 0.82-0.95x for the five lightest models and 0.54-1.30x for the others (noisy).
+# which it leaves out; at 1024 rows 0.82-0.95x for blobs, circles, iris and moons, 0.54-1.30x for the others
+# (noisy).
 WIDE_MIN_BATCH = 4096
 WIDE_MIN_WORK = 2_000_000
 # A call is split over our own threads (one-thread sessions, chunk by chunk) from PARALLEL_MIN_ROWS rows, and, when

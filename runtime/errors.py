@@ -17,3 +17,9 @@ class ArtifactError(EdgeclfError, RuntimeError):
 
 class ParityError(EdgeclfError, AssertionError):
     """An exported file does not reproduce eager PyTorch within the tolerance policy."""
+
+
+def first_line(e: BaseException | str) -> str:
+    """An error's first line, at most 300 characters: messages stay one line."""
+    text = str(e).strip().splitlines()
+    return text[0][:300] if text else type(e).__name__

@@ -42,12 +42,6 @@ def where(path: str, kind: str, row: int) -> str:
     return f"{path} row {row:,} (0-based)"
 
 
-def first_line(e: BaseException | str) -> str:
-    """An error's first line, at most 300 characters: messages stay one line."""
-    text = str(e).strip().splitlines()
-    return text[0][:300] if text else type(e).__name__
-
-
 def empty_feature(path: str, kind: str, row: int, feature: str) -> InputError:
     return InputError(f"{where(path, kind, row)}: feature {feature!r} is empty: expected a number")
 

@@ -23,8 +23,8 @@ from typing import IO, Iterator, Sequence
 import numpy as np
 
 from edgeclf.runtime import Classifier
-from edgeclf.runtime.errors import InputError
-from edgeclf.scale.core import LABEL, Model, ScoreReport, empty_feature, first_line, where
+from edgeclf.runtime.errors import InputError, first_line
+from edgeclf.scale.core import LABEL, Model, ScoreReport, empty_feature, where
 from edgeclf.scale.paths import STDIN, expand, output_kind, publish, temp_beside
 
 SMALL_BYTES = 1 << 20  # = the smallest block of the streaming CSV reader (edgeclf.scale.sources.open_stream)
@@ -61,9 +61,10 @@ def score_small(artifact: str | os.PathLike[str], inputs: str | Sequence[str], o
     keep = tuple(keep)
     if output is not None and output_kind(output, overwrite) != "csv":
         raise InputError(f"output {output!r}: the small-input path writes CSV only")
-    model = Model(Classifier.load(artifact), proba, keep)
+    clf = Classifier.load(artifact)
     found = expand([inputs] if isinstance(inputs, str) else inputs)
-    parsed = [_read(path, kind, stdin, model.features, keep) for path, kind in found]  # every input read first
+    parsed = [_read(path, kind, stdin, clf.features, keep) for path, kind in found]  # every input read first
+    model = Model(clf, proba, keep)  # after the headers, as score_files checks them: the same first error
     quote = any(k not in model.features for k in keep) or any(ch in c for c in model.classes for ch in ',"\r\n')
     header = io.StringIO()
     csv.writer(header, lineterminator="\n").writerow([*keep, LABEL, *model.proba_names])

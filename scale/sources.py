@@ -14,8 +14,7 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 import pyarrow.parquet as pq
 
-from edgeclf.runtime.errors import InputError
-from edgeclf.scale.core import first_line
+from edgeclf.runtime.errors import InputError, first_line
 from edgeclf.scale.paths import STDIN
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import edgeclf.runtime.classifier as C
 from edgeclf.bench.measure import INPUT_NAME, PROBABILITIES, raw_sessions, time_side_by_side
 from edgeclf.runtime import Classifier
+from edgeclf.runtime.inputs import MEDIUM_CHECK, SMALL_CHECK
 from edgeclf.runtime.manifest import Manifest
 
 ROOT = Path(__file__).resolve().parents[1] / "artifacts"
@@ -43,9 +44,9 @@ def threads_table(tasks: list[str]) -> None:
 
 
 def _old_check(arr: np.ndarray) -> None:
-    if arr.size <= 32:
+    if arr.size <= SMALL_CHECK:
         ok = math.isfinite(sum(arr.ravel().tolist()))
-    elif arr.size <= 1 << 20:
+    elif arr.size <= MEDIUM_CHECK:
         ok = bool(np.isfinite(arr).all())
     else:
         ok = math.isfinite(arr.sum(dtype=np.float64))

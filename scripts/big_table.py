@@ -34,7 +34,7 @@ def main() -> None:
     if a.features < 8:
         ap.error("--features: expected 8 or more (the classes depend on the first 8)")
     rng = np.random.default_rng(a.seed)
-    w = rng.normal(size=(max(a.features, 8), 3))
+    w = rng.normal(size=(a.features, 3))
     parquet = a.out.endswith((".parquet", ".pq"))
     writer: pq.ParquetWriter | pcsv.CSVWriter | None = None
     for start in range(0, a.rows, CHUNK):

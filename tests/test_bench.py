@@ -75,6 +75,6 @@ def test_bench_layouts_table():
     chosen = {r.batch: r.layout for r in rows if r.chosen}
     assert chosen == {f["batch_size"]: f["details"]["layout"] for f in manifest["files"]
                       if f["format"] == "onnx" and f["batch_size"] in (1, 64)} == {1: "row-major", 64: "feature-major"}
-    assert all(r.max_abs_diff <= 1e-5 and r.timing.median_s > 0 for r in rows)
+    assert all(r.max_abs_diff <= 1e-5 for r in rows)
     text = format_layouts(rows)
     assert text.count("blobs") == 2 and text.count("*") == 2 + 1  # one mark per batch size, plus the legend

@@ -46,7 +46,7 @@ def snippets(task: str) -> dict[str, tuple[str, str]]:
     return found
 
 
-def check_printed(stdout: str, task: str, with_label: bool = True) -> float:
+def check_printed(stdout: str, task: str) -> float:
     """The last line holds the probabilities, the one before it the label; returns the max |diff|."""
     clf = Classifier.load(ARTIFACTS / task)
     row = [example_row(clf.manifest)]
@@ -55,8 +55,7 @@ def check_printed(stdout: str, task: str, with_label: bool = True) -> float:
     got = np.array([float(v) for v in NUMBER.findall(lines[-1])])
     assert got.shape == want.shape, (lines[-1], want)
     assert np.abs(got - want).max() <= ATOL, (got, want)
-    if with_label:
-        assert lines[-2].strip() == clf.predict(row)[0], lines
+    assert lines[-2].strip() == clf.predict(row)[0], lines
     return float(np.abs(got - want).max())
 
 
@@ -177,3 +176,11 @@ def test_a_wrong_snippet_fails(task, tmp_path):
     header = found["C header"][1].replace("_predict_proba(x, p);", "_predict_proba(x, p); p[0] += 1e-4f;")
     with pytest.raises(AssertionError):
         check_printed(run_c_header(header, task, tmp_path), task)
+
+
+def test_card_versions_are_the_pinned_ones():
+    """The snippets name the onnxruntime-node/-web version the project pins (web/package.json)."""
+    from edgeclf.report.howto import ORT_NODE
+
+    deps = json.loads((ROOT / "web" / "package.json").read_text())["dependencies"]
+    assert deps["onnxruntime-node"] == deps["onnxruntime-web"] == ORT_NODE, deps

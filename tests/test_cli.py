@@ -145,8 +145,7 @@ def test_predict_and_info_import_no_torch(tmp_path):
     (tmp_path / "in.csv").write_text("x1,x2\n0.0,1.0\n1.0,-0.5\n")
     for args in ([str(folder), str(tmp_path / "in.csv"), "--proba"], [str(folder)]):
         cmd = "predict" if len(args) > 1 else "info"
-        blocker = BLOCKER.replace('"pyarrow", ', "") if cmd == "predict" else BLOCKER  # file I/O needs pyarrow
-        code = blocker + f"""
+        code = BLOCKER + f"""
 from edgeclf.cli.main import cli
 try:
     cli([{cmd!r}, *{args!r}], prog_name="edgeclf", standalone_mode=False)

@@ -112,6 +112,7 @@ BAD = {
     "long-bad-row": (b"x1,x2\n1,2,3" + b"4" * 300 + b"\n", r"got 3: 1,2,34+ \.\.\.$"),
     "missing-column": (b"x1,y\n0.1,0.2\n", "Column 'x2' in include_columns does not exist"),
     "missing-kept-column": (b"x1,x2\n0.1,0.2\n", "Column 'id' in include_columns does not exist"),
+    "missing-kept-output-name": (b"x1,x2\n0.1,0.2\n", "Column 'label' in include_columns does not exist"),
     "nan": (b"x1,x2\n0.1,0.2\nNAN,0.3\n", "line 3: NaN or inf .* column 'x1'"),
     "inf": (b"x1,x2\n0.1,-inf\n", "line 2: NaN or inf .* column 'x2'"),
     "beyond-float32": (b"x1,x2\n0.1,3.5e38\n", "line 2: NaN or inf .* column 'x2'"),
@@ -128,7 +129,7 @@ def test_bad_inputs_give_the_same_one_line_error_in_both_paths(tmp_path, case):
     data, pattern = BAD[case]
     path = tmp_path / "in.csv"
     path.write_bytes(data)
-    keep = ["id"] if case == "missing-kept-column" else []
+    keep = {"missing-kept-column": ["id"], "missing-kept-output-name": ["label"]}.get(case, [])
     errors = []
     for fn in (score_files, score_small, score_local):
         with pytest.raises((InputError, Unsupported)) as e:

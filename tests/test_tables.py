@@ -8,14 +8,17 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from helpers import assert_clean_error, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgeclf.export.pipeline import export_artifact, verify_artifact
+from edgeclf.export.subject import from_trained
 from edgeclf.runtime import Classifier
 from edgeclf.runtime.errors import EdgeclfError
 from edgeclf.train.api import train_data
+from edgeclf.train.checkpoint import load_checkpoint
 
 
 def five_feature_table(n: int = 600, seed: int = 0) -> pd.DataFrame:
@@ -91,8 +94,11 @@ def test_standardisation_is_inside_the_graph(trained_table):
     assert ops[:2] == ["Sub", "Gemm"] and not any(op.startswith("ai.onnx.ml") for op in ops), ops
     ops = [n.op_type for n in onnx.load(str(folder / "model.b64.onnx")).graph.node]
     assert [op for op in ops if op != "Transpose"][:2] == ["Sub", "Gemm"], ops
-    clf = Classifier.load(folder)  # and raw values in give the trained model's answers: parity was checked at export
-    assert clf.predict_proba(frame[list(clf.features)].to_numpy()[:5]).shape[0] == 5
+    clf = Classifier.load(folder)  # and raw values in give the trained model's answers
+    x = frame[list(clf.features)].to_numpy()[:5]
+    with torch.inference_mode():
+        want = from_trained(load_checkpoint(folder, "plant")).model(torch.from_numpy(x.astype(np.float32)))[1].numpy()
+    assert np.allclose(clf.predict_proba(x), want, rtol=0, atol=1e-5)
 
 
 def test_out_of_range_rows_are_reported(trained_table, tmp_path):

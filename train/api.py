@@ -117,6 +117,8 @@ def _train_streamed(path: str | Path, label: str, out: Path | str, *, features: 
         raise InputError(f"cross-validation (cv={cv}) needs the table in memory: give cv 0 (--cv 0) or do not stream "
                          "(--no-stream)")
     seed = SPLIT_SEED if overrides.get("seed") is None else int(overrides["seed"])  # type: ignore[call-overload]
+    folder = Path(out) / sanitize_name(name or Path(str(path)).stem)
+    writable_parent(folder)  # before the pass over the file, not after
     s = scan(path, label, features, seed=seed, hold_out=test is None)
     for note in s.file.notes:
         warnings.warn(note, stacklevel=3)
@@ -125,11 +127,9 @@ def _train_streamed(path: str | Path, label: str, out: Path | str, *, features: 
         data = Dataset(s.x_sample, s.y_sample, t.x, t.y, f"given test table {Path(str(test)).name}")
     else:
         data = Dataset(s.x_sample, s.y_sample, s.x_test, s.y_test, _held_out(len(s.y_test), seed))
-    spec = table_spec(sanitize_name(name or Path(str(path)).stem), lambda n, r: (data.x_train, data.y_train),
+    spec = table_spec(folder.name, lambda n, r: (data.x_train, data.y_train),
                       s.classes, s.features, s.rows, _describe(path, label, s.features, s.rows), cv=0)
     stats = s.standardisation()  # warns (DataWarning) about a feature constant in training
-    folder = Path(out) / spec.name
-    writable_parent(folder)
     cfg = TrainConfig.defaults(spec, **overrides)
     result = train_streamed(spec, cfg, _model_config(spec, hidden, activation), data, stats,
                             lambda size, epoch: train_batches(s, size, epoch), s.train_rows, progress)

@@ -19,6 +19,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from edgeclf.runtime.errors import first_line
+from edgeclf.train.settings import TEST_SIZE
 from edgeclf.train.tabular import (
     MAX_CLASSES,
     MIN_ROWS,
@@ -39,7 +41,7 @@ from edgeclf.train.tabular import (
 READ_ROWS = 65_536  # rows per Parquet record batch
 CSV_BLOCK = 1 << 22  # bytes per CSV block (4 MiB: ~10k-60k rows)
 SHUFFLE_ROWS = 65_536  # training rows shuffled together before they are cut into mini-batches
-HOLD_OUT = 0.2  # the share of rows that are test candidates (settings.TEST_SIZE)
+HOLD_OUT = TEST_SIZE  # the share of rows that are test candidates
 TEST_MAX_ROWS = 20_000  # held-out rows kept in memory: test accuracy and calibration
 SAMPLE_ROWS = 20_000  # training rows kept in memory: per-epoch train accuracy, checkpoint, pictures
 STREAM_CELLS = 4_000_000  # by default a Parquet file of more cells (rows x columns) than this streams
@@ -113,7 +115,8 @@ class TableFile:
         return pq.ParquetFile(self.path, pre_buffer=False, buffer_size=1 << 20)
 
     def _parquet_error(self, e: Exception) -> Exception:
-        return _error(f"{self.where}: cannot read it as Parquet, the file is corrupt or not Parquet ({_line(e)})")
+        return _error(f"{self.where}: cannot read it as Parquet, the file is corrupt or not Parquet "
+                      f"({first_line(e)})")
 
     def _csv_schema(self) -> Any:
         """The columns and the types pyarrow infers from the first block."""
@@ -189,7 +192,7 @@ class TableFile:
                 at = f"row {r.number - 1}" if r.number is not None else "a row"
                 return _error(f"{self.where}: {at} has {r.actual_columns} cells where the header has "
                               f"{r.expected_columns}")
-        return _error(f"{self.where}: cannot read it as CSV ({_line(err)})")
+        return _error(f"{self.where}: cannot read it as CSV ({first_line(err)})")
 
     def _check_text(self, batch: Any, rows: _Rows) -> None:
         import pyarrow as pa
@@ -210,10 +213,6 @@ class TableFile:
                 f"{self.where}: label column {self.label!r} {rows(i)}: value {_show(col[i].as_py())} is not {kind} "
                 "like the labels in the file's first rows; give every row a label of one kind"
             ) from None
-
-
-def _line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 # ---------------------------------------------------------------------------------------------- pass 1
@@ -303,7 +302,7 @@ class _Classes:
         return tuple(str(self.values[i]) for i in order), [self.values[i] for i in order], remap
 
 
-def read_rows(file: TableFile, batch: Any, start: int, value_set: Any = None) -> tuple[np.ndarray, Any]:
+def read_rows(file: TableFile, batch: Any, start: int) -> tuple[np.ndarray, Any]:
     """(x (B, F) float32, the checked label column) of one batch, with the in-memory reader's checks."""
     import pyarrow as pa
 
