@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import edgeclf.runtime.classifier as C
+import edgeclf.runtime.schedule as S
 from edgeclf.bench.measure import INPUT_NAME, PROBABILITIES, raw_sessions, time_side_by_side
 from edgeclf.runtime import Classifier
 from edgeclf.runtime.inputs import MEDIUM_CHECK, SMALL_CHECK
@@ -59,13 +60,13 @@ def rules_table(tasks: list[str], ns: list[int]) -> None:
     logs: dict[int, list[tuple[float, float]]] = {n: [] for n in ns}
     for task in tasks:
         after = Classifier.load(ROOT / task, threads=2)
-        rule = C.wide_enough
-        C.wide_enough = lambda b, m: b >= 1024  # round two's first rule
+        rule = C.uses_intra_op
+        C.uses_intra_op = lambda b, p: b >= 1024  # round two's first rule
         try:
             before = Classifier.load(ROOT / task, threads=2)
         finally:
-            C.wide_enough = rule
-        before.parallel_min_rows = C.PARALLEL_MIN_ROWS
+            C.uses_intra_op = rule
+        before._schedule.parallel_min_rows = S.PARALLEL_MIN_ROWS
         fixed, dyn = raw_sessions(ROOT / task, after.manifest, 2)
         for n in ns:
             m = after.manifest

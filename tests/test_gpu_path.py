@@ -39,7 +39,7 @@ def test_bound_chunk_loop_gives_the_plain_paths_bits(task):
         x = rng.uniform(clf.manifest.domain.low, clf.manifest.domain.high, (n, clf.n_features_in_))
         for output in ("probabilities", "logits"):
             plain = clf.predict_proba(x) if output == "probabilities" else clf.predict_logits(x)
-            bound = clf._run_bound(x, output, "cpu")  # float64 in: cast once, as the CUDA path does
+            bound = clf._schedule.run_bound(x, *clf._outputs[output], "cpu")  # float64 in: cast once, as the CUDA path does
             assert bound.shape == plain.shape and bound.dtype == np.float32
             assert np.array_equal(bound, plain), (task, n, output)
 

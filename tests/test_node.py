@@ -17,8 +17,7 @@ import pytest
 from edge_helpers import ATOL, MARGIN, margin
 from helpers import ARTIFACTS, ROOT, TASKS, node_missing, skip_or_fail
 
-from edgeclf.runtime import Classifier
-from edgeclf.runtime.classifier import plan_chunks
+from edgeclf.runtime import Classifier, plan_chunks
 
 SCRIPT = ROOT / "examples" / "node" / "predict.mjs"
 N_ROWS = 777  # not a batch size: full runs of 64 or one padded run of 1024 (the plan picks the latter)

@@ -266,13 +266,13 @@ def test_intra_op_sessions_only_for_heavy_calls():
     per-node fork/join costs more than it saves), from 4096 rows for spirals and digits, only at 16384 for circles
     (4096 x 151 parameters is too little work)."""
     loaded = {task: Classifier.load(ARTIFACTS / task, threads=2) for task in ("circles", "spirals", "digits")}
-    assert {t: sorted(c._wide) for t, c in loaded.items()} == {
+    assert {t: sorted(c._schedule.intra_op) for t, c in loaded.items()} == {
         "circles": [16384], "spirals": [4096, 16384], "digits": [4096, 16384]}
     # our own threads from 32768 rows, for a light model from 20M multiply-adds (circles: 151 parameters)
     assert {t: c.parallel_min_rows for t, c in loaded.items()} == {"circles": 132451, "spirals": 32768, "digits": 32768}
-    assert not Classifier.load(ARTIFACTS / "digits", threads=1)._wide  # one thread: no second session
+    assert not Classifier.load(ARTIFACTS / "digits", threads=1)._schedule.intra_op  # one thread: no second session
     off = Classifier.load(ARTIFACTS / "circles", threads=2, intra_op=False)  # as file scoring loads it
-    assert not off._wide and off.parallel_min_rows == 32768  # big calls go to our threads, one-thread sessions
+    assert not off._schedule.intra_op and off.parallel_min_rows == 32768  # big calls go to our threads, one-thread sessions
     x = np.random.default_rng(5).uniform(-1, 1, (40_000, 2)).astype(np.float32)
     assert np.array_equal(off.predict_proba(x), loaded["circles"].predict_proba(x))
 
@@ -281,13 +281,14 @@ def test_intra_op_sessions_only_for_heavy_calls():
 def test_intra_op_sessions_give_the_single_thread_bits(task):
     """Serial calls at heavy batch sizes run on sessions with onnxruntime's intra-op threads when threads > 1: the
     same graph, split by onnxruntime across threads, must give exactly the one-thread results."""
-    from edgeclf.runtime.classifier import PARALLEL_MIN_ROWS
+    from edgeclf.runtime.schedule import PARALLEL_MIN_ROWS
 
     two, one = Classifier.load(ARTIFACTS / task, threads=2), Classifier.load(ARTIFACTS / task, threads=1)
-    assert not two._serial  # opened on first use: loading does not pay for them
-    assert two._serial_runner(4096) is not two._runners[4096]
-    assert two._serial_runner(64) is two._runners[64]  # a light call: the one-thread session
-    assert all(one._serial_runner(b) is one._runners[b] for b in one._runners)  # one thread: no second session
+    assert not two._schedule.serial  # opened on first use: loading does not pay for them
+    assert two._schedule.serial_runner(4096) is not two._schedule.runners[4096]
+    assert two._schedule.serial_runner(64) is two._schedule.runners[64]  # a light call: the one-thread session
+    ones = one._schedule  # one thread: no second session
+    assert all(ones.serial_runner(b) is ones.runners[b] for b in ones.runners)
     x = np.random.default_rng(4).uniform(two.manifest.domain.low, two.manifest.domain.high,
                                          (PARALLEL_MIN_ROWS - 1, two.n_features_in_)).astype(np.float32)
     for n in (4096, 16384, 4096 + 16384, PARALLEL_MIN_ROWS - 1):  # feature-major (wine) and row-major graphs
@@ -296,8 +297,6 @@ def test_intra_op_sessions_give_the_single_thread_bits(task):
 
 
 def test_threaded_plan_gives_every_thread_chunks():
-    from edgeclf.runtime.classifier import plan_chunks
-
     ladder = (1, 64, 1024, 4096, 16384)
     assert plan_chunks(777, ladder) == [(0, 777, 1024)]  # serial: one padded run beats 12 runs of 64
     plan = plan_chunks(40_000, ladder, min_chunks=4)

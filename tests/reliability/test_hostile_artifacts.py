@@ -18,8 +18,7 @@ import onnx
 import pytest
 from helpers import ARTIFACTS, assert_clean_error, run_cli
 
-from edgeclf.runtime import ArtifactError, Classifier
-from edgeclf.runtime.classifier import plan_chunks
+from edgeclf.runtime import ArtifactError, Classifier, plan_chunks
 from edgeclf.runtime.manifest import file_sha256
 from edgeclf.train.checkpoint import load_checkpoint
 

@@ -13,8 +13,7 @@ from hypothesis.extra.numpy import arrays
 
 from edgeclf.export.parity import MARGIN, labels_of, margin_of
 from edgeclf.export.subject import from_trained
-from edgeclf.runtime import Classifier
-from edgeclf.runtime.classifier import plan_chunks
+from edgeclf.runtime import Classifier, plan_chunks
 from edgeclf.train.checkpoint import load_checkpoint
 
 TASKS = ("circles", "blobs")
@@ -83,7 +82,7 @@ def test_threaded_path_matches_serial(models, task, n, seed, specials, ladder):
     for i, a, b in specials:  # plus a few rows hypothesis chooses, anywhere, any finite float32
         x[i % n] = (a, b)
     got = threaded.predict_proba(x)
-    assert threaded._pool is not None  # the threaded branch ran (the pool is made on its first use)
+    assert threaded._schedule._pool is not None  # the threaded branch ran (the pool is made on its first use)
     assert np.array_equal(got, serial.predict_proba(x), equal_nan=True)  # overflowing rows give NaN in both
     assert np.array_equal(threaded.predict_logits(x), serial.predict_logits(x), equal_nan=True)
     plan = plan_chunks(n, sorted(sessions))
