@@ -25,17 +25,11 @@ from edgeclf.runtime.manifest import MANIFEST
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 CARD = "MODEL_CARD.md"
-TORCHSCRIPT = "model.torchscript.pt"
-PT2 = "model.pt2"
-C_HEADER = "model.h"
+# the model files are named by their format's entry in edgeclf.runtime.formats
 _RENAME_EXCHANGE = 2
 
-__all__ = ["CARD", "CHECKPOINT", "C_HEADER", "MANIFEST", "METRICS", "PT2", "TORCHSCRIPT", "json_bytes", "onnx_name",
-           "staged_folder", "writable_parent", "write_bytes", "write_json"]
-
-
-def onnx_name(batch: int, suffix: str = "onnx") -> str:
-    return f"model.b{batch}.{suffix}"
+__all__ = ["CARD", "CHECKPOINT", "MANIFEST", "METRICS", "json_bytes", "staged_folder", "writable_parent", "write_bytes",
+           "write_json"]
 
 
 def json_bytes(obj: Any) -> bytes:

@@ -18,6 +18,7 @@ from edgeclf.cli.predict import predict as predict_command
 from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, EDGE_FORMATS, LAYOUT_CHOICES, MAX_BATCH, MAX_OPSET, MIN_OPSET
 from edgeclf.report.text import table
 from edgeclf.runtime.errors import EdgeclfError
+from edgeclf.runtime.formats import C_HEADER, OPT_IN
 from edgeclf.train.settings import ACTIVATIONS, DEVICES, OPTIMIZERS, pin_arithmetic
 from edgeclf.train.tasks import TASK_NAMES
 
@@ -188,8 +189,7 @@ def report_training(name: str, r: Any, folder: Path) -> None:
               "(CSV with header, Parquet or .npy).")
 @click.option("--name", "new_name", help="With --from: the artifact's name (default: the .pt2 file's stem).")
 @click.option("--format", "edge", type=click.Choice(EDGE_FORMATS), multiple=True,
-              help="Also write: c (a C99 header, model.h), ort (onnxruntime mobile format), int8 (quantised ONNX). "
-                   "Repeat for several.")
+              help="Also write: " + ", ".join(f"{f.option} ({f.help})" for f in OPT_IN) + ". Repeat for several.")
 @click.option("--c-prefix", default="edgeclf", show_default=True, help="Name prefix of the C header's symbols.")
 @click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default="auto", show_default=True,
               help="Arrangement of the ONNX graphs (same function, parity-checked): auto picks per file by the "
@@ -266,7 +266,7 @@ def verify(folder: str) -> None:
         raise click.ClickException(f"{folder}: parity check failed; re-export with `edgeclf export`")
 
 
-RUN_EDGE = ("c",)  # reproducible from the weights alone: committed; .ort and int8 bytes/figures are not
+RUN_EDGE = (C_HEADER.option,)  # reproducible from the weights alone: committed; .ort and int8 bytes/figures are not
 
 
 @cli.command()

@@ -1,4 +1,4 @@
-"""The manifest and the in-graph documentation of an export, assembled from its Subject and parity results."""
+"""The manifest and the in-graph documentation of an export, assembled from its ExportSpec and parity results."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 
 from edgeclf.export.formats import GraphDocs
 from edgeclf.export.parity import POLICY, ParityResult
-from edgeclf.export.subject import Subject, own_version, versions
+from edgeclf.export.subject import ExportSpec, own_version, versions
 from edgeclf.runtime.contract import (
     INPUT_DTYPE,
     INPUT_NAME,
@@ -39,7 +39,7 @@ def signature(classes: Sequence[str]) -> Signature:
     )
 
 
-def graph_docs(s: Subject) -> GraphDocs:
+def graph_docs(s: ExportSpec) -> GraphDocs:
     names = [f.name for f in s.features]
     return GraphDocs(
         graph=f"edgeclf model {s.name!r}: {s.kind} classifier of {len(names)} features into classes "
@@ -51,7 +51,7 @@ def graph_docs(s: Subject) -> GraphDocs:
     )
 
 
-def describe(s: Subject, entries: list[FileEntry], results: list[ParityResult], checked_on: str) -> Manifest:
+def describe(s: ExportSpec, entries: list[FileEntry], results: list[ParityResult], checked_on: str) -> Manifest:
     return Manifest(
         task=s.name, kind=s.kind, classes=s.classes, features=s.features, signature=signature(s.classes),
         files=tuple(entries), domain=s.domain, origin=s.origin,

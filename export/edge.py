@@ -4,39 +4,24 @@ and int8 (QDQ). Written beside the ONNX files they derive from, listed in the sa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from torch import nn
 
-from edgeclf.artifact.store import C_HEADER, onnx_name
-from edgeclf.export import DEFAULT_OPSET, EDGE_FORMATS
+from edgeclf.export import DEFAULT_OPSET
 from edgeclf.export.describe import file_entry
 from edgeclf.export.layout import AS_TRACED
-from edgeclf.export.subject import Subject
-from edgeclf.runtime.errors import InputError
+from edgeclf.export.registry import ExportJob
+from edgeclf.runtime.formats import C_HEADER, INT8, ONNX, ORT
 from edgeclf.runtime.manifest import FileEntry, file_sha256, onnx_metadata
 from edgeclf.train.model import Standardize
 
 
-def write_edge(folder: Path, s: Subject, formats: Sequence[str], onnx: list[FileEntry], check_rows: np.ndarray,
-               c_prefix: str = "edgeclf") -> list[FileEntry]:
-    unknown = [f for f in formats if f not in EDGE_FORMATS]
-    if unknown:
-        raise InputError(f"unknown format {unknown[0]!r}: expected one of {', '.join(EDGE_FORMATS)}")
-    entries: list[FileEntry] = []
-    if "c" in formats:
-        entries.append(write_c(folder, s, c_prefix))
-    if "ort" in formats:
-        entries += write_ort_files(folder, onnx)
-    if "int8" in formats:
-        entries += write_int8(folder, s, onnx, check_rows)
-    return entries
-
-
-def write_c(folder: Path, s: Subject, prefix: str) -> FileEntry:
+def write_c(job: ExportJob) -> list[FileEntry]:
     from edgeclf.export.c_header import c_header, check_prefix, mlp_layers
 
+    s, prefix = job.spec, job.c_prefix
     check_prefix(prefix)
     net: nn.Module = s.model.net  # type: ignore[assignment]
     mean = std = None
@@ -46,27 +31,28 @@ def write_c(folder: Path, s: Subject, prefix: str) -> FileEntry:
     layers, activation = mlp_layers(net)
     header = c_header(layers, activation, features=[f.name for f in s.features], classes=s.classes, prefix=prefix,
                       mean=mean, std=std)
-    header.write(folder / C_HEADER)
-    return file_entry(folder, C_HEADER, "c", 1, details={"prefix": prefix, "flash_bytes": header.flash_bytes,
-                                                         "ram_bytes": header.ram_bytes})
+    header.write(job.folder / C_HEADER.file)
+    return [file_entry(job.folder, C_HEADER.file, C_HEADER.name, 1,
+                       details={"prefix": prefix, "flash_bytes": header.flash_bytes, "ram_bytes": header.ram_bytes})]
 
 
-def write_ort_files(folder: Path, onnx: list[FileEntry]) -> list[FileEntry]:
+def write_ort_files(job: ExportJob) -> list[FileEntry]:
     import onnxruntime
 
     from edgeclf.export.ort_format import CONFIG_NAME, write_ort
 
+    folder = job.folder
     written = write_ort(folder, folder)
     config = folder / CONFIG_NAME
     details = {"onnxruntime": onnxruntime.__version__, "required_operators": CONFIG_NAME,
                "required_operators_sha256": file_sha256(config),
                "note": "read only by the onnxruntime version line that wrote it (no forward compatibility)"}
-    batches = {onnx_name(e.batch_size, "ort"): e for e in onnx}
-    return [file_entry(folder, p.name, "ort", batches[p.name].batch_size, batches[p.name].opset, details=details)
+    batches = {ORT.file_name(e.batch_size): e for e in job.files_of(ONNX)}
+    return [file_entry(folder, p.name, ORT.name, batches[p.name].batch_size, batches[p.name].opset, details=details)
             for p in written if p.name in batches]
 
 
-def write_int8(folder: Path, s: Subject, onnx: list[FileEntry], check_rows: np.ndarray) -> list[FileEntry]:
+def write_int8(job: ExportJob) -> list[FileEntry]:
     """One QDQ int8 copy per ONNX file, calibrated on the training rows (the check rows for an imported model);
     not held to the parity policy: its report (sizes, accuracy, agreement, recall) is the claim."""
     import tempfile
@@ -77,11 +63,12 @@ def write_int8(folder: Path, s: Subject, onnx: list[FileEntry], check_rows: np.n
     from edgeclf.export.formats import write_onnx
     from edgeclf.export.int8 import int8_report, quantize_int8
 
+    s, folder = job.spec, job.folder
     calibration = s.calibration_rows if s.calibration_rows is not None else s.check_rows
     entries = []
     names = [f.name for f in s.features]
-    for e in onnx:
-        src, dst = folder / e.path, folder / onnx_name(e.batch_size, "int8.onnx")
+    for e in job.files_of(ONNX):
+        src, dst = folder / e.path, folder / INT8.file_name(e.batch_size)
         # quantised from the module as traced, not from the float file's arrangement (export/layout.py): folding
         # 1/std into the first layer leaves its input in raw units, whose one per-tensor uint8 scale would
         # flatten every feature with a small range, and the doubled binary logits layer would round -z and z apart
@@ -98,8 +85,8 @@ def write_int8(folder: Path, s: Subject, onnx: list[FileEntry], check_rows: np.n
             x_test = s.check_rows
             y_test = f32_labels(f32, x_test, e.batch_size)
             reference = "the float32 model's labels (no labelled data)"
-        report = int8_report(f32, i8, x_test, y_test, check_rows, s.classes, float_path=src, int8_path=dst)
-        entries.append(file_entry(folder, dst.name, "onnx-int8", e.batch_size, e.opset,
+        report = int8_report(f32, i8, x_test, y_test, job.check_rows, s.classes, float_path=src, int8_path=dst)
+        entries.append(file_entry(folder, dst.name, INT8.name, e.batch_size, e.opset,
                                   details={**_flat(report), "test_accuracy.reference": reference,
                                            "layout": AS_TRACED}))
     return entries

@@ -22,7 +22,7 @@ from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET
 from edgeclf.export.geometry import domain_of
 from edgeclf.export.parity import ParityResult
 from edgeclf.export.pipeline import validate_export_args, write_checked
-from edgeclf.export.subject import Subject, parameter_count, state_dict_sha256
+from edgeclf.export.subject import ExportSpec, parameter_count, state_dict_sha256
 from edgeclf.runtime.contract import n_logits
 from edgeclf.runtime.errors import InputError
 from edgeclf.runtime.inputs import as_matrix
@@ -137,7 +137,7 @@ def looks_like_probabilities(module: nn.Module, rows: np.ndarray) -> bool:
 
 
 def _subject(module: nn.Module, net: nn.Module, rows: np.ndarray, features: tuple[str, ...],
-             classes: tuple[str, ...], name: str, description: str, check_npy: bytes) -> Subject:
+             classes: tuple[str, ...], name: str, description: str, check_npy: bytes) -> ExportSpec:
     x = rows.astype(np.float64)  # (N, F)
     stats = np.stack([x.min(0), x.max(0), x.mean(0), x.std(0)], axis=1)  # (F, 4)
     feats = tuple(Feature(f, "float32", *(float(str(np.float32(v))) for v in stats[i])) for i, f in enumerate(features))
@@ -153,7 +153,7 @@ def _subject(module: nn.Module, net: nn.Module, rows: np.ndarray, features: tupl
     box = np.array([x.min(0), x.max(0)], np.float32)  # (2, F)
     data = {"description": description or f"check data supplied at export ({len(rows)} rows)",
             "train_rows": 0, "test_rows": 0, "split": "none: imported model"}
-    return Subject(name, classes, feats, WithProbabilities(net, len(classes)).eval(), rows, "check data",
+    return ExportSpec(name, classes, feats, WithProbabilities(net, len(classes)).eval(), rows, "check data",
                    domain_of(box, relative=True), origin, data, {}, None)
 
 

@@ -6,16 +6,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from edgeclf.artifact.store import CHECKPOINT, MANIFEST, METRICS, PT2, TORCHSCRIPT, onnx_name, staged_folder, write_json
+from edgeclf.artifact.store import CHECKPOINT, MANIFEST, METRICS, staged_folder, write_json
 from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, MAX_BATCH, MAX_OPSET, MIN_OPSET
 from edgeclf.export.checks import CheckSet, check_file, check_set, torch_runner
 from edgeclf.export.describe import describe, file_entry, graph_docs
-from edgeclf.export.edge import write_edge
 from edgeclf.export.formats import write_onnx, write_pt2, write_torchscript
 from edgeclf.export.layout import arrange
 from edgeclf.export.parity import ParityResult, compare, run_chunked
-from edgeclf.export.subject import Subject, from_trained
+from edgeclf.export.registry import ExportJob, is_checked, write_all
+from edgeclf.export.subject import ExportSpec, from_trained
 from edgeclf.runtime.errors import ArtifactError, InputError, ParityError
+from edgeclf.runtime.formats import ONNX, PT2, TORCHSCRIPT
 from edgeclf.runtime.manifest import FileEntry, Manifest, file_sha256, onnx_metadata
 from edgeclf.train.checkpoint import checkpoint_path, load_checkpoint
 
@@ -30,35 +31,42 @@ def validate_export_args(batch_sizes: Sequence[int], opset: int) -> tuple[int, .
     return sizes
 
 
-def write_files(folder: Path, s: Subject, sizes: tuple[int, ...], opset: int, layout: str = "auto") -> list[FileEntry]:
-    """One ONNX file per batch size, in the layout export.layout chooses for it (recorded in its manifest entry),
-    then TorchScript and .pt2 traced at the largest, from the module as trained."""
-    entries = []
-    docs = graph_docs(s)
-    names = [f.name for f in s.features]
-    for b in sizes:
-        name = onnx_name(b)
-        module, arranged = arrange(s.model, b, layout)
-        write_onnx(module, s.n_features, b, opset, folder / name, onnx_metadata(s.name, s.kind, s.classes, names, b),
-                   docs)
-        entries.append(file_entry(folder, name, "onnx", b, opset, details={"layout": arranged}))
-    big = sizes[-1]
-    write_torchscript(s.model, s.n_features, big, folder / TORCHSCRIPT)
-    entries.append(file_entry(folder, TORCHSCRIPT, "torchscript", big, fixed=False))  # a trace runs at any batch
-    write_pt2(s.model, s.n_features, big, folder / PT2)
-    entries.append(file_entry(folder, PT2, "torch.export", big))
+def write_onnx_files(job: ExportJob) -> list[FileEntry]:
+    """One ONNX file per batch size, in the layout export.layout chooses for it (recorded in its manifest entry)."""
+    s, entries = job.spec, []
+    docs, names = graph_docs(s), [f.name for f in s.features]
+    for b in job.sizes:
+        name = ONNX.file_name(b)
+        module, arranged = arrange(s.model, b, job.layout)
+        write_onnx(module, s.n_features, b, job.opset, job.folder / name,
+                   onnx_metadata(s.name, s.kind, s.classes, names, b), docs)
+        entries.append(file_entry(job.folder, name, ONNX.name, b, job.opset, details={"layout": arranged}))
     return entries
 
 
-def write_checked(folder: Path, s: Subject, sizes: tuple[int, ...], opset: int, edge: Sequence[str] = (),
+def write_torchscript_file(job: ExportJob) -> list[FileEntry]:
+    """TorchScript traced at the largest batch size, from the module as trained; a trace runs at any batch."""
+    s, big = job.spec, job.sizes[-1]
+    write_torchscript(s.model, s.n_features, big, job.folder / TORCHSCRIPT.file)
+    return [file_entry(job.folder, TORCHSCRIPT.file, TORCHSCRIPT.name, big, fixed=False)]
+
+
+def write_pt2_file(job: ExportJob) -> list[FileEntry]:
+    """The torch.export program, traced at the largest batch size from the module as trained."""
+    s, big = job.spec, job.sizes[-1]
+    write_pt2(s.model, s.n_features, big, job.folder / PT2.file)
+    return [file_entry(job.folder, PT2.file, PT2.name, big)]
+
+
+def write_checked(folder: Path, s: ExportSpec, sizes: tuple[int, ...], opset: int, edge: Sequence[str] = (),
                   c_prefix: str = "edgeclf", layout: str = "auto") -> tuple[Manifest, list[ParityResult]]:
-    """Write every file into folder (a staging folder), check each against eager, then the manifest.
+    """Write every format (edge: the opt-in ones asked for) into folder (a staging folder), check each file the
+    registry checks against eager, then the manifest.
 
     Raises ParityError naming the file, output, worst row and tolerance if any file misses the policy."""
     checks = check_set(s.model, s.check_rows, s.domain, s.check_what)
-    entries = write_files(folder, s, sizes, opset, layout)
-    entries += write_edge(folder, s, edge, [e for e in entries if e.format == "onnx"], checks.x, c_prefix)
-    results = [check_file(folder / e.path, e, checks) for e in entries if e.format in _CHECKABLE]
+    entries = write_all(ExportJob(folder, s, sizes, opset, checks.x, layout, c_prefix), edge)
+    results = [check_file(folder / e.path, e, checks) for e in entries if is_checked(e.format)]
     failed = [r for r in results if not r]
     if failed:
         raise ParityError("export refused, parity policy missed: " + "; ".join(str(r) for r in failed))
@@ -78,8 +86,8 @@ def export_artifact(folder: Path, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZ
     folder = Path(folder)
     checkpoint_path(folder, task)  # fail before staging anything
     with staged_folder(folder, keep=(CHECKPOINT, METRICS)) as tmp:
-        subject = from_trained(load_checkpoint(tmp, task))  # the staged copy: what we export is what we ship
-        return write_checked(tmp, subject, sizes, opset, edge, c_prefix, layout)
+        spec = from_trained(load_checkpoint(tmp, task))  # the staged copy: what we export is what we ship
+        return write_checked(tmp, spec, sizes, opset, edge, c_prefix, layout)
 
 
 @dataclass(frozen=True)
@@ -88,7 +96,8 @@ class VerifyReport:
     results: list[ParityResult]
 
     def __bool__(self) -> bool:
-        return all(self.results)
+        """Passed: at least one file was checked and every check passed."""
+        return bool(self.results) and all(self.results)
 
 
 def verify_artifact(folder: Path) -> VerifyReport:
@@ -96,15 +105,12 @@ def verify_artifact(folder: Path) -> VerifyReport:
     manifest, root = Manifest.read(folder)
     paths = [manifest.read_checked(root, e)[0] for e in manifest.files]  # sha256 first: refuse tampered files
     if manifest.origin.kind == "trained":
-        subject = from_trained(load_checkpoint(root, manifest.task))
-        checks = check_set(subject.model, subject.check_rows, manifest.domain, subject.check_what)
+        spec = from_trained(load_checkpoint(root, manifest.task))
+        checks = check_set(spec.model, spec.check_rows, manifest.domain, spec.check_what)
     else:
         checks = _imported_checks(manifest, root)
-    results = [check_file(p, e, checks) for p, e in zip(paths, manifest.files) if e.format in _CHECKABLE]
+    results = [check_file(p, e, checks) for p, e in zip(paths, manifest.files) if is_checked(e.format)]
     return VerifyReport(manifest, results)
-
-
-_CHECKABLE = ("onnx", "torchscript", "torch.export", "ort")
 
 
 def _imported_checks(manifest: Manifest, root: Path) -> CheckSet:
@@ -118,16 +124,15 @@ def _imported_checks(manifest: Manifest, root: Path) -> CheckSet:
     data_path = root / str(details.get("check_data", ""))
     if not data_path.is_file() or file_sha256(data_path) != details.get("check_data_sha256"):
         raise ArtifactError(f"{data_path}: the check data of this imported model is missing or modified; re-export it")
-    pt2 = next((e for e in manifest.files if e.format == "torch.export"), None)
+    pt2 = next(iter(manifest.files_of(PT2.name)), None)
     if pt2 is None:
         raise ArtifactError(f"{root}: an imported model needs its model.pt2 as the parity reference; re-export it")
     reference = load_pt2(manifest.read_checked(root, pt2)[0])
     checks = check_set(reference, np.load(data_path, allow_pickle=False), manifest.domain, "check data")
     # the program runs only at its traced batch: its outputs there are the reference for every file
     traced = run_chunked(torch_runner(reference), checks.x, pt2.batch_size)
-    for e in manifest.files:
-        checks._refs[e.batch_size] = traced
-    checks._refs[len(checks.x)] = traced
+    for batch in {e.batch_size for e in manifest.files} | {len(checks.x)}:
+        checks.set_reference(batch, traced)
     return checks
 
 
@@ -145,11 +150,11 @@ def runtime_check(folder: Path) -> RuntimeCheck:
     from edgeclf.runtime import Classifier
 
     clf = Classifier.load(folder)
-    subject = from_trained(load_checkpoint(folder, clf.manifest.task))
-    checks: CheckSet = check_set(subject.model, subject.check_rows, clf.manifest.domain, subject.check_what)
+    spec = from_trained(load_checkpoint(folder, clf.manifest.task))
+    checks: CheckSet = check_set(spec.model, spec.check_rows, clf.manifest.domain, spec.check_what)
     got = (clf.predict_logits(checks.x), clf.predict_proba(checks.x))
     parity = compare("Classifier", got, checks.full, checks.rounding(len(checks.x)))
-    assert subject.labelled is not None
-    x_test, y_test = subject.labelled
+    assert spec.labelled is not None
+    x_test, y_test = spec.labelled
     acc = float((got[1][: len(x_test)].argmax(1) == y_test).mean())
     return RuntimeCheck(acc, parity.label_agreement, parity)

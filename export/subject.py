@@ -1,4 +1,5 @@
-"""What an export needs to know of a model, whichever way it came: trained by edgeclf, or brought by the user."""
+"""ExportSpec: what an export needs to know of a model, whichever way it came: trained by edgeclf, or brought by
+the user (export.own_model)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from edgeclf.train.model import WithProbabilities
 
 
 @dataclass(frozen=True)
-class Subject:
+class ExportSpec:
+    """The model to export and everything its files, checks and manifest are made from."""
+
     name: str
     classes: tuple[str, ...]
     features: tuple[Feature, ...]
@@ -56,7 +59,10 @@ def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def from_trained(t: Trained) -> Subject:
+Subject = ExportSpec  # the former name, for code written against it
+
+
+def from_trained(t: Trained) -> ExportSpec:
     cfg, info = t.config, t.task
     stats = info.stats
     features = tuple(Feature(n, "float32", stats["min"][i], stats["max"][i], stats["mean"][i], stats["std"][i])
@@ -70,7 +76,7 @@ def from_trained(t: Trained) -> Subject:
     data = {"description": info.description, "train_rows": info.train_rows, "test_rows": info.test_rows,
             "split": info.split}
     summary = {k: v for k, v in t.metrics.items() if k != "history"}
-    return Subject(info.name, info.classes, features, WithProbabilities(t.model, cfg.n_classes).eval(),
+    return ExportSpec(info.name, info.classes, features, WithProbabilities(t.model, cfg.n_classes).eval(),
                    t.data.x_test, "test set", domain_of(box, relative=cfg.standardize), origin, data, summary,
                    (t.data.x_test, t.data.y_test), t.data.x_train)
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from edgeclf.export.registry import load
 from edgeclf.runtime import Manifest
+from edgeclf.runtime.formats import FORMATS, TORCHSCRIPT
 from edgeclf.runtime.manifest import FileEntry
 
 ORT_NODE = "1.30.0"  # = web/package.json's onnxruntime-node and onnxruntime-web
@@ -19,10 +21,6 @@ def example_row(m: Manifest) -> list[float]:
 
 def _row(m: Manifest, suffix: str = "") -> str:
     return ", ".join(f"{v!r}{suffix}" for v in example_row(m))
-
-
-def _file(m: Manifest, fmt: str) -> FileEntry | None:
-    return next(iter(m.files_of(fmt)), None)
 
 
 def _pad_note(b: int) -> str:
@@ -61,7 +59,7 @@ console.log({list(m.classes)}[p.indexOf(Math.max(...p))]);
 console.log(JSON.stringify(p));"""
 
 
-def _browser(m: Manifest, e: FileEntry) -> str:
+def browser(m: Manifest, e: FileEntry) -> str:
     session = f'const session = await ort.InferenceSession.create("/artifacts/{m.task}/{e.path}");'
     body = "\n".join("  " + line if line else line for line in _js_run(m, e, session).splitlines())
     return f"""Served by `edgeclf serve-web` (onnxruntime-web {ORT_NODE}'s `dist/` at `/ort/`, the artifacts at
@@ -77,7 +75,7 @@ ort.env.wasm.wasmPaths = new URL("/ort/", location.href).href;  // absolute, or 
 ```"""
 
 
-def _node(m: Manifest, e: FileEntry) -> str:
+def node(m: Manifest, e: FileEntry) -> str:
     session = f"""// predict.mjs; `npm install onnxruntime-node@{ORT_NODE}` (offline: ONNXRUNTIME_NODE_INSTALL=skip)
 import ort from "onnxruntime-node";
 
@@ -89,7 +87,7 @@ Many rows from the manifest, chunked and padded like the Python runtime: `node e
 artifacts/{m.task} rows.json`."""
 
 
-def _c_api(m: Manifest, e: FileEntry) -> str:
+def c_api(m: Manifest, e: FileEntry) -> str:
     f, c, sig = len(m.features), len(m.classes), m.signature
     return f"""Not run by the tests (no onnxruntime C headers on the test machine); on Windows the path is wide.
 ```c
@@ -122,7 +120,7 @@ int main(void) {{
 ```"""
 
 
-def _opencv(m: Manifest, e: FileEntry) -> str:
+def opencv(m: Manifest, e: FileEntry) -> str:
     sig = m.signature
     return f"""```python
 import cv2  # opencv-python-headless
@@ -138,10 +136,10 @@ print(p.tolist())
 ```"""
 
 
-def _torch(m: Manifest, e: FileEntry) -> str:
+def torch_snippet(m: Manifest, e: FileEntry) -> str:
     lo, pr = m.signature.logits, m.signature.probabilities
     f = len(m.features)
-    if e.format == "torchscript":
+    if e.format == TORCHSCRIPT.name:
         load, x = (f'model = torch.jit.load("artifacts/{m.task}/{e.path}")  # any batch size',
                    f"x = torch.tensor([[{_row(m)}]])")
     else:
@@ -160,7 +158,7 @@ print(p.tolist())
 ```"""
 
 
-def _c_header(m: Manifest, e: FileEntry) -> str:
+def c_header(m: Manifest, e: FileEntry) -> str:
     p = str(e.details.get("prefix", "edgeclf"))
     P = p.upper()
     return f"""`{e.path}` (prefix `{p}`): no malloc, no stdio, only `<math.h>`; examples/c/predict.c labels CSV rows.
@@ -181,17 +179,18 @@ int main(void) {{
 ```"""
 
 
-# (heading, file format it needs, writer): a format the manifest lacks leaves its section out
-Writer = Callable[[Manifest, FileEntry], str]
-SECTIONS: tuple[tuple[str, str, Writer], ...] = (
-    ("Browser (onnxruntime-web)", "onnx", _browser),
-    ("Node.js (onnxruntime-node)", "onnx", _node),
-    ("onnxruntime C API", "onnx", _c_api),
-    ("OpenCV DNN", "onnx", _opencv),
-    ("TorchScript (torch.jit.load)", "torchscript", _torch),
-    ("torch.export (.pt2)", "torch.export", _torch),
-    ("C header", "c", _c_header),
-)
+Snippet = Callable[[Manifest, FileEntry], str]
+
+
+def sections(m: Manifest) -> list[tuple[str, str]]:
+    """(heading, text) for each snippet the format registry lists whose format the manifest has, in its order."""
+    out: list[tuple[str, str]] = []
+    for fmt in FORMATS:
+        entry = next(iter(m.files_of(fmt.name)), None)
+        if entry is not None:
+            snippets: list[tuple[str, Snippet]] = [(heading, load(ref)) for heading, ref in fmt.cards]
+            out += [(heading, snippet(m, entry)) for heading, snippet in snippets]
+    return out
 
 
 def how_to_load(m: Manifest) -> str:
@@ -199,8 +198,6 @@ def how_to_load(m: Manifest) -> str:
              f"Each snippet classifies one row (the training means, to 4 digits) and prints its probabilities "
              f"(classes {list(m.classes)}), most also its label. Fixed-batch files: {m.signature.padding}.",
              "### Python (numpy + onnxruntime only)", _python(m), "### CLI", _cli(m)]
-    for heading, fmt, writer in SECTIONS:
-        entry = _file(m, fmt)
-        if entry is not None:
-            parts += [f"### {heading}", writer(m, entry)]
+    for heading, text in sections(m):
+        parts += [f"### {heading}", text]
     return "\n\n".join(parts) + "\n"

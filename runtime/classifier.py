@@ -12,6 +12,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edgeclf.runtime.errors import ArtifactError
+from edgeclf.runtime.formats import ONNX, named
 from edgeclf.runtime.inputs import as_matrix, out_of_range
 from edgeclf.runtime.manifest import Manifest
 from edgeclf.runtime.schedule import Scheduler, plan_chunks, uses_intra_op
@@ -76,7 +77,7 @@ class Classifier:
         entries = manifest.files_of(kind)
         if not entries:
             raise ArtifactError(f"{folder}: the manifest lists no {kind} file; re-export with `edgeclf export`"
-                                + ("" if kind == "onnx" else f" --format {'int8' if precision == 'int8' else format}"))
+                                + ("" if kind == ONNX.name else f" --format {_option(kind)}"))
         wanted = check_providers(providers)
         n_threads = max(1, threads if threads is not None else min(os.cpu_count() or 1, 8))
         parameters = manifest.origin.parameters
@@ -113,3 +114,9 @@ class Classifier:
     def __repr__(self) -> str:
         return (f"Classifier(task={self.manifest.task!r}, classes={list(self.manifest.classes)}, "
                 f"batch_sizes={list(self.batch_sizes)}, providers={self.providers})")
+
+
+def _option(name: str) -> str:
+    """The --format option that writes files of this manifest format."""
+    fmt = named(name)
+    return fmt.option if fmt and fmt.option else name

@@ -14,11 +14,12 @@ from typing import Any, Mapping, Sequence
 
 from edgeclf.runtime.contract import INPUT_DTYPE, kind_of, n_logits
 from edgeclf.runtime.errors import ArtifactError
+from edgeclf.runtime.formats import NAMES, ONNX
 
 SCHEMA = "edgeclf.manifest/2"
 OLD_SCHEMAS = ("edgeclf.manifest/1",)
 MANIFEST = "manifest.json"
-FORMATS = ("onnx", "torchscript", "torch.export", "ort", "onnx-int8", "c")
+FORMATS = NAMES  # every format's name (edgeclf.runtime.formats)
 ORIGINS = ("trained", "imported")
 
 
@@ -95,7 +96,7 @@ def onnx_metadata(task: str, kind: str, classes: Sequence[str], features: Sequen
 
 @dataclass(frozen=True)
 class Feature:
-    """One input column, as MLflow's signature describes it: name, dtype and what training saw."""
+    """One input column: its name, dtype and what training saw (range, mean, std)."""
 
     name: str
     dtype: str = INPUT_DTYPE
@@ -273,7 +274,7 @@ class Manifest:
 
     @property
     def onnx_files(self) -> list[FileEntry]:
-        return self.files_of("onnx")
+        return self.files_of(ONNX.name)
 
     def files_of(self, fmt: str) -> list[FileEntry]:
         return sorted((f for f in self.files if f.format == fmt), key=lambda f: f.batch_size)

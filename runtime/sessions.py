@@ -9,22 +9,24 @@ import numpy as np
 import onnxruntime as ort
 
 from edgeclf.runtime.errors import ArtifactError, InputError
+from edgeclf.runtime.formats import FORMATS, INT8, ONNX, named
 from edgeclf.runtime.manifest import FileEntry, Manifest, onnx_metadata
 
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 Runner = Callable[[list[str], dict[str, np.ndarray]], list[np.ndarray]]  # session.run(names, feed)
+FLOAT32 = tuple(f.name for f in FORMATS if f.loadable and f is not INT8)  # Classifier.load's format= values
 
 
 def file_format(format: str, precision: str) -> str:
     """The manifest format of the files Classifier.load(format=, precision=) runs."""
-    if format not in ("onnx", "ort"):
-        raise InputError(f"unknown format {format!r}: expected 'onnx' or 'ort'")
+    if format not in FLOAT32:
+        raise InputError(f"unknown format {format!r}: expected {' or '.join(map(repr, FLOAT32))}")
     if precision not in ("float32", "int8"):
         raise InputError(f"unknown precision {precision!r}: expected 'float32' or 'int8'")
     if precision == "int8":
-        if format != "onnx":
-            raise InputError("int8 is exported as ONNX only: use format='onnx' with precision='int8'")
-        return "onnx-int8"
+        if format != ONNX.name:
+            raise InputError(f"int8 is exported as ONNX only: use format={ONNX.name!r} with precision='int8'")
+        return INT8.name
     return format
 
 
@@ -84,7 +86,8 @@ def open_session(manifest: Manifest, entry: FileEntry, data: bytes, providers: l
     try:
         sess = ort.InferenceSession(data, sess_options=opts, providers=providers)
     except Exception as e:  # onnxruntime raises its own exception types for a bad model
-        kind = {"onnx": "ONNX", "ort": ".ort", "onnx-int8": "int8 ONNX"}.get(entry.format, entry.format)
+        fmt = named(entry.format)
+        kind = fmt.label if fmt else entry.format
         raise ArtifactError(f"{entry.path} is not a loadable {kind} model: "
                             f"{str(e).splitlines()[0][:200]}") from None
     check_signature(manifest, entry, sess)

@@ -1,0 +1,82 @@
+"""The export side of the format registry (edgeclf.runtime.formats): which formats an export writes, and the writer
+and parity runner each entry names, imported when first used so that `import edgeclf.export` stays cheap.
+
+A writer is `(ExportJob) -> list[FileEntry]`: it writes its files into job.folder and returns their manifest
+entries (export.describe.file_entry). A parity runner is `(path) -> (chunk (B, F) -> (logits, probabilities))`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+
+from edgeclf.runtime.errors import InputError
+from edgeclf.runtime.formats import FORMATS, OPT_IN, OPTIONS, Format, named
+from edgeclf.runtime.manifest import FileEntry
+
+if TYPE_CHECKING:
+    from edgeclf.export.parity import Outputs
+    from edgeclf.export.subject import ExportSpec
+
+
+@dataclass
+class ExportJob:
+    """What every writer gets: the folder, the model and its facts, the export's settings, and the files written before it
+    (.ort and int8 derive from the ONNX files)."""
+
+    folder: Path
+    spec: ExportSpec
+    sizes: tuple[int, ...]  # the ONNX batch sizes, ascending
+    opset: int
+    check_rows: np.ndarray  # (N, F) float32: the rows every file is checked on
+    layout: str = "auto"
+    c_prefix: str = "edgeclf"
+    written: list[FileEntry] = field(default_factory=list)
+
+    def files_of(self, fmt: Format) -> list[FileEntry]:
+        return [e for e in self.written if e.format == fmt.name]
+
+
+Writer = Callable[[ExportJob], list[FileEntry]]
+RunnerFactory = Callable[[Path], Callable[[np.ndarray], "Outputs"]]
+
+
+def load(ref: str) -> Any:
+    """The object a registry entry names as "module:attribute"."""
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def selected(options: Sequence[str]) -> tuple[Format, ...]:
+    """The formats an export writes: every default one, and the opt-in ones asked for, in registry order."""
+    unknown = [o for o in options if o not in OPTIONS]
+    if unknown:
+        raise InputError(f"unknown format {unknown[0]!r}: expected one of {', '.join(OPTIONS)}")
+    return tuple(f for f in FORMATS if f not in OPT_IN or f.option in options)
+
+
+def write_all(job: ExportJob, options: Sequence[str]) -> list[FileEntry]:
+    """Write every selected format into job.folder, in registry order; their manifest entries, in that order."""
+    for fmt in selected(options):
+        write: Writer = load(fmt.write)
+        job.written += write(job)
+    return job.written
+
+
+def is_checked(fmt: str) -> bool:
+    """Whether files of this manifest format are checked against eager PyTorch (export and `edgeclf verify`)."""
+    f = named(fmt)
+    return f is not None and bool(f.runner)
+
+
+def parity_runner(path: Path, fmt: str) -> Callable[[np.ndarray], Outputs]:
+    """A function chunk (B, F) -> (logits, probabilities) for one exported file, loaded from disk."""
+    f = named(fmt)
+    if f is None or not f.runner:
+        raise ValueError(f"no runner for format {fmt!r}")
+    make: RunnerFactory = load(f.runner)
+    return make(path)

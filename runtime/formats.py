@@ -1,0 +1,64 @@
+"""Every file format an export writes, one `Format` each: the one place a format is registered.
+
+An entry holds the names the manifest, the CLI and the runtime use, the file name, and where the format's writer,
+parity runner and model-card snippets live, as "module:function" strings. This module is torch-free (the runtime
+validates manifests and picks files with it) and imports none of them: export/registry.py imports the writer and
+the runner when an export or a check needs them, report/howto.py the snippets when a card is written. Everything
+else (the manifest's FORMATS, the CLI's --format choices and help, the fixed file names, which files are
+parity-checked, the card's sections) is derived from FORMATS below. docs/architecture.md says how to add one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_HOWTO = "edgeclf.report.howto"
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str  # the manifest's "format" of its files
+    file: str  # its file name; "{batch}" is one file per ONNX batch size
+    write: str  # "module:function": (ExportJob) -> list[FileEntry] (export/registry.py)
+    runner: str = ""  # "module:function": path -> chunk runner, checked against eager; "" = not parity-checked
+    cards: tuple[tuple[str, str], ...] = ()  # the card's "How to load it": (heading, "module:function(m, entry)")
+    label: str = ""  # what a file of it is called in messages
+    option: str = ""  # opt-in formats: the CLI's --format value; "" = written by every export
+    help: str = ""  # opt-in formats: what --format OPTION adds, for the CLI's help
+    loadable: bool = False  # edgeclf.runtime.Classifier runs it
+
+    def file_name(self, batch: int) -> str:
+        return self.file.format(batch=batch)
+
+
+ONNX = Format("onnx", "model.b{batch}.onnx", "edgeclf.export.pipeline:write_onnx_files",
+              "edgeclf.export.checks:onnx_runner", loadable=True, label="ONNX",
+              cards=(("Browser (onnxruntime-web)", f"{_HOWTO}:browser"), ("Node.js (onnxruntime-node)", f"{_HOWTO}:node"),
+                     ("onnxruntime C API", f"{_HOWTO}:c_api"), ("OpenCV DNN", f"{_HOWTO}:opencv")))
+TORCHSCRIPT = Format("torchscript", "model.torchscript.pt", "edgeclf.export.pipeline:write_torchscript_file",
+                     "edgeclf.export.checks:torchscript_runner", label="TorchScript",
+                     cards=(("TorchScript (torch.jit.load)", f"{_HOWTO}:torch_snippet"),))
+PT2 = Format("torch.export", "model.pt2", "edgeclf.export.pipeline:write_pt2_file", "edgeclf.export.checks:pt2_runner",
+             label="torch.export", cards=(("torch.export (.pt2)", f"{_HOWTO}:torch_snippet"),))
+C_HEADER = Format("c", "model.h", "edgeclf.export.edge:write_c", label="C header", option="c", help="a C99 header, model.h",
+                  cards=(("C header", f"{_HOWTO}:c_header"),))
+ORT = Format("ort", "model.b{batch}.ort", "edgeclf.export.edge:write_ort_files", "edgeclf.export.checks:onnx_runner",
+             loadable=True, label=".ort", option="ort", help="onnxruntime mobile format")
+# not parity-checked: a quantised file is not held to the float policy; its report (accuracy, agreement) is the claim
+INT8 = Format("onnx-int8", "model.b{batch}.int8.onnx", "edgeclf.export.edge:write_int8", loadable=True,
+              label="int8 ONNX", option="int8", help="quantised ONNX")
+
+# in the order an export writes them (and lists them in the manifest): ONNX first, the rest derive from it
+FORMATS: tuple[Format, ...] = (ONNX, TORCHSCRIPT, PT2, C_HEADER, ORT, INT8)
+NAMES = tuple(f.name for f in FORMATS)
+OPT_IN = tuple(f for f in FORMATS if f.option)
+OPTIONS = tuple(f.option for f in OPT_IN)  # the CLI's --format choices
+
+
+def named(name: str) -> Format | None:
+    """The format a manifest entry names, or None for an unknown one."""
+    return next((f for f in FORMATS if f.name == name), None)
+
+
+def by_option(option: str) -> Format | None:
+    return next((f for f in OPT_IN if f.option == option), None)
