@@ -20,6 +20,7 @@ import numpy as np
 
 from edgeclf.runtime import Classifier, Manifest
 from edgeclf.runtime.contract import INPUT_NAME, PROBABILITIES
+from edgeclf.runtime.formats import TORCHSCRIPT
 
 ENGINES = ("eager", "torchscript", "onnxruntime", "classifier", "classifier-cuda")
 ROUNDS = 3  # per N, every engine takes this many turns
@@ -113,7 +114,7 @@ def torch_engines(folder: Path, manifest: Manifest, threads: int,
         return {}
     torch.set_num_threads(threads)
     eager = from_trained(load_checkpoint(folder, manifest.task)).model.to(device)
-    ts_entry = next(f for f in manifest.files if f.format == "torchscript")
+    ts_entry = manifest.files_of(TORCHSCRIPT.name)[0]
     scripted = load_torchscript(manifest.read_checked(folder, ts_entry)[0]).to(device)
 
     def run(module: Callable[..., Any]) -> Callable[[np.ndarray], object]:
@@ -227,7 +228,7 @@ def cold_start(folder: Path, report: BenchReport, repeats: int = 3) -> None:
     try:
         import torch  # noqa: F401
 
-        ts = str(folder / "model.torchscript.pt")
+        ts = str(folder / TORCHSCRIPT.file)
         cases["torch + TorchScript (import + load + 1 row)"] = (
             f"import torch; m = torch.jit.load({ts!r}); m(torch.zeros(1, {n_feat}))")
     except ImportError:

@@ -13,8 +13,8 @@ from torch import nn
 
 from edgeclf.export.formats import load_pt2, load_torchscript
 from edgeclf.export.geometry import box_description, box_points
-from edgeclf.export.registry import parity_runner
 from edgeclf.export.parity import Outputs, ParityResult, compare, rounding_error, run_chunked
+from edgeclf.export.registry import parity_runner
 from edgeclf.runtime.contract import INPUT_NAME, OUTPUT_NAMES
 from edgeclf.runtime.manifest import Domain, FileEntry
 

@@ -7,13 +7,13 @@ import numpy as np
 from edgeclf.runtime.manifest import Domain
 
 GRID = 201  # parity-check grid for two features: 201 x 201 points
-PICTURE_GRID = 101  # decision-region pictures: the lesson's plot_decision_boundary grid
+PICTURE_GRID = 101  # decision-region pictures: 101 x 101 points, fine enough to show the boundary
 BOX_ROWS = 40_000  # for more than two features: uniform points in the box instead of a grid
-PAD = 0.1  # the lesson's margin around the data, as a fraction of each feature's range for tables
+PAD = 0.1  # margin around the data: in the features' units for the toy tasks, a fraction of each range for tables
 
 
 def domain_of(x: np.ndarray, pad: float = PAD, relative: bool = False) -> Domain:
-    """The data range, widened by pad (absolute, as the lesson's plot does, or relative to each range)."""
+    """The data range, widened by pad (absolute, or relative to each feature's range)."""
     lo, hi = x.min(0).astype(np.float64), x.max(0).astype(np.float64)  # (F,)
     margin = pad * (hi - lo) if relative else np.full_like(lo, pad)
     return Domain(tuple(round(float(v), 6) for v in lo - margin), tuple(round(float(v), 6) for v in hi + margin))

@@ -15,11 +15,11 @@ Both layouts also take two rewrites that change no value beyond float32 rounding
 - the standardisation's division is folded into the first layer's weights, W / std; the subtraction of the
   mean stays a Sub node (no cancellation of two large sums, which folding the mean would risk);
 - the binary head `sigmoid(z * [-1, 1])` becomes `sigmoid(concat(0 - z, z))`: the same values (negation is
-  exact), a Sub and a Concat instead of a broadcast Mul that onnxruntime runs ~10x slower, and no Neg node
+  exact), a Sub and a Concat instead of a broadcast Mul, the slower of the two in onnxruntime, and no Neg node
   (which mobile execution providers do not all take).
 A multiclass feature-major graph transposes the logits back and applies Softmax to them as row-major does: a
-softmax along the class axis of (C, B) written as ReduceMax / Exp / ReduceSum ran 1.2x faster still, but NNAPI
-does not take those nodes, and every file must stay usable by the mobile execution providers.
+softmax along the class axis of (C, B) written as ReduceMax / Exp / ReduceSum is faster still (docs/benchmarks.md),
+but NNAPI does not take those nodes, and every file must stay usable by the mobile execution providers.
 
 Which layout a file gets is a rule of the architecture and the batch size (`choose_layout`), never a timing
 taken at export: the same model exports to the same bytes on every machine. Any other architecture (a
@@ -39,8 +39,8 @@ from edgeclf.runtime.errors import InputError
 from edgeclf.train.model import Standardize, WithProbabilities
 
 AS_TRACED = "as-traced"
-# measured on the eight built-in and table tasks (docs/benchmarks.md, "Graph layout"): feature-major wins
-# where every layer is at most 32 wide (1.3-2.9x per 16384-row chunk) and loses at 64 (0.8x)
+# docs/benchmarks.md, "Graph layout", has the figures per task: feature-major wins where every layer is at most
+# 32 wide and loses at 64
 FEATURE_MAJOR_MAX_WIDTH = 32
 
 
@@ -89,7 +89,7 @@ def _check_wanted(wanted: str) -> None:
 def choose_layout(mlp: MLP, batch: int, wanted: str = "auto") -> str:
     """Feature-major for narrow MLPs, except at batch 1: there a feature-major Gemm is a matrix-vector product,
     which onnxruntime computes with another kernel that rounds differently, while row-major at batch 1 and both
-    layouts at batch >= 2 give the same bits (measured). So a row's outputs do not depend on the batch size or
+    layouts at batch >= 2 give the same bits. So a row's outputs do not depend on the batch size or
     the position it was run at, bit for bit: the Classifier mixes batch sizes to cover N rows, and the
     reliability suite holds it to that."""
     _check_wanted(wanted)

@@ -6,9 +6,8 @@ optimisation style, level "all", the NCHWc transformer off so the file is not sp
 QDQ int8 kernels off), without its prints and with file names we choose. An .ort file is read only by the
 onnxruntime version line that wrote it (the format has no forward compatibility): the manifest records it.
 
-The .ort bytes are not reproducible (onnxruntime 1.32): the kernel type-string resolver section is written
-from a hash map, so its entries come out in another order on each conversion (same size, same content, same
-outputs). The config file is reproducible.
+The .ort bytes are not reproducible: two conversions of one file have the same size, content and outputs, with
+one section's entries in another order. The config file is reproducible.
 """
 
 from __future__ import annotations
