@@ -56,10 +56,10 @@ def export_model(module: nn.Module, out: Path | str, *, features: Sequence[str],
         net = _logit_net(module, rows, features, classes)
         buf = io.BytesIO()
         np.save(buf, rows, allow_pickle=False)
-        subject = _subject(module, net, rows, features, classes, name, description, buf.getvalue())
+        spec = _export_spec(module, net, rows, features, classes, name, description, buf.getvalue())
         with staged_folder(Path(out) / name) as tmp:
             write_bytes(tmp / CHECK_DATA, buf.getvalue())
-            manifest, results = write_checked(tmp, subject, sizes, opset, edge, c_prefix)
+            manifest, results = write_checked(tmp, spec, sizes, opset, edge, c_prefix)
     finally:
         module.train(was_training)
     return manifest, results
@@ -136,8 +136,8 @@ def looks_like_probabilities(module: nn.Module, rows: np.ndarray) -> bool:
                                                                                       atol=1e-5))
 
 
-def _subject(module: nn.Module, net: nn.Module, rows: np.ndarray, features: tuple[str, ...],
-             classes: tuple[str, ...], name: str, description: str, check_npy: bytes) -> ExportSpec:
+def _export_spec(module: nn.Module, net: nn.Module, rows: np.ndarray, features: tuple[str, ...],
+                 classes: tuple[str, ...], name: str, description: str, check_npy: bytes) -> ExportSpec:
     x = rows.astype(np.float64)  # (N, F)
     stats = np.stack([x.min(0), x.max(0), x.mean(0), x.std(0)], axis=1)  # (F, 4)
     feats = tuple(Feature(f, "float32", *(float(str(np.float32(v))) for v in stats[i])) for i, f in enumerate(features))
@@ -154,7 +154,7 @@ def _subject(module: nn.Module, net: nn.Module, rows: np.ndarray, features: tupl
     data = {"description": description or f"check data supplied at export ({len(rows)} rows)",
             "train_rows": 0, "test_rows": 0, "split": "none: imported model"}
     return ExportSpec(name, classes, feats, WithProbabilities(net, len(classes)).eval(), rows, "check data",
-                   domain_of(box, relative=True), origin, data, {}, None)
+                      domain_of(box, relative=True), origin, data, {}, None)
 
 
 def load_pt2_module(path: Path | str) -> tuple[nn.Module, int | None]:

@@ -3,6 +3,7 @@ and parity runner each entry names, imported when first used so that `import edg
 
 A writer is `(ExportJob) -> list[FileEntry]`: it writes its files into job.folder and returns their manifest
 entries (export.describe.file_entry). A parity runner is `(path) -> (chunk (B, F) -> (logits, probabilities))`.
+A card snippet is `(Manifest, FileEntry) -> markdown` that loads the file and classifies `example_row`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from edgeclf.runtime.errors import InputError
 from edgeclf.runtime.formats import FORMATS, OPT_IN, OPTIONS, Format, named
-from edgeclf.runtime.manifest import FileEntry
+from edgeclf.runtime.manifest import FileEntry, Manifest
 
 if TYPE_CHECKING:
     from edgeclf.export.parity import Outputs
@@ -49,6 +50,11 @@ def load(ref: str) -> Any:
     """The object a registry entry names as "module:attribute"."""
     module, _, attr = ref.partition(":")
     return getattr(importlib.import_module(module), attr)
+
+
+def example_row(m: Manifest) -> list[float]:
+    """The row every card snippet classifies: the training means to 4 significant digits (0.0 where unknown)."""
+    return [float(f"{f.mean:.4g}") if f.mean is not None else 0.0 for f in m.features]
 
 
 def selected(options: Sequence[str]) -> tuple[Format, ...]:

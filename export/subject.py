@@ -77,8 +77,8 @@ def from_trained(t: Trained) -> ExportSpec:
             "split": info.split}
     summary = {k: v for k, v in t.metrics.items() if k != "history"}
     return ExportSpec(info.name, info.classes, features, WithProbabilities(t.model, cfg.n_classes).eval(),
-                   t.data.x_test, "test set", domain_of(box, relative=cfg.standardize), origin, data, summary,
-                   (t.data.x_test, t.data.y_test), t.data.x_train)
+                      t.data.x_test, "test set", domain_of(box, relative=cfg.standardize), origin, data, summary,
+                      (t.data.x_test, t.data.y_test), t.data.x_train)
 
 
 def versions() -> dict[str, str]:

@@ -37,19 +37,19 @@ def plot_artifact(folder: Path, parity: bool = False) -> list[str]:
     written: list[str] = []
     with staged_folder(folder, keep=keep) as tmp:
         trained = load_checkpoint(tmp, manifest.task)
-        subject = from_trained(trained)
+        spec = from_trained(trained)
         clf = Classifier.load(tmp)  # the regions are the runtime's, from the staged (= shipped) files
         two_d = len(manifest.features) == 2
         if two_d:
             plots.boundary(clf, trained.data, tmp / "boundary.png")
         else:
             plots.tabular(clf, trained.data, tmp / "confusion.png")
-        plots.calibration(_calibration_samples(subject.model, trained), manifest.task, tmp / "calibration.png")
+        plots.calibration(_calibration_samples(spec.model, trained), manifest.task, tmp / "calibration.png")
         plots.training(trained.metrics, manifest.task, tmp / "training.png")
         written += ["boundary.png" if two_d else "confusion.png", "calibration.png", "training.png"]
         if parity and two_d:
             with torch.inference_mode():
-                eager = subject.model(torch.from_numpy(grid_points(manifest.domain, PICTURE_GRID)))[1]
+                eager = spec.model(torch.from_numpy(grid_points(manifest.domain, PICTURE_GRID)))[1]
             plots.parity(clf, eager.numpy().astype(np.float64), tmp / "parity.png")
             written.append("parity.png")
         write_bytes(tmp / CARD, model_card(manifest, trained.metrics, written).encode())

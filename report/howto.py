@@ -6,17 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from edgeclf.export.registry import load
+from edgeclf.export.registry import example_row, load
 from edgeclf.runtime import Manifest
 from edgeclf.runtime.formats import FORMATS, TORCHSCRIPT
 from edgeclf.runtime.manifest import FileEntry
 
 ORT_NODE = "1.30.0"  # = web/package.json's onnxruntime-node and onnxruntime-web
-
-
-def example_row(m: Manifest) -> list[float]:
-    """The row every snippet classifies: the training means to 4 significant digits (0.0 where unknown)."""
-    return [float(f"{f.mean:.4g}") if f.mean is not None else 0.0 for f in m.features]
 
 
 def _row(m: Manifest, suffix: str = "") -> str:
