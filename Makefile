@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgeclf-installed
-PACKAGES := runtime artifact train export report bench scale cli
+PACKAGES := runtime artifact train export report bench scale serve cli
 SOURCES := $(foreach p,$(PACKAGES),$(wildcard $(p)/*.py))
 PYTEST_ARGS ?= -n 2 --durations=8
 
@@ -15,7 +15,7 @@ WEB_STAMP := web/node_modules/.edgeclf-installed
 $(STAMP): pyproject.toml constraints.txt $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# strict editable mode: a real file tree mypy can read (the default mode is an import hook)
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[train,dev,scale]' --config-settings editable_mode=strict
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[train,dev,scale,serve]' --config-settings editable_mode=strict
 	# bytecode, as a wheel install has it: pip does not compile an editable tree, and with PYTHONDONTWRITEBYTECODE
 	# set every start would compile edgeclf from source again (~40 ms of a one-row predict here); a stale .pyc is
 	# never used (Python checks the source's mtime and size)

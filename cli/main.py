@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from edgeclf.cli import serve_api
 from edgeclf.cli.predict import predict as predict_command
 from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, EDGE_FORMATS, LAYOUT_CHOICES, MAX_BATCH, MAX_OPSET, MIN_OPSET
 from edgeclf.report.text import table
@@ -460,6 +461,7 @@ def artifact_folders(out: Path) -> list[Path]:
 
 
 cli.add_command(predict_command, "predict")
+cli.add_command(serve_api.serve, "serve")
 
 
 def main() -> None:

@@ -1,0 +1,139 @@
+"""Dynamic batching: concurrent requests for one model become one Classifier call, split back afterwards.
+
+One worker thread per loaded model takes jobs from a queue: the first job waiting, then every job already queued
+(and, with a delay, those arriving within it) up to max_rows rows. A job larger than that runs alone. The
+runtime's rows are independent and every exported batch size computes a row the same way, so a request's answer
+is bit-identical to the Classifier's on that request alone (tests/test_serve.py checks it under load). A worker
+runs one call at a time: onnxruntime releases the GIL, and the event loop keeps parsing requests meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from edgeclf.runtime import Classifier
+
+Result = dict[str, np.ndarray]  # output name -> (n, ...) array for one job
+
+
+class Overloaded(Exception):
+    """The model's queue is full: the server answers 503 with Retry-After."""
+
+
+@dataclass
+class Job:
+    rows: np.ndarray  # (n, F) float32, checked
+    wants: frozenset[str]  # "probabilities", "logits", "label"
+    future: asyncio.Future[Result]
+    start: float = field(default_factory=time.monotonic)
+
+
+_STOP: Any = object()
+
+
+class Batcher:
+    """The queue and worker thread of one loaded model version."""
+
+    def __init__(self, clf: Classifier, max_rows: int, max_delay_s: float, max_queue: int,
+                 on_batch: Callable[[int], None] = lambda rows: None) -> None:
+        self.clf, self.max_rows, self.max_delay_s, self.max_queue = clf, max_rows, max_delay_s, max_queue
+        self.on_batch = on_batch
+        self._queue: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self._carry: Job | None = None  # a job that did not fit the last batch: first of the next
+        self._thread = threading.Thread(target=self._work, name="edgeclf-batcher", daemon=True)
+        self._thread.start()
+
+    def depth(self) -> int:
+        """Jobs waiting (not the batch being computed)."""
+        return self._queue.qsize() + (self._carry is not None)
+
+    def submit(self, rows: np.ndarray, wants: frozenset[str]) -> asyncio.Future[Result]:
+        if self.depth() >= self.max_queue:
+            raise Overloaded(f"{self.depth()} requests are waiting for this model (--max-queue {self.max_queue})")
+        job = Job(rows, wants, asyncio.get_running_loop().create_future())
+        self._queue.put(job)
+        return job.future
+
+    def close(self, wait: bool = True) -> None:
+        """Finish every queued job, then stop the worker."""
+        self._queue.put(_STOP)
+        if wait:
+            self._thread.join()
+
+    def _work(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            self._run(batch)
+
+    def _next_batch(self) -> list[Job] | None:
+        first, self._carry = self._carry or self._queue.get(), None
+        if first is _STOP:
+            return None
+        batch, rows = [first], len(first.rows)
+        deadline = first.start + self.max_delay_s
+        while rows < self.max_rows:
+            try:
+                wait = deadline - time.monotonic()
+                job = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is _STOP or rows + len(job.rows) > self.max_rows:
+                self._carry = job  # stopping or too big: it starts the next round
+                break
+            batch.append(job)
+            rows += len(job.rows)
+        return batch
+
+    def _run(self, batch: list[Job]) -> None:
+        x = batch[0].rows if len(batch) == 1 else np.concatenate([j.rows for j in batch])
+        wants = frozenset().union(*(j.wants for j in batch))
+        try:
+            out = self._predict(x, wants)
+        except Exception as e:  # the rows were checked: this is the runtime failing, told to each caller
+            _deliver(batch, [e] * len(batch))
+            return
+        self.on_batch(len(x))
+        results: list[Result | Exception] = []
+        start = 0
+        for j in batch:
+            stop = start + len(j.rows)
+            results.append({k: v[start:stop] for k, v in out.items() if k in j.wants})
+            start = stop
+        _deliver(batch, results)
+
+    def _predict(self, x: np.ndarray, wants: frozenset[str]) -> Result:
+        out: Result = {}
+        if wants & {"probabilities", "label"}:
+            out["probabilities"] = self.clf.predict_proba(x)
+            out["label"] = self.clf.classes_[out["probabilities"].argmax(axis=1)]  # as Classifier.predict does
+        if "logits" in wants:
+            out["logits"] = self.clf.predict_logits(x)
+        return out
+
+
+def _deliver(batch: list[Job], results: list[Result | Exception]) -> None:
+    """Hand the results to the event loop in one callback (one wake-up per batch, not per job)."""
+    loop = batch[0].future.get_loop()
+
+    def settle() -> None:
+        for job, r in zip(batch, results):
+            if job.future.done():  # the client left and its handler was cancelled
+                continue
+            if isinstance(r, Exception):
+                job.future.set_exception(r)
+            else:
+                job.future.set_result(r)
+
+    try:
+        loop.call_soon_threadsafe(settle)
+    except RuntimeError:  # the loop is closed: nobody is waiting any more
+        pass

@@ -1,0 +1,35 @@
+"""GET /metrics: Prometheus text format, in a registry of the server's own (not the process-wide default)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+SECONDS_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+ROWS_BUCKETS = tuple(float(2 ** i) for i in range(17))  # 1 .. 65536 rows
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        disable_created_metrics()  # the _created series: noise for a scrape (this process holds no other registry)
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        # model="" for requests that name no served model (health, /v2, an unknown name: never the raw name,
+        # which a client could use to grow the label set without bound)
+        self.requests = Counter("edgeclf_requests", "HTTP requests answered, by model and status code",
+                                ["model", "code"], registry=r)
+        self.seconds = Histogram("edgeclf_request_seconds", "Time from request to response, infer requests",
+                                 ["model"], buckets=SECONDS_BUCKETS, registry=r)
+        self.batch_rows = Histogram("edgeclf_batch_rows", "Rows per Classifier call (one batch)", ["model"],
+                                    buckets=ROWS_BUCKETS, registry=r)
+        self.queue = Gauge("edgeclf_queue_depth", "Infer requests waiting for the model's worker", ["model"],
+                           registry=r)
+
+    def track_queue(self, model: str, depth: Callable[[], float]) -> None:
+        self.queue.labels(model).set_function(depth)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,169 @@
+"""The Open Inference Protocol's (KServe v2) infer request and response, with the binary tensor data extension.
+
+A request body is a JSON object, optionally followed by raw tensor bytes: the `Inference-Header-Content-Length`
+header gives the JSON part's length, and each input with a `binary_data_size` parameter takes that many bytes of
+the rest, in input order (little-endian, row-major). A response puts an output's bytes after its JSON the same
+way when the request asked for it (`binary_data` on the output, or `binary_data_output` on the request); a BYTES
+element is a 4-byte little-endian length and then its bytes. tritonclient.http sends and asks binary by default.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+HEADER_LENGTH = "inference-header-content-length"
+OUTPUTS = ("probabilities", "logits", "label")
+# the numeric types a request may send (converted to float32 as the runtime converts arrays); FP16 as a bonus
+DTYPES: dict[str, np.dtype[Any]] = {
+    "FP16": np.dtype("<f2"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"),
+    "INT8": np.dtype("i1"), "INT16": np.dtype("<i2"), "INT32": np.dtype("<i4"), "INT64": np.dtype("<i8"),
+    "UINT8": np.dtype("u1"), "UINT16": np.dtype("<u2"), "UINT32": np.dtype("<u4"), "UINT64": np.dtype("<u8"),
+}
+
+
+class ProtocolError(Exception):
+    """A request the server answers with an HTTP error: `status` and the `{"error": message}` body."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def bad(message: str) -> ProtocolError:
+    return ProtocolError(400, message)
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    """One decoded infer request: its rows (not yet checked by the runtime) and the outputs to send back."""
+
+    id: str | None
+    rows: np.ndarray  # (N, F) or (F,) as sent, any numeric dtype
+    outputs: tuple[tuple[str, bool], ...]  # (name, as binary) in the order asked
+
+
+def split_body(body: bytes, header_length: str | None) -> tuple[Any, memoryview]:
+    """The JSON object and the binary tail of a body."""
+    cut = len(body)
+    if header_length is not None:
+        try:
+            cut = int(header_length)
+        except ValueError:
+            raise bad(f"Inference-Header-Content-Length {header_length!r} is not an integer") from None
+        if not 0 <= cut <= len(body):
+            raise bad(f"Inference-Header-Content-Length {cut} is outside the body's {len(body)} bytes")
+    try:
+        head = json.loads(bytes(memoryview(body)[:cut]))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise bad(f"request body is not JSON ({e}): expected an Open Inference Protocol infer request") from None
+    if not isinstance(head, dict):
+        raise bad(f"request JSON is a {type(head).__name__}: expected an object with \"inputs\"")
+    return head, memoryview(body)[cut:]
+
+
+def parse_request(body: bytes, header_length: str | None, input_name: str, n_features: int) -> InferRequest:
+    head, tail = split_body(body, header_length)
+    inputs = head.get("inputs")
+    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
+        raise bad(f"\"inputs\" must be a list of one tensor named {input_name!r} (shape [N, {n_features}])")
+    tensor = inputs[0]
+    if tensor.get("name") != input_name:
+        raise bad(f"input named {tensor.get('name')!r}: expected {input_name!r}")
+    rows, used = _tensor(tensor, tail)
+    if used != len(tail):
+        raise bad(f"the body has {len(tail)} bytes after the JSON header, the inputs' binary_data_size take {used}")
+    request_id = head.get("id")
+    return InferRequest(None if request_id is None else str(request_id), rows, _outputs(head))
+
+
+def _tensor(tensor: dict[str, Any], tail: memoryview) -> tuple[np.ndarray, int]:
+    """The input's array (shape as declared) and how many binary bytes it took."""
+    datatype, shape = tensor.get("datatype"), tensor.get("shape")
+    dtype = DTYPES.get(datatype) if isinstance(datatype, str) else None
+    if dtype is None:
+        raise bad(f"input datatype {datatype!r}: expected one of {', '.join(DTYPES)}")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise bad(f"input shape {shape!r}: expected a list of non-negative integers, e.g. [N, F]")
+    count = math.prod(shape)
+    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    if size is not None:
+        if not isinstance(size, int) or size != count * dtype.itemsize or size > len(tail):
+            raise bad(f"binary_data_size {size!r} for shape {shape} {datatype}: expected {count * dtype.itemsize} "
+                      f"bytes, and the body has {len(tail)} after the JSON header")
+        return np.frombuffer(tail[:size], dtype).reshape(shape), size
+    if "data" not in tensor:
+        raise bad("input has neither \"data\" nor a binary_data_size parameter")
+    return _json_data(tensor["data"], dtype, datatype, shape, count), 0
+
+
+def _json_data(data: Any, dtype: np.dtype[Any], datatype: str, shape: list[int], count: int) -> np.ndarray:
+    try:
+        arr = np.asarray(data)
+    except ValueError:
+        raise bad(f"input data is not a rectangular array of numbers: expected {count} {datatype} values") from None
+    if arr.dtype.kind not in ("iuf" if dtype.kind == "f" else "iu"):
+        want = "numbers" if dtype.kind == "f" else "integers"
+        raise bad(f"input data holds {arr.dtype} values for datatype {datatype}: expected {want}")
+    if arr.size != count:
+        raise bad(f"input data has {arr.size} values, shape {shape} needs {count}")
+    if dtype.kind in "iu" and arr.size:
+        info = np.iinfo(dtype)
+        if arr.min() < info.min or arr.max() > info.max:
+            raise bad(f"input data holds a value outside {datatype}'s range [{info.min}, {info.max}]")
+        arr = arr.astype(dtype)
+    # JSON numbers are float64 whatever the datatype: the runtime checks they fit float32 and casts them once
+    return arr.reshape(shape)
+
+
+def _outputs(head: dict[str, Any]) -> tuple[tuple[str, bool], ...]:
+    params = head.get("parameters") or {}
+    binary_default = bool(params.get("binary_data_output", False)) if isinstance(params, dict) else False
+    asked = head.get("outputs")
+    if asked is None:
+        return tuple((name, binary_default) for name in OUTPUTS)
+    if not isinstance(asked, list) or not all(isinstance(o, dict) for o in asked):
+        raise bad("\"outputs\" must be a list of objects like {\"name\": \"probabilities\"}")
+    chosen = []
+    for o in asked:
+        if o.get("name") not in OUTPUTS:
+            raise bad(f"output {o.get('name')!r}: expected one of {', '.join(OUTPUTS)}")
+        binary = (o.get("parameters") or {}).get("binary_data", binary_default)
+        chosen.append((str(o["name"]), bool(binary)))
+    return tuple(chosen)
+
+
+def encode_response(model: str, version: str, request: InferRequest,
+                    values: dict[str, np.ndarray]) -> tuple[bytes, int | None]:
+    """The response body and, when some output is binary, the JSON part's length for the header."""
+    outputs, blobs = [], []
+    for name, binary in request.outputs:
+        arr = values[name]
+        entry: dict[str, Any] = {"name": name, "datatype": "BYTES" if name == "label" else "FP32",
+                                 "shape": list(arr.shape)}
+        if binary:
+            blob = encode_bytes(arr) if name == "label" else np.ascontiguousarray(arr, "<f4").tobytes()
+            entry["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        else:
+            entry["data"] = arr.ravel().tolist()  # float32 -> Python float is exact: the JSON round-trips the bits
+        outputs.append(entry)
+    head: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": outputs}
+    if request.id is not None:
+        head["id"] = request.id
+    text = json.dumps(head, separators=(",", ":")).encode()
+    return (text + b"".join(blobs), len(text)) if blobs else (text, None)
+
+
+def encode_bytes(values: Sequence[str] | np.ndarray) -> bytes:
+    """A BYTES tensor's binary form: each element as a 4-byte little-endian length and its UTF-8 bytes."""
+    parts = []
+    for v in values:
+        b = str(v).encode()
+        parts.append(struct.pack("<I", len(b)) + b)
+    return b"".join(parts)
