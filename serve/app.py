@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from importlib import metadata
 from typing import Any, AsyncIterator
@@ -89,13 +90,17 @@ def build_app(models: Models, metrics: Metrics, max_body: int) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         for name in models.folders:
-            metrics.track_queue(name, lambda name=name: models.current[name].batcher.depth())  # type: ignore[misc]
+            metrics.track_queue(name, functools.partial(queue_depth, models, name))
         watcher = asyncio.create_task(models.watch())
         yield
         watcher.cancel()
         await asyncio.to_thread(models.close)
 
-    return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)  # type: ignore[arg-type]
+    return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+
+
+def queue_depth(models: Models, name: str) -> float:
+    return models.current[name].batcher.depth()  # the current version's: the gauge follows a swap
 
 
 async def run_infer(request: Request, loaded: Loaded, max_body: int) -> Response:

@@ -14,7 +14,8 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 class Metrics:
     def __init__(self) -> None:
-        disable_created_metrics()  # the _created series: noise for a scrape (this process holds no other registry)
+        # the _created series are noise for a scrape (and this process holds no other registry)
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         # model="" for requests that name no served model (health, /v2, an unknown name: never the raw name,

@@ -99,7 +99,7 @@ def _tensor(tensor: dict[str, Any], tail: memoryview) -> tuple[np.ndarray, int]:
         return np.frombuffer(tail[:size], dtype).reshape(shape), size
     if "data" not in tensor:
         raise bad("input has neither \"data\" nor a binary_data_size parameter")
-    return _json_data(tensor["data"], dtype, datatype, shape, count), 0
+    return _json_data(tensor["data"], dtype, str(datatype), shape, count), 0
 
 
 def _json_data(data: Any, dtype: np.dtype[Any], datatype: str, shape: list[int], count: int) -> np.ndarray:

@@ -56,7 +56,7 @@ def is_loopback(host: str) -> bool:
         infos = socket.getaddrinfo(host, None)
     except socket.gaierror as e:
         raise InputError(f"--host {host!r} does not resolve: {e.strerror}") from None
-    return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+    return all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -84,7 +84,11 @@ def serve(folders: list[str], opts: ServeOptions) -> None:
     models = Models.open(folders, settings, lambda name, rows: metrics.batch_rows.labels(name).observe(rows))
     app = Front(build_app(models, metrics, int(opts.max_body_mb * 1024 * 1024)), metrics,  # type: ignore[arg-type]
                 set(models.folders), token)
-    sock = bind(opts.host, opts.port)
+    try:
+        sock = bind(opts.host, opts.port)
+    except InputError:
+        models.close()
+        raise
     port = sock.getsockname()[1]
     names = ", ".join(f"{n}@{m.version[:12]}" for n, m in models.current.items())
     print(f"edgeclf serve: {names} on http://{opts.host}:{port} (max batch {opts.max_batch_rows} rows, "

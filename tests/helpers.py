@@ -21,11 +21,11 @@ WEB = ROOT / "web"
 ORT_NODE = WEB / "node_modules" / "onnxruntime-node"  # `make setup` installs it (npm ci --prefix web)
 
 
-def skip_or_fail(reason: str) -> None:
+def skip_or_fail(reason: str, required: bool = False) -> None:
     """The README's promise: a missing browser or Node part skips with its reason, unless this machine must have
-    it (EDGECLF_REQUIRE_BROWSER=1, set by .ci/run)."""
-    if os.environ.get("EDGECLF_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"browser/Node test required here but {reason}")
+    it (EDGECLF_REQUIRE_BROWSER=1, set by .ci/run) or the caller says it must (required)."""
+    if required or os.environ.get("EDGECLF_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"test required here but {reason}")
     pytest.skip(reason)
 
 
