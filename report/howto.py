@@ -4,6 +4,7 @@ then its probabilities on the last line. tests/test_card_snippets.py extracts an
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from edgeclf.export.registry import example_row, load
@@ -188,6 +189,37 @@ def sections(m: Manifest) -> list[tuple[str, str]]:
     return out
 
 
+SERVER = "127.0.0.1:8000"  # `edgeclf serve`'s default address
+
+
+def served_sections(m: Manifest) -> list[str]:
+    """The model behind `edgeclf serve` (Open Inference Protocol over HTTP): curl and tritonclient.http."""
+    f = len(m.features)
+    tensor = json.dumps({"name": m.signature.input, "shape": [1, f], "datatype": "FP32", "data": example_row(m)})
+    body = f'{{"inputs": [{tensor}]}}'
+    curl = f"""With `edgeclf serve artifacts/{m.task}` running (pip install 'edgeclf[serve]'; any Open Inference Protocol
+client works, e.g. KServe's or Triton's):
+```sh
+curl -s http://{SERVER}/v2/models/{m.task}/infer -H 'Content-Type: application/json' \\
+  -d '{body}' |
+  python3 -c 'import json, sys; o = {{t["name"]: t["data"] for t in json.load(sys.stdin)["outputs"]}}
+print(o["label"][0]); print(o["probabilities"])'
+```"""
+    triton = f"""```python
+import numpy as np
+import tritonclient.http as httpclient  # pip install 'tritonclient[http]'
+
+client = httpclient.InferenceServerClient("{SERVER}")
+x = np.array([[{_row(m)}]], dtype=np.float32)  # (N, {f}) rows
+inp = httpclient.InferInput("{m.signature.input}", list(x.shape), "FP32")
+inp.set_data_from_numpy(x)  # sent as binary tensor data
+res = client.infer("{m.task}", [inp])  # outputs: probabilities, logits, label
+print(res.as_numpy("label")[0].decode())
+print(res.as_numpy("probabilities")[0].tolist())
+```"""
+    return ["### Server (curl)", curl, "### Server (tritonclient)", triton]
+
+
 def how_to_load(m: Manifest) -> str:
     parts = ["## How to load it",
              f"Each snippet classifies one row (the training means, to 4 digits) and prints its probabilities "
@@ -195,4 +227,5 @@ def how_to_load(m: Manifest) -> str:
              "### Python (numpy + onnxruntime only)", _python(m), "### CLI", _cli(m)]
     for heading, text in sections(m):
         parts += [f"### {heading}", text]
+    parts += served_sections(m)
     return "\n\n".join(parts) + "\n"

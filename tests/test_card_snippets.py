@@ -15,6 +15,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -184,3 +185,34 @@ def test_card_versions_are_the_pinned_ones():
 
     deps = json.loads((ROOT / "web" / "package.json").read_text())["dependencies"]
     assert deps["onnxruntime-node"] == deps["onnxruntime-web"] == ORT_NODE, deps
+
+
+@pytest.fixture(scope="module")
+def oip_server(tmp_path_factory):
+    """`edgeclf serve` on every committed artifact (it only reads them), on a free port."""
+    from test_serve import Server, _missing
+
+    missing = _missing()
+    if missing:
+        skip_or_fail(f"{missing} is not installed: pip install 'edgeclf[serve,dev]'", required=os.environ.get("CI") == "true")
+    s = Server([ARTIFACTS / t for t in TASKS], tmp_path_factory.mktemp("oip"))
+    yield f"127.0.0.1:{s.port}"
+    assert s.stop() == 0
+
+
+@pytest.mark.parametrize("heading", ["Server (curl)", "Server (tritonclient)"])
+@pytest.mark.parametrize("task", TASKS)
+def test_server_snippets_run(task, heading, oip_server, tmp_path):
+    """As written, but for the server's address (a free port here, 127.0.0.1:8000 in the card)."""
+    from edgeclf.report.howto import SERVER
+
+    lang, code = snippets(task)[heading]
+    assert SERVER in code
+    code = code.replace(SERVER, oip_server)
+    if lang == "sh":
+        if shutil.which("curl") is None:
+            skip_or_fail("curl is not installed")
+        out = run(["bash", "-eu", "-o", "pipefail", "-c", code])
+    else:
+        out = run_python(code, tmp_path)
+    print(task, heading, check_printed(out, task))
