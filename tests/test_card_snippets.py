@@ -194,7 +194,8 @@ def oip_server(tmp_path_factory):
 
     missing = _missing()
     if missing:
-        skip_or_fail(f"{missing} is not installed: pip install 'edgeclf[serve,dev]'", required=os.environ.get("CI") == "true")
+        skip_or_fail(f"{missing} is not installed: pip install 'edgeclf[serve,dev]'",
+                     required=os.environ.get("CI") == "true")
     s = Server([ARTIFACTS / t for t in TASKS], tmp_path_factory.mktemp("oip"))
     yield f"127.0.0.1:{s.port}"
     assert s.stop() == 0
