@@ -120,12 +120,13 @@ def request_bytes(model: str, row: list[float]) -> bytes:
 
 
 async def client(port: int, payload: bytes, until: float, warm_until: float, lat: list[float],
-                 errors: list[int]) -> None:
+                 errors: list[int], sent: list[int]) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     while True:
         t0 = time.perf_counter()
         if t0 >= until:
             break
+        sent.append(1)
         writer.write(payload)
         head = await reader.readuntil(b"\r\n\r\n")
         length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
@@ -140,23 +141,39 @@ async def client(port: int, payload: bytes, until: float, warm_until: float, lat
 async def load(port: int, payload: bytes, clients: int, seconds: float, warmup: float) -> dict[str, Any]:
     lat: list[float] = []
     errors: list[int] = []
+    sent: list[int] = []
     start = time.perf_counter()
     warm_until, until = start + warmup, start + warmup + seconds
-    await asyncio.gather(*(client(port, payload, until, warm_until, lat, errors) for _ in range(clients)))
+    await asyncio.gather(*(client(port, payload, until, warm_until, lat, errors, sent) for _ in range(clients)))
     lat.sort()
     q = statistics.quantiles(lat, n=100) if len(lat) > 1 else lat * 99
-    return {"clients": clients, "requests": len(lat), "errors": len(errors), "rps": len(lat) / seconds,
+    return {"clients": clients, "requests": len(lat), "sent": len(sent), "errors": len(errors), "rps": len(lat) / seconds,
             "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000}
 
 
-def measure(name: str, port: int, payload: bytes, args: argparse.Namespace) -> list[dict[str, Any]]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the server and its child processes (MLServer's inference worker) so far."""
+    import psutil
+
+    procs = [psutil.Process(pid)]
+    procs += procs[0].children(recursive=True)
+    return sum(p.cpu_times().user + p.cpu_times().system for p in procs)
+
+
+def measure(name: str, proc: subprocess.Popen[bytes], port: int, payload: bytes,
+            args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Each cell: requests per second, latency, and the server's CPU time per request (warm-up included in both
+    counts), which a busy shared machine disturbs less than throughput."""
     rows = []
     for c in args.clients:
+        cpu = cpu_seconds(proc.pid)
         r = asyncio.run(load(port, payload, c, args.seconds, args.warmup))
+        r["cpu_us_per_request"] = (cpu_seconds(proc.pid) - cpu) / r["sent"] * 1e6
         r["server"] = name
         rows.append(r)
         print(f"{name:<22} {c:>3} clients  {r['rps']:>8.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
-              f"p99 {r['p99_ms']:6.2f} ms  errors {r['errors']}", flush=True)
+              f"p99 {r['p99_ms']:6.2f} ms  server CPU {r['cpu_us_per_request']:5.0f} us/req  errors {r['errors']}",
+              flush=True)
     return rows
 
 
@@ -188,14 +205,14 @@ def main() -> None:
     for name, batch_rows in (("edgeclf batching", 256), ("edgeclf batching off", 1)):
         proc, port = start_edgeclf(folder, batch_rows)
         try:
-            results += measure(name, port, payload, args)
+            results += measure(name, proc, port, payload, args)
         finally:
             stop(proc)
     if args.mlserver:
         with tempfile.TemporaryDirectory() as work:
             proc, port = start_mlserver(args.mlserver, folder, Path(work), len(row))
             try:
-                results += measure("MLServer 1.7 adaptive", port, payload, args)
+                results += measure("MLServer 1.7 adaptive", proc, port, payload, args)
             finally:
                 stop(proc)
     if args.json:

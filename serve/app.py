@@ -94,7 +94,8 @@ def build_app(models: Models, metrics: Metrics, max_body: int) -> Starlette:
         watcher = asyncio.create_task(models.watch())
         yield
         watcher.cancel()
-        await asyncio.to_thread(models.close)
+        models.close()
+        await asyncio.to_thread(models.join)
 
     return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
 

@@ -10,6 +10,7 @@ runs one call at a time: onnxruntime releases the GIL, and the event loop keeps 
 from __future__ import annotations
 
 import asyncio
+import collections
 import queue
 import threading
 import time
@@ -39,33 +40,52 @@ _STOP: Any = object()
 
 
 class Batcher:
-    """The queue and worker thread of one loaded model version."""
+    """The queue and worker thread of one loaded model version.
+
+    The event loop hands jobs over once per loop iteration (one queue item holding every job that arrived in it),
+    not once per job: each hand-over wakes the worker, which then competes with the loop for the GIL."""
 
     def __init__(self, clf: Classifier, max_rows: int, max_delay_s: float, max_queue: int,
                  on_batch: Callable[[int], None] = lambda rows: None) -> None:
         self.clf, self.max_rows, self.max_delay_s, self.max_queue = clf, max_rows, max_delay_s, max_queue
         self.on_batch = on_batch
-        self._queue: queue.SimpleQueue[Job] = queue.SimpleQueue()
-        self._carry: Job | None = None  # a job that did not fit the last batch: first of the next
+        self._pending: list[Job] = []  # the event loop's side: this iteration's jobs
+        self._queue: queue.SimpleQueue[list[Job]] = queue.SimpleQueue()
+        self._backlog: collections.deque[Job] = collections.deque()  # the worker's side
+        self._stopping = False
+        self._waiting = 0  # jobs submitted and not yet taken into a batch
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._work, name="edgeclf-batcher", daemon=True)
         self._thread.start()
 
     def depth(self) -> int:
         """Jobs waiting (not the batch being computed)."""
-        return self._queue.qsize() + (self._carry is not None)
+        return self._waiting
 
     def submit(self, rows: np.ndarray, wants: frozenset[str]) -> asyncio.Future[Result]:
-        if self.depth() >= self.max_queue:
-            raise Overloaded(f"{self.depth()} requests are waiting for this model (--max-queue {self.max_queue})")
-        job = Job(rows, wants, asyncio.get_running_loop().create_future())
-        self._queue.put(job)
+        if self._waiting >= self.max_queue:
+            raise Overloaded(f"{self._waiting} requests are waiting for this model (--max-queue {self.max_queue})")
+        loop = asyncio.get_running_loop()
+        job = Job(rows, wants, loop.create_future())
+        with self._lock:
+            self._waiting += 1
+        if not self._pending:
+            loop.call_soon(self._flush)  # after the callbacks already ready: the requests read in this iteration
+        self._pending.append(job)
         return job.future
 
-    def close(self, wait: bool = True) -> None:
-        """Finish every queued job, then stop the worker."""
+    def _flush(self) -> None:
+        if self._pending:
+            self._queue.put(self._pending)
+            self._pending = []
+
+    def close(self) -> None:
+        """(On the event loop.) Finish every job submitted, then stop the worker; join() waits for it."""
+        self._flush()
         self._queue.put(_STOP)
-        if wait:
-            self._thread.join()
+
+    def join(self) -> None:
+        self._thread.join()
 
     def _work(self) -> None:
         while True:
@@ -74,23 +94,39 @@ class Batcher:
                 return
             self._run(batch)
 
+    def _fill(self, timeout: float | None) -> bool:
+        """Move one hand-over into the backlog, waiting up to timeout (None: for ever); False if none came."""
+        if self._stopping:
+            return False
+        try:
+            item = self._queue.get(timeout=timeout) if timeout is None or timeout > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return False
+        if item is _STOP:
+            self._stopping = True
+            return False
+        self._backlog.extend(item)
+        return True
+
     def _next_batch(self) -> list[Job] | None:
-        first, self._carry = self._carry or self._queue.get(), None
-        if first is _STOP:
-            return None
+        """The oldest job, then the following ones while they fit in max_rows (a bigger first job runs alone),
+        waiting for more until the first job's deadline; None once stopped with nothing left."""
+        while not self._backlog:
+            if not self._fill(None) and self._stopping:
+                return None
+        first = self._backlog.popleft()
         batch, rows = [first], len(first.rows)
         deadline = first.start + self.max_delay_s
         while rows < self.max_rows:
-            try:
-                wait = deadline - time.monotonic()
-                job = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
-            except queue.Empty:
+            if not self._backlog and not self._fill(deadline - time.monotonic()):
                 break
-            if job is _STOP or rows + len(job.rows) > self.max_rows:
-                self._carry = job  # stopping or too big: it starts the next round
-                break
+            if rows + len(self._backlog[0].rows) > self.max_rows:
+                break  # it starts the next batch
+            job = self._backlog.popleft()
             batch.append(job)
             rows += len(job.rows)
+        with self._lock:
+            self._waiting -= len(batch)
         return batch
 
     def _run(self, batch: list[Job]) -> None:

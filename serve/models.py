@@ -65,7 +65,7 @@ class Loaded:
     def release(self) -> None:
         self.users -= 1
         if self.retired and self.users == 0:
-            self.batcher.close(wait=False)
+            self.batcher.close()
 
 
 @dataclass
@@ -127,10 +127,15 @@ class Models:
         self.current[old.name] = new
         old.retired = True
         if old.users == 0:
-            old.batcher.close(wait=False)
+            old.batcher.close()
         print(f"edgeclf serve: {old.name}: now version {new.version[:12]} (was {old.version[:12]})",
               file=sys.stderr, flush=True)
 
     def close(self) -> None:
+        """(On the event loop.) Stop every current worker once its jobs are done; join() waits for them."""
         for loaded in self.current.values():
             loaded.batcher.close()
+
+    def join(self) -> None:
+        for loaded in self.current.values():
+            loaded.batcher.join()

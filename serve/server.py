@@ -87,7 +87,7 @@ def serve(folders: list[str], opts: ServeOptions) -> None:
     try:
         sock = bind(opts.host, opts.port)
     except InputError:
-        models.close()
+        models.close()  # no event loop runs yet: nothing is pending
         raise
     port = sock.getsockname()[1]
     names = ", ".join(f"{n}@{m.version[:12]}" for n, m in models.current.items())

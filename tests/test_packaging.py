@@ -38,6 +38,8 @@ def test_wheel_core_install_runs_predict_and_info(tmp_path):
     assert p.returncode == 0 and "circles (binary, 2 classes)" in p.stdout, p.stderr
     p = subprocess.run([exe, "train", "circles"], cwd=work, capture_output=True, text=True)
     assert p.returncode == 1 and "edgeclf[train]" in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run([exe, "serve", "circles"], cwd=work, capture_output=True, text=True)
+    assert p.returncode == 1 and "edgeclf[serve]" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_no_big_file_tracked_outside_artifacts_and_docs():
