@@ -217,3 +217,14 @@ def test_server_snippets_run(task, heading, oip_server, tmp_path):
     else:
         out = run_python(code, tmp_path)
     print(task, heading, check_printed(out, task))
+
+
+def test_a_wrong_server_snippet_fails(oip_server):
+    """The same runner and check on the curl snippet printing the logits instead of the probabilities."""
+    from edgeclf.report.howto import SERVER
+
+    code = snippets("iris")["Server (curl)"][1].replace(SERVER, oip_server)
+    wrong = code.replace('print(o["probabilities"])', 'print(o["logits"])')
+    assert wrong != code
+    with pytest.raises(AssertionError):
+        check_printed(run(["bash", "-eu", "-o", "pipefail", "-c", wrong]), "iris")

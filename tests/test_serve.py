@@ -350,6 +350,22 @@ def test_concurrent_answers_are_bit_identical(server: Server) -> None:
     assert 0 < calls < 24 * 12, calls
 
 
+def test_max_delay_gathers_a_batch(folders: list[Path], tmp_path: Path) -> None:
+    """With --max-delay-ms, requests arriving within the delay share one call (up to --max-batch-rows)."""
+    s = Server(folders[:1], tmp_path, "--max-delay-ms", "300", "--max-batch-rows", "8")
+    try:
+        xs = [rows("circles", 1, 20 + i) for i in range(8)]
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda x: _request(s.port, "POST", "/v2/models/circles/infer", json_body(x)), xs))
+        for x, (status, h, text) in zip(xs, answers):
+            assert status == 200 and same_as_classifier(_clf("circles"), x, decode(h, text)[1])
+        calls = _metric(s.port, "edgeclf_batch_rows_count", model="circles")
+        assert _metric(s.port, "edgeclf_batch_rows_sum", model="circles") == 8
+        assert calls <= 3, calls  # 8 one-row requests sent at once, 300 ms to gather: one call, at most a few
+    finally:
+        assert s.stop() == 0
+
+
 def _metric(port: int, name: str, **labels: str) -> float:
     from prometheus_client.parser import text_string_to_metric_families
 
