@@ -9,6 +9,7 @@ worker stops when the last of them is done.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -109,7 +110,8 @@ class Models:
         failed: dict[str, StatKey] = {}
         while True:
             await asyncio.sleep(WATCH_SECONDS)
-            sys.stdout.flush()  # the access log is block-buffered: written out twice a second
+            with contextlib.suppress(OSError):  # a closed stdout must not end the watcher
+                sys.stdout.flush()  # the access log is block-buffered: written out twice a second
             for name, old in list(self.current.items()):
                 key = stat_key(self.folders[name])
                 if key is None or key == old.stat or key == failed.get(name):

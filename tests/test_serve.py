@@ -434,6 +434,15 @@ def test_swap_during_load_is_picked_up_without_a_failed_request(tmp_path: Path) 
             assert time.monotonic() < deadline, "the new version was not picked up"
             time.sleep(0.1)
         assert "now version" in s.err.read_text()
+        with staged_folder(folder) as tmp:  # a folder that does not load: the server keeps the version it has
+            (tmp / "manifest.json").write_text("{}")
+        deadline = time.monotonic() + 10
+        while "does not load" not in s.err.read_text():
+            assert time.monotonic() < deadline, s.err.read_text()
+            time.sleep(0.1)
+        x = rows("circles", 3, 11)
+        status, h, text = _request(s.port, "POST", "/v2/models/circles/infer", json_body(x))
+        assert status == 200 and same_as_classifier(new, x, decode(h, text)[1])
     finally:
         assert s.stop() == 0
 
