@@ -60,8 +60,11 @@ class Front:
         if path.endswith("/infer") and model:
             self.metrics.seconds.labels(model).observe(seconds)
         client = scope.get("client") or ("-", 0)
-        sys.stdout.write(f'{client[0]}:{client[1]} "{scope["method"]} {path}" {status} '
-                         f'{"-" if rows is None else rows} rows {seconds * 1000:.2f} ms\n')
+        try:
+            sys.stdout.write(f'{client[0]}:{client[1]} "{scope["method"]} {path}" {status} '
+                             f'{"-" if rows is None else rows} rows {seconds * 1000:.2f} ms\n')
+        except (OSError, ValueError):  # stdout closed (`edgeclf serve | head` ended): keep serving, unlogged
+            pass
 
 
 async def _unauthorized(send: Send) -> None:
