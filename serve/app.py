@@ -20,7 +20,7 @@ from edgeclf.runtime.inputs import as_float32_rows, as_matrix
 from edgeclf.serve.batcher import Overloaded
 from edgeclf.serve.metrics import CONTENT_TYPE, Metrics
 from edgeclf.serve.models import Loaded, Models
-from edgeclf.serve.protocol import HEADER_LENGTH, ProtocolError, encode_response, parse_request
+from edgeclf.serve.protocol import HEADER_LENGTH, ProtocolError, decompress, encode_response, parse_request
 
 JSON = "application/json"
 
@@ -125,14 +125,12 @@ async def run_infer(request: Request, loaded: Loaded, max_body: int) -> Response
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused (413) as soon as it is known to exceed `limit` bytes: by Content-Length, or while read."""
+    """The body (inflated if compressed), refused (413) as soon as it is known to exceed `limit` bytes: by
+    Content-Length, while read, or while inflated."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise ProtocolError(413, f"request body of {int(declared)} bytes is over this server's limit of {limit} "
                                  "(--max-body-mb): split the rows over several requests")
-    encoding = request.headers.get("content-encoding", "identity").lower()
-    if encoding != "identity":
-        raise ProtocolError(400, f"Content-Encoding {encoding!r} is not supported: send the body uncompressed")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -140,7 +138,7 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise ProtocolError(413, f"request body is over this server's limit of {limit} bytes (--max-body-mb): "
                                      "split the rows over several requests")
         chunks.append(chunk)
-    return b"".join(chunks)
+    return decompress(b"".join(chunks), request.headers.get("content-encoding", "identity").lower(), limit)
 
 
 def model_metadata(loaded: Loaded) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+import zlib
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -46,6 +47,24 @@ class InferRequest:
     id: str | None
     rows: np.ndarray  # (N, F) or (F,) as sent, any numeric dtype
     outputs: tuple[tuple[str, bool], ...]  # (name, as binary) in the order asked
+
+
+def decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    """A body sent with Content-Encoding gzip or deflate (tritonclient's request_compression_algorithm), inflated to
+    at most `limit` bytes: the size limit holds for what the server would have to hold, not for what was sent."""
+    if encoding == "identity":
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise bad(f"Content-Encoding {encoding!r} is not supported: expected gzip, deflate or none")
+    inflater = zlib.decompressobj(31 if encoding == "gzip" else 15)  # 31: gzip header; 15: zlib (HTTP's deflate)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as e:
+        raise bad(f"the body is not valid {encoding} data ({e})") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise ProtocolError(413, f"the {encoding} body inflates to over this server's limit of {limit} bytes "
+                                 "(--max-body-mb): split the rows over several requests")
+    return out
 
 
 def split_body(body: bytes, header_length: str | None) -> tuple[Any, memoryview]:

@@ -6,6 +6,7 @@ taken from the server."""
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import importlib.util
 import json
@@ -203,6 +204,18 @@ def test_tritonclient_infer_equals_classifier(server: Server, task: str, binary:
     assert result.get_response()["model_version"] == version
 
 
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_tritonclient_compressed_request(server: Server, algorithm: str) -> None:
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(f"127.0.0.1:{server.port}")
+    x = rows("circles", 5, seed=12)
+    inp = triton.InferInput("input", list(x.shape), "FP32")
+    inp.set_data_from_numpy(x)
+    result = client.infer("circles", [inp], request_compression_algorithm=algorithm)
+    assert np.array_equal(result.as_numpy("probabilities"), _clf("circles").predict_proba(x))
+
+
 def test_tritonclient_subset_of_outputs_and_plain_json(server: Server) -> None:
     import tritonclient.http as triton
 
@@ -258,6 +271,10 @@ ERRORS = {
     "unknown-version": ("circles/versions/7/infer", json_body(np.zeros((1, 2))), {}, 404, "not '7'"),
     "unknown-model-metadata": ("nosuch", None, {}, 404, "unknown model"),
     "oversized-declared": ("circles/infer", b"x" * (1024 * 1024 + 1), {}, 413, "limit of 1048576"),
+    "oversized-inflated": ("circles/infer", gzip.compress(b" " * (2 * 1024 * 1024)), {"Content-Encoding": "gzip"},
+                           413, "inflates to over"),
+    "bad-gzip": ("circles/infer", b"not gzip", {"Content-Encoding": "gzip"}, 400, "not valid gzip"),
+    "unknown-encoding": ("circles/infer", b"{}", {"Content-Encoding": "br"}, 400, "Content-Encoding 'br'"),
 }
 
 
