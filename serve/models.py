@@ -19,6 +19,7 @@ from typing import Callable
 from edgeclf.runtime import Classifier
 from edgeclf.runtime.errors import ArtifactError, EdgeclfError, InputError, first_line
 from edgeclf.runtime.manifest import MANIFEST, Manifest
+from edgeclf.serve import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_QUEUE
 from edgeclf.serve.batcher import Batcher
 
 WATCH_SECONDS = 0.5
@@ -27,9 +28,9 @@ StatKey = tuple[int, int, int, int] | None
 
 @dataclass(frozen=True)
 class Settings:
-    max_batch_rows: int = 256
+    max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS
     max_delay_s: float = 0.0
-    max_queue: int = 1024  # requests waiting per model before 503
+    max_queue: int = DEFAULT_MAX_QUEUE
 
 
 def weights_version(m: Manifest) -> str:

@@ -18,6 +18,7 @@ from types import FrameType
 import uvicorn
 
 from edgeclf.runtime.errors import InputError
+from edgeclf.serve import DEFAULT_HOST, DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BODY_MB, DEFAULT_MAX_QUEUE, DEFAULT_PORT
 from edgeclf.serve.app import build_app
 from edgeclf.serve.front import Front
 from edgeclf.serve.metrics import Metrics
@@ -28,12 +29,12 @@ GRACE_SECONDS = 30  # how long SIGTERM waits for requests in flight before cutti
 
 @dataclass(frozen=True)
 class ServeOptions:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    max_batch_rows: int = 256
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS
     max_delay_ms: float = 0.0
-    max_queue: int = 1024
-    max_body_mb: float = 16.0
+    max_queue: int = DEFAULT_MAX_QUEUE
+    max_body_mb: float = DEFAULT_MAX_BODY_MB
     token_file: str | None = None
 
 
