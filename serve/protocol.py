@@ -79,7 +79,7 @@ def split_body(body: bytes, header_length: str | None) -> tuple[Any, memoryview]
             raise bad(f"Inference-Header-Content-Length {cut} is outside the body's {len(body)} bytes")
     try:
         head = json.loads(bytes(memoryview(body)[:cut]))
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than the parser goes
         raise bad(f"request body is not JSON ({e}): expected an Open Inference Protocol infer request") from None
     if not isinstance(head, dict):
         raise bad(f"request JSON is a {type(head).__name__}: expected an object with \"inputs\"")
@@ -110,7 +110,7 @@ def _tensor(tensor: dict[str, Any], tail: memoryview) -> tuple[np.ndarray, int]:
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
         raise bad(f"input shape {shape!r}: expected a list of non-negative integers, e.g. [N, F]")
     count = math.prod(shape)
-    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    size = _parameters(tensor, "input").get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or size != count * dtype.itemsize or size > len(tail):
             raise bad(f"binary_data_size {size!r} for shape {shape} {datatype}: expected {count * dtype.itemsize} "
@@ -140,9 +140,15 @@ def _json_data(data: Any, dtype: np.dtype[Any], datatype: str, shape: list[int],
     return arr.reshape(shape)
 
 
+def _parameters(obj: dict[str, Any], what: str) -> dict[str, Any]:
+    params = obj.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise bad(f"{what} \"parameters\" is a {type(params).__name__}: expected an object")
+    return params
+
+
 def _outputs(head: dict[str, Any]) -> tuple[tuple[str, bool], ...]:
-    params = head.get("parameters") or {}
-    binary_default = bool(params.get("binary_data_output", False)) if isinstance(params, dict) else False
+    binary_default = bool(_parameters(head, "request").get("binary_data_output", False))
     asked = head.get("outputs")
     if asked is None:
         return tuple((name, binary_default) for name in OUTPUTS)
@@ -152,7 +158,7 @@ def _outputs(head: dict[str, Any]) -> tuple[tuple[str, bool], ...]:
     for o in asked:
         if o.get("name") not in OUTPUTS:
             raise bad(f"output {o.get('name')!r}: expected one of {', '.join(OUTPUTS)}")
-        binary = (o.get("parameters") or {}).get("binary_data", binary_default)
+        binary = _parameters(o, f"output {o['name']!r}").get("binary_data", binary_default)
         chosen.append((str(o["name"]), bool(binary)))
     return tuple(chosen)
 

@@ -247,6 +247,7 @@ NAN_BIN = np.array([[0.5, np.nan]], np.float32)
 ERRORS = {
     # id: (path, body, headers, status, fragment of the error)
     "not-json": ("circles/infer", b"{not json", {}, 400, "not JSON"),
+    "json-too-deep": ("circles/infer", b"[" * 100_000 + b"]" * 100_000, {}, 400, "not JSON"),
     "json-array": ("circles/infer", b"[1, 2]", {}, 400, "expected an object"),
     "wrong-input-name": ("circles/infer", json_body(np.zeros((1, 2)), name="x"), {}, 400, "expected 'input'"),
     "wrong-shape": ("circles/infer", json_body(np.zeros((2, 3))), {}, 400, "shape (2, 3)"),
@@ -267,6 +268,10 @@ ERRORS = {
     "unknown-output": ("circles/infer", json.dumps({"inputs": json.loads(json_body(np.zeros((1, 2))))["inputs"],
                                                     "outputs": [{"name": "embedding"}]}).encode(), {}, 400,
                        "output 'embedding'"),
+    "parameters-not-object": ("circles/infer", json.dumps({"inputs": [{"name": "input", "shape": [1, 2],
+                                                                       "datatype": "FP32", "data": [1, 2],
+                                                                       "parameters": [1]}]}).encode(), {}, 400,
+                              "expected an object"),
     "unknown-model": ("nosuch/infer", json_body(np.zeros((1, 2))), {}, 404, "unknown model 'nosuch'"),
     "unknown-version": ("circles/versions/7/infer", json_body(np.zeros((1, 2))), {}, 404, "not '7'"),
     "unknown-model-metadata": ("nosuch", None, {}, 404, "unknown model"),
