@@ -15,7 +15,7 @@ WEB_STAMP := web/node_modules/.edgeclf-installed
 $(STAMP): pyproject.toml constraints.txt $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# strict editable mode: a real file tree mypy can read (the default mode is an import hook)
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[train,dev,scale,serve]' --config-settings editable_mode=strict
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[train,dev,scale,serve,executorch]' --config-settings editable_mode=strict
 	# bytecode, as a wheel install has it: pip does not compile an editable tree, and with PYTHONDONTWRITEBYTECODE
 	# set every start would compile edgeclf from source again (~40 ms of a one-row predict here); a stale .pyc is
 	# never used (Python checks the source's mtime and size)

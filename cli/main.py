@@ -19,7 +19,7 @@ from edgeclf.cli.predict import predict as predict_command
 from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, EDGE_FORMATS, LAYOUT_CHOICES, MAX_BATCH, MAX_OPSET, MIN_OPSET
 from edgeclf.report.text import table
 from edgeclf.runtime.errors import EdgeclfError
-from edgeclf.runtime.formats import C_HEADER, OPT_IN
+from edgeclf.runtime.formats import C_HEADER, OPT_IN, PTE
 from edgeclf.train.settings import ACTIVATIONS, DEVICES, OPTIMIZERS, pin_arithmetic
 from edgeclf.train.tasks import TASK_NAMES
 
@@ -208,6 +208,8 @@ def export(name: str | None, batch_sizes: tuple[int, ...], opset: int, out: str,
       edgeclf export --from model.pt2 --features a,b,c --classes no,yes --check-data rows.csv --out artifacts
     """
     needs_extra(*EXPORT_NEEDS)
+    if PTE.option in edge:
+        needs_extra("executorch", extra="executorch")
     sizes = batch_sizes or DEFAULT_BATCH_SIZES
     if source is not None:
         if layout != "auto":
@@ -267,7 +269,8 @@ def verify(folder: str) -> None:
         raise click.ClickException(f"{folder}: parity check failed; re-export with `edgeclf export`")
 
 
-RUN_EDGE = (C_HEADER.option,)  # reproducible from the weights alone: committed; .ort and int8 bytes/figures are not
+# reproducible from the weights alone (any run, any x86-64 CPU): committed; .ort and int8 bytes/figures are not
+RUN_EDGE = (C_HEADER.option, PTE.option)
 
 
 @cli.command()
@@ -282,6 +285,7 @@ def run(out: str, device: str, quiet: bool) -> None:
       edgeclf run --out artifacts --device cpu
     """
     needs_extra(*EXPORT_NEEDS, "matplotlib")
+    needs_extra("executorch", extra="executorch")  # RUN_EDGE's .pte programs
     pin_arithmetic()  # before torch is imported: the same bytes on any x86-64 CPU
     from edgeclf.export.pipeline import export_artifact, runtime_check
     from edgeclf.report.build import plot_artifact

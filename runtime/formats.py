@@ -47,9 +47,14 @@ ORT = Format("ort", "model.b{batch}.ort", "edgeclf.export.edge:write_ort_files",
 # not parity-checked: a quantised file is not held to the float policy; its report (accuracy, agreement) is the claim
 INT8 = Format("onnx-int8", "model.b{batch}.int8.onnx", "edgeclf.export.edge:write_int8", loadable=True,
               label="int8 ONNX", option="int8", help="quantised ONNX")
+# two files: model.pte (XNNPACK, batch 64) and model.portable.pte (portable kernels, batch 1): export/pte.py
+PTE = Format("pte", "model.pte", "edgeclf.export.pte:write_pte", "edgeclf.export.pte:runner", label="ExecuTorch",
+             option="pte", help="ExecuTorch programs: XNNPACK model.pte, portable model.portable.pte",
+             cards=(("ExecuTorch (Python, executorch.runtime)", "edgeclf.export.pte:python_snippet"),
+                    ("ExecuTorch (C++)", "edgeclf.export.pte:cpp_snippet")))
 
 # in the order an export writes them (and lists them in the manifest): ONNX first, the rest derive from it
-FORMATS: tuple[Format, ...] = (ONNX, TORCHSCRIPT, PT2, C_HEADER, ORT, INT8)
+FORMATS: tuple[Format, ...] = (ONNX, TORCHSCRIPT, PT2, C_HEADER, ORT, INT8, PTE)
 NAMES = tuple(f.name for f in FORMATS)
 OPT_IN = tuple(f for f in FORMATS if f.option)
 OPTIONS = tuple(f.option for f in OPT_IN)  # the CLI's --format choices

@@ -7,15 +7,17 @@ from edgeclf.train.settings import pin_arithmetic
 
 pin_arithmetic()  # before anything imports torch: tests train with the same arithmetic as `make run`
 
+import importlib.util  # noqa: E402
 import shutil  # noqa: E402
 import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Callable  # noqa: E402
 
 import pytest  # noqa: E402
-from helpers import ARTIFACTS, WEB, skip_or_fail  # noqa: E402
+from helpers import ARTIFACTS, ON_CI, WEB, skip_or_fail  # noqa: E402
 
 from edgeclf.cli.serve import ORT_DIST, make_server  # noqa: E402
+from edgeclf.runtime import Manifest  # noqa: E402
 
 CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--disable-quic", "--no-first-run"]
@@ -39,6 +41,40 @@ def artifact_copy(tmp_path: Path) -> Callable[[str], Path]:
         return dst
 
     return copy
+
+
+@pytest.fixture(scope="session")
+def pte_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An artifacts folder whose every task lists model.pte and model.portable.pte: the committed one once `make run`
+    writes them, else copies with both programs written in (manifest entries added, no other file changed)."""
+    pytest.importorskip("torch")
+    if importlib.util.find_spec("executorch") is None:
+        skip_or_fail("executorch is not installed (pip install 'edgeclf[executorch]' -c constraints.txt)", required=ON_CI)
+    from edgeclf.export import pte
+
+    tasks = [p.parent for p in sorted(ARTIFACTS.glob("*/manifest.json"))]
+    if all(pte.entry_of(Manifest.read(t)[0], pte.PORTABLE) for t in tasks):
+        return ARTIFACTS
+    root = tmp_path_factory.mktemp("pte") / "artifacts"
+    for src in tasks:
+        shutil.copytree(src, root / src.name)
+        add_pte(root / src.name)
+    return root
+
+
+def add_pte(folder: Path) -> None:
+    """Write folder's .pte programs (from its checkpoint) and list them in its manifest."""
+    import dataclasses
+
+    from edgeclf.artifact.store import MANIFEST, write_json
+    from edgeclf.export import pte
+    from edgeclf.export.subject import from_trained
+    from edgeclf.train.checkpoint import load_checkpoint
+
+    m, _ = Manifest.read(folder)
+    s = from_trained(load_checkpoint(folder, m.task))
+    entries = pte.write_programs(folder, s.model, s.n_features)
+    write_json(folder / MANIFEST, dataclasses.replace(m, files=(*m.files, *entries)).to_dict())
 
 
 def browser_missing() -> str | None:

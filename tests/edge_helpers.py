@@ -98,3 +98,16 @@ def mobile_usability(onnx_path: Path) -> dict[str, str]:
     assert "NNAPI" in found and any(k.startswith("CoreML") for k in found), f"no verdicts in:\n{text}"
     found["log"] = text
     return found
+
+
+def build_cpp(src: Path, out: Path) -> Path:
+    """Build a C++ program with examples/cpp/Makefile's flags against the installed executorch (g++, -Werror)."""
+    from helpers import ON_CI, ROOT, skip_or_fail
+
+    if shutil.which("g++") is None:
+        skip_or_fail("g++ not found: the ExecuTorch C++ tests need a C++17 compiler", required=ON_CI)
+    cmd = ["make", "-s", "-C", str(ROOT / "examples" / "cpp"), f"PYTHON={sys.executable}", f"SRC={src}",
+           f"OUT={out}", "CXXFLAGS=-O2 -Wall -Wextra -Werror"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stdout}\n{done.stderr}"
+    return out

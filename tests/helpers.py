@@ -19,6 +19,7 @@ TOY_TASKS = ("blobs", "circles", "moons", "spirals")
 TORCH_FORMATS = ("onnx", "torchscript", "torch.export")
 WEB = ROOT / "web"
 ORT_NODE = WEB / "node_modules" / "onnxruntime-node"  # `make setup` installs it (npm ci --prefix web)
+ON_CI = os.environ.get("CI") == "true"  # parts `make test` installs (ExecuTorch) or a CI image has (g++) are required
 
 
 def skip_or_fail(reason: str, required: bool = False) -> None:

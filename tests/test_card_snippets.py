@@ -4,7 +4,9 @@ run as written, each in its own client: they must print the Python Classifier's 
 
 Run here: Python (Classifier), the CLI, TorchScript and .pt2 (torch), Node (node + onnxruntime-node from
 web/node_modules), the browser (headless Chromium + onnxruntime-web, like test_web.py), the C header (gcc, strict
-flags), OpenCV DNN (opencv-python-headless, a dev dependency for this test). The onnxruntime C API snippet is not
+flags), OpenCV DNN (opencv-python-headless, a dev dependency for this test), ExecuTorch in Python (executorch.runtime)
+and C++ (g++ against the executorch wheel; on copies of the artifacts with .pte programs written in, until the
+committed ones have them). The onnxruntime C API snippet is not
 run anywhere: Debian has no onnxruntime C headers; its names and shapes are checked against the manifest instead.
 """
 
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edge_helpers import ATOL, STRICT, gcc
+from edge_helpers import ATOL, STRICT, build_cpp, gcc
 from helpers import ARTIFACTS, ROOT, TASKS, WEB, node_missing, skip_or_fail
 
 from edgeclf.report.card import model_card
@@ -33,10 +35,10 @@ NUMBER = re.compile(r"-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
 BIN = Path(sys.executable).parent
 
 
-def snippets(task: str) -> dict[str, tuple[str, str]]:
+def snippets(task: str, root: Path = ARTIFACTS) -> dict[str, tuple[str, str]]:
     """heading -> (language, code) of every snippet in the generated card's "How to load it"."""
-    m, _ = Manifest.read(ARTIFACTS / task)
-    metrics = json.loads((ARTIFACTS / task / "metrics.json").read_text())
+    m, _ = Manifest.read(root / task)
+    metrics = json.loads((root / task / "metrics.json").read_text())
     card = model_card(m, metrics, [])
     howto = card[card.index("## How to load it"):]
     found = {}
@@ -158,6 +160,64 @@ def test_c_api_snippet_names_the_manifest(task):
     for text in (f'"artifacts/{task}/{e.path}"', f'{{"{m.signature.input}"}}', f'{{"{m.signature.probabilities.name}"}}',
                  f"x[{e.batch_size} * {f}]", f"shape[2] = {{{e.batch_size}, {f}}}"):
         assert text in code, text
+
+
+EXECUTORCH = ("ExecuTorch (Python, executorch.runtime)", "ExecuTorch (C++)")
+
+
+def run_executorch(heading: str, code: str, root: Path, tmp_path: Path) -> str:
+    """Run from the folder holding root (an `artifacts` folder: the committed one, or copies with .pte files)."""
+    if heading == EXECUTORCH[0]:
+        (tmp_path / "snippet.py").write_text(code)
+        return run([sys.executable, str(tmp_path / "snippet.py")], cwd=root.parent)
+    (tmp_path / "main.cpp").write_text(code)
+    return run([str(build_cpp(tmp_path / "main.cpp", tmp_path / "main"))], cwd=root.parent)
+
+
+# Each snippet exec'd as written, all tasks in one interpreter: importing executorch.runtime alone takes ~10 s.
+EXEC_ALL = """
+import contextlib, io, json, sys
+out = {}
+for task, code in json.loads(sys.stdin.read()).items():
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        exec(compile(code, f"snippet_{task}.py", "exec"), {"__name__": "__main__"})
+    out[task] = buf.getvalue()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_executorch_python_snippets_run(pte_root):
+    codes = {}
+    for task in TASKS:
+        lang, codes[task] = snippets(task, pte_root)[EXECUTORCH[0]]
+        assert lang == "python"
+    done = subprocess.run([sys.executable, "-c", EXEC_ALL], input=json.dumps(codes), capture_output=True, text=True,
+                          cwd=pte_root.parent, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for task, printed in json.loads(done.stdout.splitlines()[-1]).items():
+        print(task, EXECUTORCH[0], check_printed(printed, task))
+
+
+@pytest.mark.slow  # a g++ build per task
+@pytest.mark.parametrize("task", TASKS)
+def test_executorch_cpp_snippets_run(task, pte_root, tmp_path):
+    lang, code = snippets(task, pte_root)[EXECUTORCH[1]]
+    assert lang == "cpp"
+    print(task, EXECUTORCH[1], check_printed(run_executorch(EXECUTORCH[1], code, pte_root, tmp_path), task))
+
+
+@pytest.mark.slow
+def test_a_wrong_executorch_snippet_fails(pte_root, tmp_path):
+    m, _ = Manifest.read(pte_root / "iris")
+    lo, pr = m.signature.logits.index, m.signature.probabilities.index
+    for heading in EXECUTORCH:
+        code = snippets("iris", pte_root)[heading][1]
+        wrong = code.replace(f"p = out[{pr}][0]", f"p = out[{lo}][0]").replace(f"out->at({pr})", f"out->at({lo})")
+        assert wrong != code
+        with pytest.raises(AssertionError):  # the logits, not the probabilities
+            check_printed(run_executorch(heading, wrong, pte_root, tmp_path), "iris")
 
 
 # A wrong snippet fails: the same runners and check on snippets with one mistake each.

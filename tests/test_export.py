@@ -116,7 +116,7 @@ def test_onnx_reference_evaluator_agrees_with_onnxruntime(task):
 @pytest.mark.parametrize("task", TASKS)
 def test_committed_artifacts_verify_clean(task):
     report = verify_artifact(ARTIFACTS / task)
-    assert report and len(report.results) == len([f for f in report.manifest.files if f.format in TORCH_FORMATS])
+    assert report and len(report.results) == len([f for f in report.manifest.files if f.format in (*TORCH_FORMATS, "pte")])
 
 
 @pytest.mark.parametrize("task", ["circles", "spirals"])

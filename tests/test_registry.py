@@ -53,14 +53,15 @@ def test_the_manifest_cli_and_export_derive_from_the_registry() -> None:
     from edgeclf.runtime.manifest import FORMATS
 
     assert FORMATS == tuple(f.name for f in formats.FORMATS)
-    assert EDGE_FORMATS == ("c", "ort", "int8")
+    assert EDGE_FORMATS == ("c", "ort", "int8", "pte")
     option = next(p for p in export.params if p.name == "edge")
     assert isinstance(option.type, click.Choice) and tuple(option.type.choices) == EDGE_FORMATS
     assert option.help == ("Also write: c (a C99 header, model.h), ort (onnxruntime mobile format), int8 (quantised "
-                           "ONNX). Repeat for several.")
+                           "ONNX), pte (ExecuTorch programs: XNNPACK model.pte, portable model.portable.pte). Repeat "
+                           "for several.")
     assert [f.name for f in selected(())] == ["onnx", "torchscript", "torch.export"]
     assert [f.name for f in selected(("int8", "c"))] == ["onnx", "torchscript", "torch.export", "c", "onnx-int8"]
-    with pytest.raises(InputError, match="unknown format 'tflite': expected one of c, ort, int8"):
+    with pytest.raises(InputError, match="unknown format 'tflite': expected one of c, ort, int8, pte"):
         selected(("tflite",))
 
 
