@@ -187,8 +187,7 @@ def report_training(name: str, r: Any, folder: Path) -> None:
               "(CSV with header, Parquet or .npy).")
 @click.option("--name", "new_name", help="With --from: the artifact's name (default: the .pt2 file's stem).")
 @click.option("--format", "edge", type=click.Choice(EDGE_FORMATS), multiple=True,
-              help="Also write: " + ", ".join(f"{f.option} ({f.help})" for f in OPT_IN) + ". Repeat for several; "
-                   "formats the folder already has are made again.")
+              help="Also write: " + ", ".join(f"{f.option} ({f.help})" for f in OPT_IN) + ". Repeat for several.")
 @click.option("--c-prefix", help="Name prefix of the C header's symbols. Default: the folder's header's, else "
               "edgeclf.")
 @click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default="auto", show_default=True,
@@ -201,7 +200,8 @@ def export(name: str | None, batch_sizes: tuple[int, ...], opset: int, out: str,
            new_name: str | None, edge: tuple[str, ...], c_prefix: str | None, layout: str,
            allow_lossy_int8: bool) -> None:
     """Export OUT/NAME's checkpoint (or, with --from, your own .pt2 model) to ONNX, TorchScript and .pt2, check
-    parity, write manifest.json.
+    parity, write manifest.json. The folder keeps its card, pictures, your files and the --format files it had
+    (made again); anything dropped is named on stderr.
 
     \b
     Example:

@@ -192,7 +192,7 @@ def test_export_is_reproducible_in_one_process(tmp_path):
     assert snapshot(tmp_path / "a" / "blobs") == snapshot(tmp_path / "b" / "blobs")
     names = set(snapshot(tmp_path / "a" / "blobs"))
     assert CARD not in names  # no card writer passed: the card (it lists the files) is dropped with a warning
-    assert {"confusion.png", "calibration.png"} <= names <= set(snapshot(ARTIFACTS / "blobs")) | set(PICTURES)
+    assert {"boundary.png", "calibration.png"} <= names <= set(snapshot(ARTIFACTS / "blobs")) | set(PICTURES)
 
 
 def test_export_batch_sizes_and_opset(tmp_path, artifact_copy):

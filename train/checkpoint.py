@@ -85,11 +85,10 @@ def checkpoint_path(folder: Path, task: str | None = None) -> Path:
     if not path.is_file():
         name = task or Path(folder).name
         elsewhere = sorted(p.parent.parent for p in Path().glob(f"*/{name}/{CHECKPOINT}"))
-        if elsewhere:  # trained with another --out: name the option that finds it
-            raise ArtifactError(f"no checkpoint at {path}, but {elsewhere[0] / name} has one: pass --out "
-                                f"{elsewhere[0]}")
-        raise ArtifactError(f"no checkpoint at {path}: run `edgeclf train {name}` first (with the same --out as "
-                            f"this command)")
+        advice = f"run `edgeclf train {name}` first (with the same --out as this command)"
+        if elsewhere:  # perhaps trained with another --out: name the option that finds it
+            advice += f", or pass --out {elsewhere[0]}: {elsewhere[0] / name} has one"
+        raise ArtifactError(f"no checkpoint at {path}: {advice}")
     return path
 
 
