@@ -26,10 +26,13 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 CARD = "MODEL_CARD.md"
 # the model files are named by their format's entry in edgeclf.runtime.formats
+CHECK_DATA = "check_data.npy"  # a brought-in model's check rows, kept so `edgeclf verify` can re-run parity
+# what `edgeclf plot` draws (check_data.png: a brought-in model's), in the order the card shows them
+PICTURES = ("boundary.png", "confusion.png", "check_data.png", "calibration.png", "training.png", "parity.png")
 _RENAME_EXCHANGE = 2
 
-__all__ = ["CARD", "CHECKPOINT", "MANIFEST", "METRICS", "json_bytes", "staged_folder", "writable_parent", "write_bytes",
-           "write_json"]
+__all__ = ["CARD", "CHECKPOINT", "CHECK_DATA", "MANIFEST", "METRICS", "PICTURES", "json_bytes", "staged_folder",
+           "writable_parent", "write_bytes", "write_json"]
 
 
 def json_bytes(obj: Any) -> bytes:
@@ -136,6 +139,8 @@ def staged_folder(dest: Path, keep: Iterable[str] = ()) -> Iterator[Path]:
             for name in keep:
                 if (dest / name).is_file():
                     shutil.copy2(dest / name, tmp / name)
+                elif (dest / name).is_dir():  # a user's own folder inside the artifact
+                    shutil.copytree(dest / name, tmp / name, symlinks=True)
             yield tmp
             _pause_point("staged")
             _fsync_folder(tmp)

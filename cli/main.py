@@ -9,8 +9,9 @@ import errno
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import click
 
@@ -140,17 +141,13 @@ def train(task: str | None, device: str, epochs: int | None, lr: float | None, o
     if data is not None:
         if task is not None or label is None:
             raise click.UsageError("with --data, give --label COLUMN and no TASK")
-        import warnings
-
         from edgeclf.train.api import train_data
 
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always", UserWarning)
             r = train_data(data, label, out, features=features, name=name, test=test_file, cv=cv, stream=stream,
                            **hyper)
-        for w in seen:  # the data's warnings (a constant feature, columns left out), one line each
-            if issubclass(w.category, UserWarning) and "edgeclf" in (w.filename or "") + str(w.category.__module__):
-                click.echo(f"warning: {w.message}", err=True)
+        echo_warnings(seen)  # the data's warnings (a constant feature, columns left out)
         report_training(r.model_config.task, r, Path(out) / r.model_config.task)
         return
     if stream is not None:
@@ -191,15 +188,20 @@ def report_training(name: str, r: Any, folder: Path) -> None:
 @click.option("--name", "new_name", help="With --from: the artifact's name (default: the .pt2 file's stem).")
 @click.option("--format", "edge", type=click.Choice(EDGE_FORMATS), multiple=True,
               help="Also write: " + ", ".join(f"{f.option} ({f.help})" for f in OPT_IN) + ". Repeat for several.")
-@click.option("--c-prefix", default="edgeclf", show_default=True, help="Name prefix of the C header's symbols.")
+@click.option("--c-prefix", help="Name prefix of the C header's symbols. Default: the folder's header's, else "
+              "edgeclf.")
 @click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default="auto", show_default=True,
               help="Arrangement of the ONNX graphs (same function, parity-checked): auto picks per file by the "
                    "layer widths and batch size (docs/benchmarks.md).")
+@click.option("--allow-lossy-int8", is_flag=True, help="Write int8 files even where they do not pay: larger than "
+              "the float32 file, or changing more than 1% of its labels (refused otherwise).")
 def export(name: str | None, batch_sizes: tuple[int, ...], opset: int, out: str, source: str | None,
            features: tuple[str, ...] | None, classes: tuple[str, ...] | None, check_data: str | None,
-           new_name: str | None, edge: tuple[str, ...], c_prefix: str, layout: str) -> None:
+           new_name: str | None, edge: tuple[str, ...], c_prefix: str | None, layout: str,
+           allow_lossy_int8: bool) -> None:
     """Export OUT/NAME's checkpoint (or, with --from, your own .pt2 model) to ONNX, TorchScript and .pt2, check
-    parity, write manifest.json.
+    parity, write manifest.json. The folder keeps its card, pictures, your files and the --format files it had
+    (made again); anything dropped is named on stderr.
 
     \b
     Example:
@@ -211,40 +213,65 @@ def export(name: str | None, batch_sizes: tuple[int, ...], opset: int, out: str,
     if PTE.option in edge:
         needs_extra("executorch", extra="executorch")
     sizes = batch_sizes or DEFAULT_BATCH_SIZES
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", UserWarning)
+        manifest, results, folder = export_to(name, sizes, opset, out, source, features, classes, check_data,
+                                              new_name, edge, c_prefix, layout, allow_lossy_int8)
+    echo_warnings(seen)
+    for r in results:
+        click.echo(str(r))
+    for f in manifest.files_of("onnx-int8"):  # not held to the policy: its report is the claim
+        lossy = f" (lossy, allowed: {f.details['lossy_allowed']})" if "lossy_allowed" in f.details else ""
+        click.echo(f"int8 {int8_summary(f.path, f.details)}{lossy}")
+    click.echo(f"wrote {len(manifest.files)} files and manifest.json to {folder}")
+
+
+def echo_warnings(seen: list[warnings.WarningMessage]) -> None:
+    """edgeclf's own warnings (a file an export dropped, a constant feature), one line each on stderr."""
+    for w in seen:
+        if issubclass(w.category, UserWarning) and "edgeclf" in (w.filename or "") + str(w.category.__module__):
+            click.echo(f"warning: {w.message}", err=True)
+
+
+def export_to(name: str | None, sizes: tuple[int, ...], opset: int, out: str, source: str | None,
+              features: tuple[str, ...] | None, classes: tuple[str, ...] | None, check_data: str | None,
+              new_name: str | None, edge: tuple[str, ...], c_prefix: str | None, layout: str,
+              allow_lossy_int8: bool = False) -> tuple[Any, Any, Path]:
     if source is not None:
         if layout != "auto":
             raise click.UsageError(f"--layout {layout} applies to edgeclf-trained MLPs; a --from model is exported "
                                    "as traced")
         if name is not None and new_name is not None and name != new_name:
             raise click.UsageError(f"give the name once: NAME {name!r} or --name {new_name!r}")
-        manifest, results, folder = export_from(source, name or new_name, sizes, opset, out, features, classes,
-                                                check_data, edge, c_prefix)
-    elif new_name is not None:
+        return export_from(source, name or new_name, sizes, opset, out, features, classes, check_data, edge,
+                           c_prefix, allow_lossy_int8)
+    if new_name is not None:
         raise click.UsageError("--name goes with --from; a trained folder is named by NAME")
-    elif name is None:
+    if name is None:
         raise click.UsageError("give NAME (a trained folder under --out) or --from MODEL.pt2")
-    else:
-        from edgeclf.export.pipeline import export_artifact
+    from edgeclf.export.pipeline import export_artifact
+    from edgeclf.report.build import write_card
 
-        folder = Path(out) / name
-        manifest, results = export_artifact(folder, sizes, opset, name, edge, c_prefix, layout)
-    for r in results:
-        click.echo(str(r))
-    click.echo(f"wrote {len(manifest.files)} files and manifest.json to {folder}")
+    folder = Path(out) / name
+    manifest, results = export_artifact(folder, sizes, opset, name, edge, c_prefix, layout, card=write_card,
+                                        allow_lossy_int8=allow_lossy_int8)
+    return manifest, results, folder
 
 
 def export_from(source: str, name: str | None, sizes: tuple[int, ...], opset: int, out: str,
                 features: tuple[str, ...] | None, classes: tuple[str, ...] | None, check_data: str | None,
-                edge: tuple[str, ...], c_prefix: str) -> tuple[Any, Any, Path]:
+                edge: tuple[str, ...], c_prefix: str | None, allow_lossy_int8: bool = False) -> tuple[Any, Any, Path]:
     missing = [o for o, v in (("--features", features), ("--classes", classes), ("--check-data", check_data)) if not v]
     if missing:
         raise click.UsageError(f"--from needs {', '.join(missing)}")
     assert features is not None and classes is not None and check_data is not None
     from edgeclf.export.own_model import export_pt2, read_check_data
+    from edgeclf.report.build import write_card
 
     rows = read_check_data(check_data, features)
     manifest, results = export_pt2(source, out, features=features, classes=classes, check_data=rows,
-                                   batch_sizes=sizes, opset=opset, name=name, edge=edge, c_prefix=c_prefix)
+                                   batch_sizes=sizes, opset=opset, name=name, edge=edge, c_prefix=c_prefix,
+                                   card=write_card, allow_lossy_int8=allow_lossy_int8)
     return manifest, results, Path(out) / manifest.task
 
 
@@ -334,11 +361,24 @@ def info(folder: str) -> None:
     rows = []
     for f in m.files:
         p = m.parity.files.get(f.path)
-        verdict = ("PASS" if p.get("passed") else "FAIL") if p else "-"
+        verdict = ("PASS" if p.get("passed") else "FAIL") if p else UNCHECKED.get(f.format, "-")
         rows.append((f.path, f.format, f.batch_size if f.fixed_batch else "any", f.opset or "-", f"{f.bytes:,}",
                      f.sha256[:12], verdict))
     click.echo(table(rows, ["file", "format", "batch", "opset", "bytes", "sha256", "parity"]))
+    for f in m.files_of("onnx-int8"):
+        click.echo(f"int8        {int8_summary(f.path, f.details)}")
     click.echo(f"versions    {', '.join(f'{k} {v}' for k, v in m.versions.items())}")
+
+
+UNCHECKED = {"c": "not run (C)", "onnx-int8": "int8 report"}  # formats outside the float32 policy
+
+
+def int8_summary(path: str, d: Mapping[str, Any]) -> str:
+    """One line of an int8 file's report (manifest details, export/int8.py): what quantising it cost."""
+    return (f"{path}: {d.get('bytes.ratio', float('nan')):.2f}x the float file's bytes, test accuracy "
+            f"{100 * float(d.get('test_accuracy.delta', float('nan'))):+.2f} points, labels agree "
+            f"{float(d.get('check.label_agreement', float('nan'))):.2%} on the check rows, max probability diff "
+            f"{float(d.get('check.max_abs_probability_diff', float('nan'))):.2g}")
 
 
 @cli.command()
@@ -361,19 +401,26 @@ def plot(folder: str, parity: bool) -> None:
 @cli.command("serve-web")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--web", "web_dir", type=click.Path(file_okay=False), default="web", show_default=True)
+@click.option("--web", "web_dir", type=click.Path(file_okay=False), help="The page's folder. Default: the page "
+              "installed with edgeclf.")
+@click.option("--ort", "ort_dir", type=click.Path(file_okay=False), help="onnxruntime-web's dist/ folder. Default: "
+              "the page folder's node_modules, else the page loads the pinned version from a CDN.")
 @click.option("--artifacts", type=click.Path(file_okay=False), default="artifacts", show_default=True)
-def serve_web(port: int, host: str, web_dir: str, artifacts: str) -> None:
+def serve_web(port: int, host: str, web_dir: str | None, ort_dir: str | None, artifacts: str) -> None:
     """Serve the browser page, onnxruntime-web and the artifacts on localhost (Ctrl-C stops).
 
     \b
     Example:
       edgeclf serve-web --port 8000    # then open http://127.0.0.1:8000/?task=blobs
+      edgeclf serve-web --artifacts my_models --ort node_modules/onnxruntime-web/dist
     """
-    from edgeclf.cli.serve import make_server
+    from edgeclf.cli.serve import ORT_CDN, make_server
 
-    server = make_server(Path(web_dir), Path(artifacts), host, port)
+    server = make_server(Path(web_dir) if web_dir else None, Path(artifacts), host, port,
+                         Path(ort_dir) if ort_dir else None)
     click.echo(f"serving http://{host}:{server.server_address[1]}/ (Ctrl-C stops)")
+    if server.ort is None:
+        click.echo(f"onnxruntime-web: no local copy (pass --ort DIR), the page loads it from {ORT_CDN}")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -14,6 +14,9 @@ from edgeclf.report.plots import COLORS  # the one palette (plots and page); plo
 from edgeclf.runtime.errors import InputError
 
 ORT_DIST = Path("node_modules") / "onnxruntime-web" / "dist"
+ORT_WEB_VERSION = "1.30.0"  # web/package.json's pin (a test holds them equal)
+ORT_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_WEB_VERSION}/dist/"
+PAGE = Path(__file__).parent.parent / "web"  # the page installed with the package (edgeclf/web/)
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -59,7 +62,13 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
     def _answer(self, head_only: bool) -> None:
         body = self.generated()
-        if body is not None:
+        path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+        if path.startswith("/ort/") and "/ort/" not in self.routes:  # no local copy: the pinned CDN's
+            self.send_response(302)
+            self.send_header("Location", ORT_CDN + posixpath.normpath(path[len("/ort/"):]).lstrip("./"))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif body is not None:
             self.send_generated(body, head_only)
         elif head_only:
             super().do_HEAD()
@@ -69,7 +78,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
     def translate_path(self, path: str) -> str:
         path = urllib.parse.unquote(urllib.parse.urlsplit(path).path)
         for prefix in ("/artifacts/", "/ort/", "/"):
-            if path.startswith(prefix):
+            if path.startswith(prefix) and prefix in self.routes:
                 root = self.routes[prefix].resolve()
                 rel = posixpath.normpath(path[len(prefix):]).lstrip("/")
                 target = (root / rel).resolve() if rel not in ("", ".") else root
@@ -87,6 +96,8 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
 
 class Server(http.server.ThreadingHTTPServer):
+    ort: Path | None = None  # the local onnxruntime-web served under /ort/ (None: redirects to ORT_CDN)
+
     def handle_error(self, request: object, client_address: object) -> None:
         """A client that leaves mid-response (a closed tab, a reload) is routine, not a traceback on stderr."""
         if isinstance(sys.exc_info()[1], ConnectionError):  # BrokenPipeError, ConnectionResetError, ...Aborted
@@ -94,13 +105,30 @@ class Server(http.server.ThreadingHTTPServer):
         super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
-def make_server(web: Path, artifacts: Path, host: str = "127.0.0.1", port: int = 8000) -> http.server.ThreadingHTTPServer:
-    web, artifacts = Path(web), Path(artifacts)
+def make_server(web: Path | None, artifacts: Path, host: str = "127.0.0.1", port: int = 8000,
+                ort: Path | None = None) -> Server:
+    """web: the page's folder (None: the one installed with edgeclf). ort: onnxruntime-web's dist/ folder (None:
+    the page folder's node_modules, as `npm ci --prefix web` leaves it; where there is none, as after a plain
+    `pip install edgeclf`, the server answers /ort/ with redirects to the pinned version on ORT_CDN)."""
+    web, artifacts = Path(web) if web is not None else PAGE, Path(artifacts)
     if not (web / "index.html").is_file():
         raise InputError(f"no index.html in {web}: pass --web, the folder holding edgeclf's web page")
-    if not (web / ORT_DIST / "ort.wasm.min.js").is_file():
-        raise InputError(f"onnxruntime-web is not installed in {web}: run `npm ci --prefix {web}`")
+    dist = Path(ort) if ort is not None else ort_dist(web)
+    if dist is not None and not (dist / "ort.wasm.min.js").is_file():
+        raise InputError(f"no ort.wasm.min.js in {dist}: pass --ort, onnxruntime-web's dist/ folder")
     if not artifacts.is_dir():
-        raise InputError(f"artifacts folder {artifacts} does not exist: run `make run` first")
-    routes = {"/": web, "/ort/": web / ORT_DIST, "/artifacts/": artifacts}
-    return Server((host, port), functools.partial(Handler, routes=routes))
+        raise InputError(f"artifacts folder {artifacts} does not exist: pass --artifacts, the folder holding the "
+                         f"exported models (one sub-folder each)")
+    routes = {"/": web, "/artifacts/": artifacts, **({"/ort/": dist} if dist is not None else {})}
+    server = Server((host, port), functools.partial(Handler, routes=routes))
+    server.ort = dist
+    return server
+
+
+def ort_dist(web: Path) -> Path | None:
+    """onnxruntime-web's dist/ beside the page: in the page's folder, or (an editable install links the page's
+    files into the package) beside the file the page's index.html links to."""
+    for root in (web, (web / "index.html").resolve().parent):
+        if (root / ORT_DIST / "ort.wasm.min.js").is_file():
+            return root / ORT_DIST
+    return None

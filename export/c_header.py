@@ -322,3 +322,65 @@ def mlp_layers(module: nn.Module) -> tuple[list[Layer], str]:
     if len(acts) > 1:
         raise InputError(f"cannot emit mixed activations {sorted(acts)} in C: expected one kind between all layers")
     return layers, acts.pop() if acts else "none"
+
+
+def graph_layers(path: str | Path) -> tuple[list[Layer], str]:
+    """(layers, activation) read from an exported ONNX graph, whatever module it came from (a brought-in nn.Module,
+    a .pt2 program): the chain from the input to the `logits` output must be Gemm (or MatMul, Add) layers with
+    Relu or Tanh between them. Refused otherwise, naming the first node the header cannot express."""
+    import onnx
+    from onnx import numpy_helper
+
+    g = onnx.load(str(path)).graph
+    consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    users: dict[str, list[Any]] = {}
+    for node in g.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    layers: list[Layer] = []
+    between: list[str] = []  # what follows each Linear but the last
+    current = g.input[0].name
+    while current != "logits":
+        node = _only_user(users.get(current, []), current)
+        if node.op_type in ("Gemm", "MatMul"):
+            if len(layers) > len(between):
+                between.append("none")
+            w, b, current = _linear(node, consts, users)
+            layers.append((w, b))
+            continue
+        if node.op_type not in ("Relu", "Tanh") or len(layers) != len(between) + 1:
+            raise InputError(f"cannot emit node {node.name!r} ({node.op_type}) of {Path(path).name} in C: expected "
+                             f"Linear layers (Gemm, MatMul+Add) with Relu or Tanh between them, ending in the logits")
+        between.append(node.op_type.lower())
+        current = node.output[0]
+    kinds = set(between)
+    if len(kinds) > 1:
+        raise InputError(f"cannot emit mixed activations {sorted(kinds)} in C: expected one kind between all layers")
+    return layers, kinds.pop() if kinds else "none"
+
+
+def _only_user(nodes: list[Any], value: str) -> Any:
+    chain = [n for n in nodes if n.op_type not in ("Sigmoid", "Softmax")] or nodes  # the probabilities branch aside
+    if len(chain) != 1:
+        raise InputError(f"cannot emit the graph in C: value {value!r} feeds {len(chain)} nodes, expected a chain")
+    return chain[0]
+
+
+def _linear(node: Any, consts: dict[str, np.ndarray], users: dict[str, list[Any]]) -> tuple[np.ndarray, np.ndarray, str]:
+    """A Gemm (x W^T + b), or a MatMul by a constant and an Add of one: (W (out, in), b (out,), output name)."""
+    from onnx import helper
+
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if node.input[1] not in consts or attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or \
+            attrs.get("beta", 1.0) != 1.0:
+        raise InputError(f"cannot emit node {node.name!r} ({node.op_type}) in C: expected x times constant weights")
+    w = consts[node.input[1]].astype(np.float32)
+    w = w if node.op_type == "Gemm" and attrs.get("transB", 0) else w.T  # (out, in)
+    out = node.output[0]
+    if node.op_type == "Gemm":
+        bias = consts.get(node.input[2]) if len(node.input) > 2 else None
+        return w, (np.zeros(len(w)) if bias is None else bias).astype(np.float32).reshape(-1), out
+    add = users.get(out, [])
+    if len(add) == 1 and add[0].op_type == "Add" and add[0].input[1] in consts:
+        return w, consts[add[0].input[1]].astype(np.float32).reshape(-1), add[0].output[0]
+    return w, np.zeros(len(w), np.float32), out

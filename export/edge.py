@@ -11,15 +11,16 @@ from torch import nn
 
 from edgeclf.export import DEFAULT_OPSET
 from edgeclf.export.describe import file_entry
-from edgeclf.export.layout import AS_TRACED
+from edgeclf.export.layout import AS_TRACED, mlp_of
 from edgeclf.export.registry import ExportJob
+from edgeclf.runtime.errors import InputError
 from edgeclf.runtime.formats import C_HEADER, INT8, ONNX, ORT
 from edgeclf.runtime.manifest import FileEntry, file_sha256, onnx_metadata
 from edgeclf.train.model import Standardize
 
 
 def write_c(job: ExportJob) -> list[FileEntry]:
-    from edgeclf.export.c_header import c_header, check_prefix, mlp_layers
+    from edgeclf.export.c_header import c_header, check_prefix, graph_layers, mlp_layers
 
     s, prefix = job.spec, job.c_prefix
     check_prefix(prefix)
@@ -28,12 +29,22 @@ def write_c(job: ExportJob) -> list[FileEntry]:
     if isinstance(net, nn.Sequential) and len(net) and isinstance(net[0], Standardize):
         mean, std = net[0].mean.numpy(), net[0].std.numpy()  # applied first in C, exactly as in the graph
         net = net[1:]
-    layers, activation = mlp_layers(net)
+    try:
+        layers, activation = mlp_layers(net)
+    except InputError:
+        if s.origin.kind == "trained":
+            raise
+        layers, activation = graph_layers(_first_onnx(job))  # a brought-in module or .pt2: read from its graph
     header = c_header(layers, activation, features=[f.name for f in s.features], classes=s.classes, prefix=prefix,
                       mean=mean, std=std)
     header.write(job.folder / C_HEADER.file)
     return [file_entry(job.folder, C_HEADER.file, C_HEADER.name, 1,
                        details={"prefix": prefix, "flash_bytes": header.flash_bytes, "ram_bytes": header.ram_bytes})]
+
+
+def _first_onnx(job: ExportJob) -> Path:
+    """The float ONNX file of the smallest batch size this export wrote (written before the edge formats)."""
+    return job.folder / min(job.files_of(ONNX), key=lambda e: e.batch_size).path
 
 
 def write_ort_files(job: ExportJob) -> list[FileEntry]:
@@ -60,11 +71,12 @@ def write_int8(job: ExportJob) -> list[FileEntry]:
     import onnxruntime as ort
 
     from edgeclf.export.describe import graph_docs
-    from edgeclf.export.formats import write_onnx
+    from edgeclf.export.formats import SameGraph, write_onnx
     from edgeclf.export.int8 import int8_report, quantize_int8
 
     s, folder = job.spec, job.folder
     calibration = s.calibration_rows if s.calibration_rows is not None else s.check_rows
+    traced_family = SameGraph(s.model, s.n_features) if mlp_of(s.model) is not None else None
     entries = []
     names = [f.name for f in s.features]
     for e in job.files_of(ONNX):
@@ -75,7 +87,8 @@ def write_int8(job: ExportJob) -> list[FileEntry]:
         with tempfile.TemporaryDirectory(prefix="edgeclf-int8-") as tmp:
             traced = Path(tmp) / e.path
             write_onnx(s.model, s.n_features, e.batch_size, e.opset or DEFAULT_OPSET, traced,
-                       onnx_metadata(s.name, s.kind, s.classes, names, e.batch_size), graph_docs(s))
+                       onnx_metadata(s.name, s.kind, s.classes, names, e.batch_size), graph_docs(s),
+                       reuse=traced_family)
             quantize_int8(traced, dst, calibration)
         f32, i8 = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (src, dst))
         if s.labelled is not None:

@@ -11,7 +11,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 from torch import nn
@@ -51,21 +51,13 @@ def _quiet_torch() -> Iterator[None]:
 
 
 def write_onnx(model: nn.Module, n_features: int, batch: int, opset: int, path: Path,
-               metadata: dict[str, str], docs: GraphDocs) -> None:
+               metadata: dict[str, str], docs: GraphDocs, reuse: SameGraph | None = None) -> None:
+    """model's graph at (batch, n_features), documented, checked and saved. reuse: the family model belongs to,
+    whose graph is exported once and re-shaped for every batch size (same bytes as exporting each)."""
     import onnx
 
-    example = (torch.zeros(batch, n_features),)
-    with _quiet_torch():
-        try:
-            program = torch.onnx.export(
-                model, example, dynamo=True, external_data=False, opset_version=opset,
-                input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES), verbose=False,
-            )
-        except Exception as e:  # the exporter's own error types vary by stage (export, decomposition, translation)
-            raise InputError(f"the ONNX exporter cannot convert this model: {_exporter_reason(e)}") from None
-    if program is None:  # only with dynamo=False, never here
-        raise RuntimeError("torch.onnx.export returned no program")
-    proto = program.model_proto
+    proto = reuse.at(model, n_features, batch, opset) if reuse is not None else _exported(model, n_features, batch,
+                                                                                            opset)
     _strip_provenance(proto.graph)
     del proto.metadata_props[:]
     for key, value in sorted(metadata.items()):
@@ -77,6 +69,110 @@ def write_onnx(model: nn.Module, n_features: int, batch: int, opset: int, path: 
     onnx.checker.check_model(proto, full_check=True)
     onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
     onnx.save_model(proto, str(path))
+
+
+def _exported(model: nn.Module, n_features: int, batch: int, opset: int) -> onnx.ModelProto:
+    example = (torch.zeros(batch, n_features),)
+    with _quiet_torch(), _one_registry():
+        try:
+            program = torch.onnx.export(
+                model, example, dynamo=True, external_data=False, opset_version=opset,
+                input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES), verbose=False,
+            )
+        except Exception as e:  # the exporter's own error types vary by stage (export, decomposition, translation)
+            raise InputError(f"the ONNX exporter cannot convert this model: {_exporter_reason(e)}") from None
+    if program is None:  # only with dynamo=False, never here
+        raise RuntimeError("torch.onnx.export returned no program")
+    proto: onnx.ModelProto = program.model_proto
+    return proto
+
+
+_REGISTRIES: dict[tuple[Any, ...], Any] = {}
+
+
+@contextlib.contextmanager
+def _one_registry() -> Iterator[None]:
+    """torch.onnx.export builds its table of ATen -> ONNX functions (torchlib) anew on every call: most of the
+    time a small model's export takes. The table depends only on the opset and an export only reads it (with no
+    custom_translation_table, which edgeclf never passes), so each opset's is built once per process. A torch
+    whose exporter is laid out otherwise exports without the cache."""
+    try:
+        from torch.onnx._internal.exporter import _registration
+
+        cls = _registration.ONNXRegistry
+        original = cls.__dict__["from_torchlib"]
+        build = original.__func__
+    except (ImportError, AttributeError, KeyError):
+        yield
+        return
+
+    def cached(klass: type, *args: Any, **kwargs: Any) -> Any:
+        key = (klass, args, tuple(sorted(kwargs.items())))
+        if key not in _REGISTRIES:
+            with _domains_without_parsing():
+                _REGISTRIES[key] = build(klass, *args, **kwargs)
+        return _REGISTRIES[key]
+
+    cls.from_torchlib = classmethod(cached)  # type: ignore[method-assign, assignment]
+    try:
+        yield
+    finally:
+        cls.from_torchlib = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def _domains_without_parsing() -> Iterator[None]:
+    """While the table is built, onnxscript lists each traced torchlib function with its domain, which it gets by
+    parsing the function's Python source into ONNX IR (~500 functions, most of the build); torch then keeps only
+    the functions and their names. The domain is the function's opset's: given directly here, for the build only."""
+    try:
+        from onnxscript._internal import values
+
+        traced = values.TracedOnnxFunction
+        original = traced.__dict__["function_ir"]
+    except (ImportError, AttributeError, KeyError):
+        yield
+        return
+    traced.function_ir = property(lambda self: _Domain(self.opset.domain))  # type: ignore[method-assign, assignment]
+    try:
+        yield
+    finally:
+        traced.function_ir = original  # type: ignore[method-assign]
+
+
+@dataclass(frozen=True)
+class _Domain:
+    domain: str
+
+
+class SameGraph:
+    """A family of modules whose ONNX graphs differ between batch sizes only in the batch dimension of their
+    shapes (one arrangement of an MLP, export/layout.py): exported once, at a probe batch size that no other
+    dimension of the model has, then re-shaped for each batch size. The exporter's passes see only fake tensors of
+    that shape, so each re-shaped graph has the bytes a direct export at its batch size gives; any other graph
+    (a brought-in module) is exported at every size."""
+
+    def __init__(self, model: nn.Module, n_features: int) -> None:
+        taken = {n_features, *(d for t in [*model.parameters(), *model.buffers()] for d in t.shape)}
+        self.probe = next(p for p in _PROBES if p not in taken)
+        self.proto: onnx.ModelProto | None = None
+
+    def at(self, model: nn.Module, n_features: int, batch: int, opset: int) -> onnx.ModelProto:
+        import onnx
+
+        if self.proto is None:
+            self.proto = _exported(model, n_features, self.probe, opset)
+        out = onnx.ModelProto()
+        out.CopyFrom(self.proto)
+        g = out.graph
+        for value in [*g.input, *g.output, *g.value_info]:
+            for d in value.type.tensor_type.shape.dim:
+                if d.HasField("dim_value") and d.dim_value == self.probe:
+                    d.dim_value = batch
+        return out
+
+
+_PROBES = (7919, 7927, 7933, 7937, 7949)  # primes: no layer width or batch size an MLP is likely to have
 
 
 def _exporter_reason(e: BaseException) -> str:

@@ -19,7 +19,7 @@ import contextlib
 import io
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -129,3 +129,20 @@ def int8_report(float_session: ort.InferenceSession, int8_session: ort.Inference
         "check": {"rows": len(agree), "label_agreement": float(agree.mean()), "disagreements": int((~agree).sum()),
                   "max_abs_probability_diff": float(np.abs(p_float - p_int8).max())},
     }
+
+
+MIN_AGREEMENT = 0.99  # an int8 file that changes more labels than this of float32's is not a faithful copy
+
+
+def lossy(details: Mapping[str, Any]) -> str | None:
+    """Why an int8 file (its manifest details, from int8_report) does not pay for itself, or None: it is larger than
+    its float32 file, or agrees with it on fewer than MIN_AGREEMENT of the check rows' labels."""
+    reasons = []
+    if float(details.get("bytes.ratio", 0.0)) > 1.0:
+        reasons.append(f"{float(details['bytes.ratio']):.2f}x its float32 file's bytes ({details['bytes.int8']:,} vs "
+                       f"{details['bytes.float32']:,})")
+    agreement = float(details.get("check.label_agreement", 1.0))
+    if agreement < MIN_AGREEMENT:
+        reasons.append(f"labels agree with float32 on {agreement:.2%} of the check rows (< {MIN_AGREEMENT:.0%}), max "
+                       f"probability difference {float(details['check.max_abs_probability_diff']):.2g}")
+    return "; ".join(reasons) or None

@@ -17,11 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeclf.artifact.store import staged_folder, write_bytes
+from edgeclf.artifact.store import CHECK_DATA, staged_folder, write_bytes
 from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET
 from edgeclf.export.geometry import domain_of
+from edgeclf.export.keep import CardWriter
 from edgeclf.export.parity import ParityResult
-from edgeclf.export.pipeline import validate_export_args, write_checked
+from edgeclf.export.pipeline import validate_export_args, write_kept
 from edgeclf.export.subject import ExportSpec, parameter_count, state_dict_sha256
 from edgeclf.runtime.contract import n_logits
 from edgeclf.runtime.errors import InputError
@@ -30,13 +31,12 @@ from edgeclf.runtime.manifest import Feature, Manifest, Origin
 from edgeclf.train.model import WithProbabilities
 from edgeclf.train.tabular import sanitize_name
 
-CHECK_DATA = "check_data.npy"  # the user's check rows, kept so `edgeclf verify` can re-run parity
-
 
 def export_model(module: nn.Module, out: Path | str, *, features: Sequence[str], classes: Sequence[str],
                  check_data: Any, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, opset: int = DEFAULT_OPSET,
                  name: str | None = None, description: str = "", edge: Sequence[str] = (),
-                 c_prefix: str = "edgeclf") -> tuple[Manifest, list[ParityResult]]:
+                 c_prefix: str | None = None, card: CardWriter | None = None,
+                 allow_lossy_int8: bool = False) -> tuple[Manifest, list[ParityResult]]:
     """Export `module` to out/NAME/ (ONNX per batch size, TorchScript, .pt2, manifest.json) with proven parity.
 
     check_data: rows (array or DataFrame with the feature columns) parity is measured on, plus points spread over
@@ -59,7 +59,8 @@ def export_model(module: nn.Module, out: Path | str, *, features: Sequence[str],
         spec = _export_spec(module, net, rows, features, classes, name, description, buf.getvalue())
         with staged_folder(Path(out) / name) as tmp:
             write_bytes(tmp / CHECK_DATA, buf.getvalue())
-            manifest, results = write_checked(tmp, spec, sizes, opset, edge, c_prefix)
+            manifest, results = write_kept(Path(out) / name, tmp, spec, sizes, opset, edge, c_prefix, "auto", card,
+                                           allow_lossy_int8)
     finally:
         module.train(was_training)
     return manifest, results
@@ -225,7 +226,8 @@ def read_check_data(path: Path | str, features: Sequence[str]) -> np.ndarray:
 def export_pt2(path: Path | str, out: Path | str, *, features: Sequence[str], classes: Sequence[str],
                check_data: Any, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, opset: int = DEFAULT_OPSET,
                name: str | None = None, edge: Sequence[str] = (),
-               c_prefix: str = "edgeclf") -> tuple[Manifest, list[ParityResult]]:
+               c_prefix: str | None = None, card: CardWriter | None = None,
+               allow_lossy_int8: bool = False) -> tuple[Manifest, list[ParityResult]]:
     """export_model for a torch.export .pt2 file (the supported successor of TorchScript as an interchange format)."""
     module, fixed = load_pt2_module(path)
     if fixed is not None:  # its guards refuse any other batch: the exporters and the parity check need several
@@ -235,4 +237,5 @@ def export_pt2(path: Path | str, out: Path | str, *, features: Sequence[str], cl
             f"dynamic_shapes=({{0: torch.export.Dim('batch')}},)), then torch.export.save")
     return export_model(module, out, features=features, classes=classes, check_data=check_data,
                         batch_sizes=batch_sizes, opset=opset, name=name or Path(path).stem,
-                        description=f"imported from {Path(path).name}", edge=edge, c_prefix=c_prefix)
+                        description=f"imported from {Path(path).name}", edge=edge, c_prefix=c_prefix, card=card,
+                        allow_lossy_int8=allow_lossy_int8)

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 from edgeclf.artifact.store import CHECKPOINT, MANIFEST, METRICS, staged_folder, write_json
 from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, MAX_BATCH, MAX_OPSET, MIN_OPSET
-from edgeclf.export.checks import CheckSet, check_file, check_set, torch_runner
+from edgeclf.export.checks import CheckSet, check_file, check_set, one_thread, torch_runner
 from edgeclf.export.describe import describe, file_entry, graph_docs
-from edgeclf.export.formats import write_onnx, write_pt2, write_torchscript
-from edgeclf.export.layout import arrange
+from edgeclf.export.formats import SameGraph, write_onnx, write_pt2, write_torchscript
+from edgeclf.export.keep import CardWriter, carry_over, edge_formats, previous
+from edgeclf.export.layout import AS_TRACED, arrange
 from edgeclf.export.parity import ParityResult, compare, run_chunked
 from edgeclf.export.registry import ExportJob, is_checked, write_all
 from edgeclf.export.subject import ExportSpec, from_trained
 from edgeclf.runtime.errors import ArtifactError, InputError, ParityError
-from edgeclf.runtime.formats import ONNX, PT2, TORCHSCRIPT
+from edgeclf.runtime.formats import INT8, ONNX, PT2, TORCHSCRIPT
 from edgeclf.runtime.manifest import FileEntry, Manifest, file_sha256, onnx_metadata
 from edgeclf.train.checkpoint import checkpoint_path, load_checkpoint
 
@@ -35,11 +36,13 @@ def write_onnx_files(job: ExportJob) -> list[FileEntry]:
     """One ONNX file per batch size, in the layout export.layout chooses for it (recorded in its manifest entry)."""
     s, entries = job.spec, []
     docs, names = graph_docs(s), [f.name for f in s.features]
+    families: dict[str, SameGraph] = {}  # one export per arrangement, re-shaped for each batch size
     for b in job.sizes:
         name = ONNX.file_name(b)
         module, arranged = arrange(s.model, b, job.layout)
+        reuse = None if arranged == AS_TRACED else families.setdefault(arranged, SameGraph(module, s.n_features))
         write_onnx(module, s.n_features, b, job.opset, job.folder / name,
-                   onnx_metadata(s.name, s.kind, s.classes, names, b), docs)
+                   onnx_metadata(s.name, s.kind, s.classes, names, b), docs, reuse=reuse)
         entries.append(file_entry(job.folder, name, ONNX.name, b, job.opset, details={"layout": arranged}))
     return entries
 
@@ -59,13 +62,16 @@ def write_pt2_file(job: ExportJob) -> list[FileEntry]:
 
 
 def write_checked(folder: Path, s: ExportSpec, sizes: tuple[int, ...], opset: int, edge: Sequence[str] = (),
-                  c_prefix: str = "edgeclf", layout: str = "auto") -> tuple[Manifest, list[ParityResult]]:
+                  c_prefix: str = "edgeclf", layout: str = "auto",
+                  allow_lossy_int8: bool = False) -> tuple[Manifest, list[ParityResult]]:
     """Write every format (edge: the opt-in ones asked for) into folder (a staging folder), check each file the
     registry checks against eager, then the manifest.
 
-    Raises ParityError naming the file, output, worst row and tolerance if any file misses the policy."""
+    Raises ParityError naming the file, output, worst row and tolerance if any file misses the policy, and
+    InputError if an int8 file does not pay for itself (export.int8.lossy) unless allow_lossy_int8."""
     checks = check_set(s.model, s.check_rows, s.domain, s.check_what)
     entries = write_all(ExportJob(folder, s, sizes, opset, checks.x, layout, c_prefix), edge)
+    entries = [judged_int8(e, allow_lossy_int8) if e.format == INT8.name else e for e in entries]
     results = [check_file(folder / e.path, e, checks) for e in entries if is_checked(e.format)]
     failed = [r for r in results if not r]
     if failed:
@@ -75,19 +81,49 @@ def write_checked(folder: Path, s: ExportSpec, sizes: tuple[int, ...], opset: in
     return manifest, results
 
 
+def judged_int8(entry: FileEntry, allowed: bool) -> FileEntry:
+    """The int8 file's entry, refused when lossy (export.int8.lossy) unless allowed; then its details say so."""
+    from edgeclf.export.int8 import lossy
+
+    reason = lossy(entry.details)
+    if reason is None:
+        return entry
+    if not allowed:
+        raise InputError(f"int8 refused: {entry.path} {reason}; quantising does not pay for this model: drop "
+                         f"--format int8, or pass --allow-lossy-int8 to write it anyway")
+    return replace(entry, details={**entry.details, "lossy_allowed": reason})
+
+
 def export_artifact(folder: Path, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, opset: int = DEFAULT_OPSET,
-                    task: str | None = None, edge: Sequence[str] = (), c_prefix: str = "edgeclf",
-                    layout: str = "auto") -> tuple[Manifest, list[ParityResult]]:
+                    task: str | None = None, edge: Sequence[str] = (), c_prefix: str | None = None,
+                    layout: str = "auto", card: CardWriter | None = None,
+                    allow_lossy_int8: bool = False) -> tuple[Manifest, list[ParityResult]]:
     """Write ONNX (one per batch size), TorchScript, .pt2 and manifest.json into a trained folder, atomically.
 
-    Raises ParityError (and leaves the folder as it was) if any file misses the tolerance policy.
+    The folder keeps what it held (export.keep): the edge formats its manifest lists are made again (the C header
+    with its prefix unless c_prefix is given), its pictures and the user's own files are carried over, and
+    MODEL_CARD.md is rewritten by `card` (report.build.write_card); anything else is dropped with a
+    DroppedWarning naming it. Raises ParityError (and leaves the folder as it was) if any file misses the policy.
     """
     sizes = validate_export_args(batch_sizes, opset)
     folder = Path(folder)
     checkpoint_path(folder, task)  # fail before staging anything
     with staged_folder(folder, keep=(CHECKPOINT, METRICS)) as tmp:
         spec = from_trained(load_checkpoint(tmp, task))  # the staged copy: what we export is what we ship
-        return write_checked(tmp, spec, sizes, opset, edge, c_prefix, layout)
+        return write_kept(folder, tmp, spec, sizes, opset, edge, c_prefix, layout, card, allow_lossy_int8)
+
+
+def write_kept(folder: Path, tmp: Path, s: ExportSpec, sizes: tuple[int, ...], opset: int, edge: Sequence[str],
+               c_prefix: str | None, layout: str, card: CardWriter | None,
+               allow_lossy_int8: bool = False) -> tuple[Manifest, list[ParityResult]]:
+    """write_checked into tmp, the staged version of folder, then what folder held carried over (export.keep).
+    A lossy int8 the folder's user allowed once stays allowed."""
+    before = previous(folder)
+    prefix = c_prefix or before.c_prefix or "edgeclf"
+    done = write_checked(tmp, s, sizes, opset, edge_formats(edge, before), prefix, layout,
+                         allow_lossy_int8 or before.lossy_int8_allowed)
+    carry_over(before, tmp, s.origin.state_dict_sha256, card)
+    return done
 
 
 @dataclass(frozen=True)
@@ -130,7 +166,8 @@ def _imported_checks(manifest: Manifest, root: Path) -> CheckSet:
     reference = load_pt2(manifest.read_checked(root, pt2)[0])
     checks = check_set(reference, np.load(data_path, allow_pickle=False), manifest.domain, "check data")
     # the program runs only at its traced batch: its outputs there are the reference for every file
-    traced = run_chunked(torch_runner(reference), checks.x, pt2.batch_size)
+    with one_thread():
+        traced = run_chunked(torch_runner(reference), checks.x, pt2.batch_size)
     for batch in {e.batch_size for e in manifest.files} | {len(checks.x)}:
         checks.set_reference(batch, traced)
     return checks

@@ -7,15 +7,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgeclf.artifact.store import CARD, staged_folder, write_bytes
+from edgeclf.artifact.store import CARD, CHECK_DATA, METRICS, PICTURES, read_json, staged_folder, write_bytes
 from edgeclf.runtime import Classifier, Manifest
 
 if TYPE_CHECKING:
     from torch import nn
 
     from edgeclf.train.checkpoint import Trained
-
-PICTURES = ("boundary.png", "confusion.png", "calibration.png", "training.png", "parity.png")
 
 
 def plot_artifact(folder: Path, parity: bool = False) -> list[str]:
@@ -28,12 +26,14 @@ def plot_artifact(folder: Path, parity: bool = False) -> list[str]:
     from edgeclf.export.geometry import PICTURE_GRID, grid_points
     from edgeclf.export.subject import from_trained
     from edgeclf.report import plots
-    from edgeclf.report.card import model_card
-    from edgeclf.train.checkpoint import load_checkpoint
+    from edgeclf.train.checkpoint import checkpoint_path, load_checkpoint
 
     folder = Path(folder)
     manifest, _ = Manifest.read(folder)  # refuses a folder that was never exported
-    keep = [p.name for p in folder.iterdir() if p.is_file() and p.name not in (*PICTURES, CARD)]
+    if manifest.origin.kind != "trained":  # a brought-in model: no checkpoint, no labels; its check data
+        return _plot_imported(folder, manifest)
+    checkpoint_path(folder, manifest.task)  # its own folder in the message, before anything is staged
+    keep = [p.name for p in folder.iterdir() if p.name not in (*PICTURES, CARD)]
     written: list[str] = []
     with staged_folder(folder, keep=keep) as tmp:
         trained = load_checkpoint(tmp, manifest.task)
@@ -52,8 +52,35 @@ def plot_artifact(folder: Path, parity: bool = False) -> list[str]:
                 eager = spec.model(torch.from_numpy(grid_points(manifest.domain, PICTURE_GRID)))[1]
             plots.parity(clf, eager.numpy().astype(np.float64), tmp / "parity.png")
             written.append("parity.png")
-        write_bytes(tmp / CARD, model_card(manifest, trained.metrics, written).encode())
+        write_card(tmp)
     return [*written, CARD]
+
+
+def _plot_imported(folder: Path, manifest: Manifest) -> list[str]:
+    """A brought-in model's picture (drawn from the check data saved at export, which has no labels, so no
+    confusion matrix or calibration) and its card."""
+    from edgeclf.report import plots
+
+    name = "check_data.png"
+    data = folder / CHECK_DATA
+    with staged_folder(folder, keep=[p.name for p in folder.iterdir() if p.name not in (*PICTURES, CARD)]) as tmp:
+        written = []
+        if data.is_file():
+            plots.check_data_view(Classifier.load(tmp), np.load(tmp / CHECK_DATA, allow_pickle=False), tmp / name)
+            written.append(name)
+        write_card(tmp)
+    return [*written, CARD]
+
+
+def write_card(folder: Path) -> None:
+    """MODEL_CARD.md from the folder's manifest, its metrics.json (when it has one) and the pictures it holds:
+    what `edgeclf plot` ends with, and what an export rewrites when the folder it replaces had a card."""
+    from edgeclf.report.card import model_card
+
+    manifest, _ = Manifest.read(folder)
+    metrics = read_json(folder / METRICS) if (folder / METRICS).is_file() else {}
+    pictures = [p for p in PICTURES if (folder / p).is_file()]
+    write_bytes(folder / CARD, model_card(manifest, metrics, pictures).encode())
 
 
 def _calibration_samples(model: nn.Module, trained: Trained) -> dict[str, tuple[np.ndarray, np.ndarray]]:

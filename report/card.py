@@ -7,6 +7,7 @@ from typing import Any, Sequence
 from edgeclf.artifact.store import METRICS
 from edgeclf.export.parity import POLICY_TEXT
 from edgeclf.report.howto import how_to_load
+from edgeclf.report.plots import FEW_ROWS
 from edgeclf.runtime import Manifest
 
 
@@ -29,7 +30,8 @@ def _calibration(metrics: dict[str, Any]) -> str:
     rows = "\n".join(f"| {names.get(k, k)} | {v['rows']:,} | {_pct(v['accuracy'])} | {v['log_loss']:.4f} | "
                      f"{v['brier']:.4f} | {v['ece']:.4f} |" for k, v in calib.items())
     return ("| sample | rows | accuracy | log loss | Brier | ECE (10 bins) |\n|---|---|---|---|---|---|\n" + rows +
-            "\n\nBrier: mean over rows of the squared distance between the probability vector and the one-hot label.")
+            "\n\nBrier: mean over rows of the squared distance between the probability vector and the one-hot label. "
+            f"In `calibration.png` a bin with fewer than {FEW_ROWS} rows is drawn hollow: its accuracy is noise.")
 
 
 def _training(m: Manifest, metrics: dict[str, Any]) -> str:
@@ -39,12 +41,21 @@ def _training(m: Manifest, metrics: dict[str, Any]) -> str:
                 f"`{m.origin.state_dict_sha256}`. Not trained by edgeclf: no training metrics."
                 + (f"\n\n**Warning**: {warning}." if warning else ""))
     tc = metrics["train_config"]
-    met = "met" if metrics.get("target_met") else "**missed**"
     decay = f", weight decay {tc['weight_decay']}" if tc.get("weight_decay") else ""
     return (f"{tc['optimizer']} ({'AdamW' if tc['optimizer'] == 'adam' else 'SGD, momentum 0.9'}), lr {tc['lr']}"
             f"{decay}, {metrics['epochs']} epochs, batch {tc.get('batch_size') or 'full'}, seed {metrics['seed']}, "
             f"trained on {metrics['device']}. Test accuracy {_pct(metrics['test_accuracy'])} (train "
-            f"{_pct(metrics['train_accuracy'])}); target {_pct(metrics['target_accuracy'])} {met}.")
+            f"{_pct(metrics['train_accuracy'])}){_target(metrics)}.")
+
+
+def _target(metrics: dict[str, Any]) -> str:
+    """A registry task's accuracy target, a table's CV rule, or none (a user's table trained without CV)."""
+    met = "met" if metrics.get("target_met") else "**missed**"
+    if metrics.get("target"):
+        return f"; target ({metrics['target']}) {met}"
+    if metrics.get("target_accuracy"):
+        return f"; target {_pct(metrics['target_accuracy'])} {met}"
+    return "; no accuracy target was set for this data"
 
 
 def _baseline(metrics: dict[str, Any]) -> str:
@@ -59,11 +70,52 @@ def _baseline(metrics: dict[str, Any]) -> str:
     return line
 
 
+def _outputs(m: Manifest) -> str:
+    if m.kind == "binary":
+        return f"This binary model outputs one logit, the log-odds of `{m.classes[-1]}`; probabilities are `[1-p, p]`."
+    return (f"This {len(m.classes)}-class model outputs one logit per class; probabilities are their softmax "
+            f"(columns in class order).")
+
+
+def _parity_rows(m: Manifest) -> str:
+    """Every file: the checked ones with their verdict, the others with what stands for a check."""
+    rows = []
+    for f in m.files:
+        p = m.parity.files.get(f.path)
+        if p is not None:
+            rows.append(f"| `{f.path}` | {p['rows']:,} | {'PASS' if p['passed'] else 'FAIL'} |")
+        else:
+            rows.append(f"| `{f.path}` | - | {_UNCHECKED.get(f.format, 'not checked at export')} |")
+    return "\n".join(rows)
+
+
+_UNCHECKED = {
+    "c": "not run at export (C): edgeclf's tests (`tests/test_c_header.py`) compile it with gcc and hold it to "
+         "this policy against eager PyTorch",
+    "onnx-int8": "int8: not held to the float32 policy; its report (size, accuracy, label agreement) is the claim",
+}
+
+
+def _int8(m: Manifest) -> str:
+    """The int8 files' report (export/int8.py): their only claim, since the float32 policy does not hold them."""
+    files = m.files_of("onnx-int8")
+    if not files:
+        return ""
+    rows = "\n".join(
+        f"| `{f.path}` | {float(f.details.get('bytes.ratio', 0)):.2f}x | "
+        f"{100 * float(f.details.get('test_accuracy.delta', 0)):+.2f} | "
+        f"{float(f.details.get('check.label_agreement', 0)):.2%} | "
+        f"{float(f.details.get('check.max_abs_probability_diff', 0)):.2g} |" for f in files)
+    return ("\nint8 files (static QDQ quantisation), against their float32 file: size ratio, test accuracy change, "
+            "label agreement and largest probability difference on the rows above.\n\n"
+            "| file | bytes vs float32 | test accuracy (points) | labels agree | max probability diff |\n"
+            "|---|---|---|---|---|\n" + rows + "\n")
+
+
 def model_card(m: Manifest, metrics: dict[str, Any], pictures: Sequence[str]) -> str:
     files = "\n".join(f"| `{f.path}` | {f.format} | {f.batch_size}{'' if f.fixed_batch else ' (any)'} | "
                       f"{f.opset or '-'} | {f.bytes:,} | `{f.sha256[:16]}…` |" for f in m.files)
-    checked = "\n".join(f"| `{k}` | {v['rows']:,} | {'PASS' if v['passed'] else 'FAIL'} |"
-                        for k, v in m.parity.files.items())
+    checked = _parity_rows(m)
     pics = "\n\n".join(f"![{p}]({p})" for p in pictures)
     data = m.data
     rows = f"; {data['train_rows']:,} training rows, {data['test_rows']:,} test rows ({data['split']})" if data else ""
@@ -92,7 +144,7 @@ and prints the measured differences (they depend on the CPU, so they are not sto
 | file | rows | verdict |
 |---|---|---|
 {checked}
-
+{_int8(m)}
 ## Files
 | file | format | batch | opset | bytes | sha256 |
 |---|---|---|---|---|---|
@@ -108,7 +160,7 @@ Versions: {", ".join(f"{k} {v}" for k, v in m.versions.items())}.
   {list(m.feature_names)}. Checked only inside the domain the parity section names; outside the training range
   the logits of a ReLU network grow linearly and its probabilities saturate without meaning anything
   (`Classifier.out_of_range` flags such rows).
-- Binary models output one logit, the log-odds of `{m.classes[-1]}`; probabilities are `[1-p, p]`.
+- {_outputs(m)}
 - Fixed batch sizes: {m.signature.padding}.
 
 {how_to_load(m)}"""

@@ -19,6 +19,7 @@ from edgeclf.train.tasks import Dataset
 COLORS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974",
           "#64B5CD")  # one per class (up to 10), colour-blind safe (seaborn "deep")
 PNG_META = {"Software": None}
+FEW_ROWS = 30  # a calibration bin with fewer rows is drawn hollow: its accuracy is too noisy to read
 
 
 def _plt() -> Any:
@@ -134,11 +135,13 @@ def calibration(samples: dict[str, tuple[np.ndarray, np.ndarray]], task: str, ou
     width = 0.1 / max(1, len(samples))
     for i, (name, (proba, y)) in enumerate(samples.items()):
         r = reliability(proba, y, bins=10)
-        filled = r.counts > 0
-        a.plot(r.confidence[filled], r.accuracy[filled], "o-", color=COLORS[i], label=f"{name} (ECE {r.ece:.4f})")
+        filled, few = r.counts > 0, r.counts < FEW_ROWS
+        a.plot(r.confidence[filled], r.accuracy[filled], "-", color=COLORS[i], label=f"{name} (ECE {r.ece:.4f})")
+        a.plot(r.confidence[filled & ~few], r.accuracy[filled & ~few], "o", color=COLORS[i])
+        a.plot(r.confidence[filled & few], r.accuracy[filled & few], "o", markerfacecolor="white", color=COLORS[i])
         b.bar(r.edges[:-1] + i * width, r.counts, width=width, align="edge", color=COLORS[i], label=name)
     a.set(xlabel="confidence (top-class probability)", ylabel="accuracy", xlim=(0, 1.02), ylim=(0, 1.02),
-          title=f"{task}: reliability (10 bins)")
+          title=f"{task}: reliability (10 bins; hollow: fewer than {FEW_ROWS} rows)")
     b.set(xlabel="confidence bin", ylabel="rows (log)", yscale="log", title="rows per bin")
     for ax in (a, b):
         ax.grid(alpha=0.3)
@@ -168,8 +171,7 @@ def tabular(clf: Classifier, data: Dataset, out: Path) -> None:
     xs = np.arange(k)
     b.bar(xs - 0.2, np.nan_to_num(precision), 0.4, label="precision")
     b.bar(xs + 0.2, np.nan_to_num(recall), 0.4, label="recall")
-    b.set(xticks=xs, ylim=(max(0.0, float(np.nanmin(np.r_[precision, recall, 1.0])) - 0.05), 1.01),
-          title="per class (test)")
+    b.set(xticks=xs, ylim=(0.0, 1.01), title="per class (test)")  # from 0: bar heights compare honestly
     b.set_xticklabels(m.classes, rotation=45, ha="right", fontsize=7)
     b.legend(fontsize=8)
     _pca_scatter(c, data, pred, m.classes)
@@ -197,3 +199,28 @@ def _save(fig: Any, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def check_data_view(clf: Classifier, x: np.ndarray, out: Path) -> None:
+    """A brought-in model (no labels): its decision regions over the domain with the check rows (two features),
+    or the check rows in their first two principal components (more), coloured by the class the model gives."""
+    plt = _plt()
+    m = clf.manifest
+    pred = clf.predict_proba(x).argmax(1)
+    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=100)
+    if len(m.features) == 2:
+        _regions(ax, m, clf.predict_proba(grid_points(m.domain, GRID)).argmax(1), GRID)
+        z, labels = x, m.feature_names
+        ax.set(xlim=(m.domain.low[0], m.domain.high[0]), ylim=(m.domain.low[1], m.domain.high[1]))
+    else:
+        x64 = x.astype(np.float64)
+        std = np.where(x64.std(0) > 0, x64.std(0), 1.0)
+        _, _, vt = np.linalg.svd((x64 - x64.mean(0)) / std, full_matrices=False)
+        z = np.round(((x64 - x64.mean(0)) / std) @ (vt[:2].T * np.sign(vt[:2, :1].T + 1e-300)), 4)  # (N, 2)
+        labels = ("PC1", "PC2")
+    for i, name in enumerate(m.classes):
+        ax.scatter(z[pred == i, 0], z[pred == i, 1], s=9, color=COLORS[i % len(COLORS)], label=f"{name} (model)")
+    ax.set(xlabel=labels[0], ylabel=labels[1],
+           title=f"{m.task}: {len(x):,} check rows by the model's class (onnxruntime)")
+    ax.legend(fontsize=7, loc="upper right")
+    _save(fig, out)

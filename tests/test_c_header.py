@@ -342,3 +342,61 @@ def test_the_check_catches_a_perturbed_header(tmp_path):
     logits, proba, labels = _probe(gcc([tmp_path / "probe.c"], tmp_path / "probe", [tmp_path], STRICT), case)
     with pytest.raises(AssertionError):
         check_policy(logits, proba, case.logits, case.proba, labels)
+
+
+@pytest.mark.parametrize("prefix", ["edgeclf", "circles", "m_2"])
+def test_the_example_program_takes_any_prefix(prefix, tmp_path):
+    """examples/c/predict.c with -DEDGECLF_PREFIX=P builds against a header exported with --c-prefix P and labels
+    the rows as the Python runtime does."""
+    case = case_of("circles")
+    case.header(prefix).write(tmp_path / "model.h")
+    flags = STRICT if prefix == "edgeclf" else [*STRICT, f"-DEDGECLF_PREFIX={prefix}"]
+    exe = gcc([PREDICT_C], tmp_path / "predict", [tmp_path], flags)
+    printed = run_program(exe, ",".join(case.features) + "\n" + csv_rows(case.x[:500])).splitlines()
+    decisive = margin(case.proba[:500]) > 1e-4
+    assert (np.array(printed)[decisive] == np.array(case.classes)[case.proba[:500].argmax(1)][decisive]).all()
+
+
+class _TwoBranches(nn.Module):
+    """Not an nn.Sequential: a brought-in module whose forward is a plain Linear/Tanh stack."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(3, 6), nn.Linear(6, 5), nn.Linear(5, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c(torch.tanh(self.b(torch.tanh(self.a(x)))))
+
+
+@pytest.mark.parametrize("how", ["module", "pt2"])
+def test_the_header_of_a_brought_in_stack_is_read_from_its_graph(how, tmp_path):
+    from edgeclf.export.own_model import export_model, export_pt2
+
+    torch.manual_seed(1)
+    net = _TwoBranches().eval()
+    x = np.random.default_rng(1).normal(size=(400, 3)).astype(np.float32)
+    kw = dict(features=["a", "b", "c"], classes=["p", "q", "r"], check_data=x, batch_sizes=(1, 64), edge=("c",),
+              c_prefix="mine")
+    if how == "module":
+        export_model(net, tmp_path, name="stack", **kw)
+    else:
+        program = torch.export.export(net, (torch.zeros(4, 3),), dynamic_shapes=({0: torch.export.Dim("batch")},))
+        torch.export.save(program, tmp_path / "stack.pt2")
+        export_pt2(tmp_path / "stack.pt2", tmp_path, **kw)
+    exe = gcc([PREDICT_C], tmp_path / "predict", [tmp_path / "stack"], [*STRICT, "-DEDGECLF_PREFIX=mine"])
+    printed = np.array(run_program(exe, csv_rows(x)).splitlines())
+    with torch.inference_mode():
+        proba = torch.softmax(net(torch.from_numpy(x)), 1).numpy()
+    decisive = margin(proba) > 1e-4
+    assert (printed[decisive] == np.array(["p", "q", "r"])[proba.argmax(1)][decisive]).all()
+
+
+def test_a_graph_the_header_cannot_express_is_refused_naming_its_node(tmp_path):
+    from edgeclf.export.own_model import export_model
+
+    net = nn.Sequential(nn.Linear(3, 4), nn.Sigmoid(), nn.Linear(4, 2)).eval()
+    x = np.random.default_rng(2).normal(size=(50, 3)).astype(np.float32)
+    with pytest.raises(InputError, match=r"cannot emit node .* \(Sigmoid\)"):
+        export_model(net, tmp_path, features=["a", "b", "c"], classes=["p", "q"], check_data=x, batch_sizes=(1,),
+                     edge=("c",))
+    assert not (tmp_path / "Sequential").exists()

@@ -23,7 +23,8 @@ def edge_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     an export with its parity checks takes ~40 s here)."""
     root = tmp_path_factory.mktemp("edge")
     shutil.copytree(ARTIFACTS / "circles", root / "circles")
-    res = run_cli("export", "circles", "--out", root, "--batch-size", "64", "--format", "ort", "--format", "int8")
+    res = run_cli("export", "circles", "--out", root, "--batch-size", "64", "--format", "ort", "--format", "int8",
+                  "--allow-lossy-int8")  # circles is too small for int8 to pay: its file is larger
     assert res.exit_code == 0, res.output
     return root / "circles"
 

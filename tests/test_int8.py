@@ -4,14 +4,16 @@ only (the report is the claim, not a 1e-5 parity)."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 from edge_helpers import rows_of
-from helpers import ARTIFACTS, TASKS
+from helpers import ARTIFACTS, TASKS, run_cli, snapshot
 
 from edgeclf.export.int8 import int8_report, quantize_int8
+from edgeclf.runtime import Manifest
 from edgeclf.runtime.errors import InputError
 
 
@@ -61,3 +63,33 @@ def test_int8_refuses_bad_calibration(tmp_path):
     with pytest.raises(InputError, match="finite"):
         quantize_int8(src, tmp_path / "q.onnx", np.full((10, 2), np.nan))
     assert not any(tmp_path.iterdir())
+
+
+def test_an_int8_file_that_does_not_pay_is_refused_unless_allowed(tmp_path):
+    """circles (151 parameters): its int8 file is larger than the float one. Refused with one line, the folder
+    untouched; written with --allow-lossy-int8, and reported where it is made."""
+    shutil.copytree(ARTIFACTS / "circles", tmp_path / "circles")
+    before = snapshot(tmp_path / "circles")
+    args = ("export", "circles", "--out", tmp_path, "--batch-size", "1", "--format", "int8")
+    res = run_cli(*args)
+    assert res.exit_code == 1 and "int8 refused: model.b1.int8.onnx" in res.output and "--allow-lossy-int8" in res.output
+    assert "x its float32 file's bytes" in res.output and len(res.output.strip().splitlines()) == 1, res.output
+    assert snapshot(tmp_path / "circles") == before
+    res = run_cli(*args, "--allow-lossy-int8")
+    assert res.exit_code == 0, res.output
+    entry = Manifest.read(tmp_path / "circles")[0].files_of("onnx-int8")[0]
+    assert entry.details["bytes.ratio"] > 1 and "lossy_allowed" in entry.details
+    assert f"int8 model.b1.int8.onnx: {entry.details['bytes.ratio']:.2f}x the float file's bytes" in res.output
+
+
+@pytest.mark.parametrize("details,said", [
+    ({"bytes.ratio": 0.4, "check.label_agreement": 0.999}, None),
+    ({"bytes.ratio": 1.4, "bytes.int8": 5502, "bytes.float32": 3945, "check.label_agreement": 1.0},
+     "1.40x its float32 file's bytes (5,502 vs 3,945)"),
+    ({"bytes.ratio": 0.5, "check.label_agreement": 0.971, "check.max_abs_probability_diff": 0.93},
+     "labels agree with float32 on 97.10% of the check rows (< 99%), max probability difference 0.93"),
+])
+def test_lossy_names_each_reason(details, said):
+    from edgeclf.export.int8 import lossy
+
+    assert lossy(details) == said

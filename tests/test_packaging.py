@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import urllib.request
 import venv
 
 import pytest
@@ -40,6 +42,18 @@ def test_wheel_core_install_runs_predict_and_info(tmp_path):
     assert p.returncode == 1 and "edgeclf[train]" in p.stderr and "Traceback" not in p.stderr
     p = subprocess.run([exe, "serve", "circles"], cwd=work, capture_output=True, text=True)
     assert p.returncode == 1 and "edgeclf[serve]" in p.stderr and "Traceback" not in p.stderr
+
+    # the browser page ships in the wheel: serve-web works from any folder with the core install
+    server = subprocess.Popen([exe, "serve-web", "--port", "0", "--artifacts", "."], cwd=work, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(re.search(r"127\.0\.0\.1:(\d+)/", server.stdout.readline()).group(1))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as r:
+            assert r.read() == (ROOT / "web" / "index.html").read_bytes()
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, err = server.communicate(timeout=60)
+    assert server.returncode == 0 and "Traceback" not in err, err
 
 
 def test_no_big_file_tracked_outside_artifacts_and_docs():

@@ -8,6 +8,7 @@ reason, except where EDGECLF_REQUIRE_BROWSER=1 (set by .ci/run), where a missing
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import signal
@@ -24,7 +25,7 @@ import numpy as np
 import pytest
 from helpers import ARTIFACTS, ROOT, WEB, run_cli
 
-from edgeclf.cli.serve import ORT_DIST, make_server
+from edgeclf.cli.serve import ORT_DIST, ORT_WEB_VERSION, make_server
 from edgeclf.runtime import Classifier, InputError
 
 POINTS = {
@@ -240,3 +241,38 @@ def test_readme_embedding_snippet_runs(page, server):
     clf = Classifier.load(ARTIFACTS / "circles")
     assert label == clf.predict([[0.0, 0.1]])[0]
     assert np.abs(np.array(probs) - clf.predict_proba([[0.0, 0.1]])[0]).max() <= 1e-5
+
+
+def test_serve_web_from_any_folder_serves_the_installed_page(tmp_path):
+    """No --web, run outside the checkout: the page comes from the installed package (edgeclf/web/), and where no
+    onnxruntime-web sits beside it (a plain pip install) /ort/ redirects to the pinned version on a CDN."""
+    cmd = [sys.executable, "-m", "edgeclf.cli", "serve-web", "--port", "0", "--artifacts", str(ARTIFACTS)]
+    p = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(re.search(r"127\.0\.0\.1:(\d+)/", p.stdout.readline()).group(1))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as r:
+            assert r.read() == (WEB / "index.html").read_bytes()
+    finally:
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    assert p.returncode == 0 and "Traceback" not in err, err
+
+    page = tmp_path / "page"  # the installed page without node_modules beside it
+    page.mkdir()
+    (page / "index.html").write_bytes((WEB / "index.html").read_bytes())
+    httpd = make_server(page, ARTIFACTS, port=0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", httpd.server_address[1])
+        conn.request("GET", "/ort/ort.wasm.min.js")
+        r = conn.getresponse()
+        assert r.status == 302
+        cdn = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_WEB_VERSION}/dist/"
+        assert r.getheader("Location") == cdn + "ort.wasm.min.js"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_the_cdn_pin_is_the_lockfile_pin():
+    assert json.loads((WEB / "package.json").read_text())["dependencies"]["onnxruntime-web"] == ORT_WEB_VERSION

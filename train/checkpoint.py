@@ -83,7 +83,12 @@ def save_training(result: TrainResult, spec: TaskSpec, data: Dataset, out: Path,
 def checkpoint_path(folder: Path, task: str | None = None) -> Path:
     path = Path(folder) / CHECKPOINT
     if not path.is_file():
-        raise ArtifactError(f"no checkpoint at {path}: run `edgeclf train {task or 'TASK'}` first")
+        name = task or Path(folder).name
+        elsewhere = sorted(p.parent.parent for p in Path().glob(f"*/{name}/{CHECKPOINT}"))
+        advice = f"run `edgeclf train {name}` first (with the same --out as this command)"
+        if elsewhere:  # perhaps trained with another --out: name the option that finds it
+            advice += f", or pass --out {elsewhere[0]}: {elsewhere[0] / name} has one"
+        raise ArtifactError(f"no checkpoint at {path}: {advice}")
     return path
 
 

@@ -1,11 +1,12 @@
-/* Label CSV rows with an edgeclf C header: reads rows of EDGECLF_N_FEATURES floats from stdin (a first line
- * that starts with a name, e.g. "x1,x2", is taken as a header and skipped), prints one class name per line.
+/* Label CSV rows with an edgeclf C header: reads rows of N_FEATURES floats from stdin (a first line that starts
+ * with a name, e.g. "x1,x2", is taken as a header and skipped), prints one class name per line.
  *
  *   gcc -std=c99 -O2 -I<artifact folder> predict.c -lm -o predict
+ *   gcc -std=c99 -O2 -I<artifact folder> -DEDGECLF_PREFIX=circles predict.c -lm -o predict   # --c-prefix circles
  *   ./predict < points.csv
  *
- * Needs a model.h exported with the default prefix "edgeclf". Exit code 1 and a message on stderr for a row
- * that is not EDGECLF_N_FEATURES finite numbers. The stdio here is the example's: model.h uses none. */
+ * Exit code 1 and a message on stderr for a row that is not N_FEATURES finite numbers. The stdio here is the
+ * example's: model.h uses none. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,20 +15,28 @@
 
 #include "model.h"
 
+#ifndef EDGECLF_PREFIX
+#define EDGECLF_PREFIX edgeclf /* the header's --c-prefix */
+#endif
+#define PASTE_(prefix, name) prefix##_##name
+#define PASTE(prefix, name) PASTE_(prefix, name)
+#define SYM(name) PASTE(EDGECLF_PREFIX, name) /* SYM(predict) is edgeclf_predict */
+/* the header's P_N_FEATURES, whatever P is: the length of its P_features array */
+#define N_FEATURES ((int)(sizeof SYM(features) / sizeof SYM(features)[0]))
 #define LINE_MAX_CHARS 65536
 
-/* Parse "a,b,c" into row; 0 on success, -1 if it is not exactly EDGECLF_N_FEATURES finite numbers. */
+/* Parse "a,b,c" into row; 0 on success, -1 if it is not exactly N_FEATURES finite numbers. */
 static int parse_row(const char *line, float *row) {
     const char *p = line;
     int k;
-    for (k = 0; k < EDGECLF_N_FEATURES; k++) {
+    for (k = 0; k < N_FEATURES; k++) {
         char *end;
         errno = 0;
         row[k] = strtof(p, &end);
         if (end == p || errno == ERANGE || !isfinite(row[k])) return -1;
         p = end;
         while (*p == ' ' || *p == '\t') p++;
-        if (k < EDGECLF_N_FEATURES - 1) {
+        if (k < N_FEATURES - 1) {
             if (*p != ',') return -1;
             p++;
         }
@@ -48,7 +57,7 @@ static int blank(const char *line) {
 
 int main(void) {
     static char line[LINE_MAX_CHARS];
-    float row[EDGECLF_N_FEATURES];
+    float row[N_FEATURES];
     long n = 0;
     while (fgets(line, sizeof line, stdin) != NULL) {
         n++;
@@ -59,10 +68,10 @@ int main(void) {
         if (blank(line)) continue;
         if (parse_row(line, row) != 0) {
             if (n == 1 && header(line)) continue;
-            fprintf(stderr, "line %ld: expected %d comma-separated finite numbers\n", n, EDGECLF_N_FEATURES);
+            fprintf(stderr, "line %ld: expected %d comma-separated finite numbers\n", n, N_FEATURES);
             return 1;
         }
-        puts(edgeclf_classes[edgeclf_predict(row)]);
+        puts(SYM(classes)[SYM(predict)(row)]);
     }
     return ferror(stdin) ? 1 : 0;
 }
