@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgeclf-installed
-PACKAGES := runtime artifact train export report bench scale serve cli
+PACKAGES := runtime artifact tables train export report bench scale serve cli
 SOURCES := $(foreach p,$(PACKAGES),$(wildcard $(p)/*.py))
 PYTEST_ARGS ?= -n 2 --durations=8
 

@@ -8,7 +8,16 @@ class EdgeclfError(Exception):
 
 
 class InputError(EdgeclfError, ValueError):
-    """Bad data or a bad argument: the message names the value and what was expected."""
+    """Bad data or a bad argument: the message names the value and what was expected.
+
+    Where the data has a position, it is also in fields, so that a caller that knows more (the file, the line)
+    can say so without checking the data again: file, line (1-based, in a text file), row (0-based, of the
+    array or batch checked) and column (a feature's name)."""
+
+    def __init__(self, message: str = "", *, file: str | None = None, line: int | None = None,
+                 row: int | None = None, column: str | None = None) -> None:
+        super().__init__(message)
+        self.file, self.line, self.row, self.column = file, line, row, column
 
 
 class ArtifactError(EdgeclfError, RuntimeError):

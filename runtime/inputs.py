@@ -135,7 +135,8 @@ def _check_finite(arr: np.ndarray, features: Sequence[str]) -> None:
             first_col = features[int(np.nonzero(bad[rows[0]])[0][0])]
             raise InputError(
                 f"NaN or inf in row(s) {_rows(rows)} (first in row {int(rows[0])}, column {first_col!r}): "
-                f"expected finite numbers (pass allow_nonfinite=True to keep them)"
+                f"expected finite numbers (pass allow_nonfinite=True to keep them)",
+                row=int(rows[0]), column=first_col,
             )
 
 

@@ -19,11 +19,21 @@ import pyarrow.compute as pc
 
 from edgeclf.runtime import Classifier
 from edgeclf.runtime.errors import InputError
-from edgeclf.scale.core import LABEL, Model, ScoreReport, empty_feature
+from edgeclf.scale.core import LABEL, Scorer, ScoreReport
 from edgeclf.scale.paths import STDIN, expand, output_kind, publish, temp_beside
 from edgeclf.scale.progress import Progress
 from edgeclf.scale.sinks import Writer
-from edgeclf.scale.sources import Source, arrow_f32, arrow_strings, batches, describe, numpy_of, open_stream
+from edgeclf.tables.messages import empty_feature, position
+from edgeclf.tables.sources import (
+    Source,
+    arrow_f32,
+    arrow_strings,
+    batches,
+    close_stream,
+    describe,
+    numpy_of,
+    open_stream,
+)
 
 __all__ = ["DEFAULT_BATCH_ROWS", "LABEL", "ScoreReport", "score_files"]
 
@@ -43,20 +53,19 @@ def score_files(artifact: str | os.PathLike[str], inputs: str | Sequence[str], o
     if batch_rows < 1:
         raise InputError(f"batch_rows {batch_rows}: expected a positive number of rows")
     kind = output_kind(output, overwrite) if output is not None else "csv"
-    # no intra-op sessions: their threads spin between nodes and took the cores from pyarrow's reader and our writer
-    # thread (5M rows, circles, medians in the same runs: CSV 1.42-1.53 s with them, 1.21-1.29 s without; Parquet
-    # 1.06-1.13 s and 0.72-0.74 s)
+    # no intra-op sessions: their threads spin between nodes and take the cores from pyarrow's reader and the writer
+    # thread (5M rows of circles scored 15-30% faster without them)
     clf = Classifier.load(artifact, intra_op=False)
     found = expand([inputs] if isinstance(inputs, str) else inputs)
     sources = _describe_all(found, clf.features, keep, batch_rows, stdin)
-    scorer = _Scorer(clf, proba, keep, sources[0][0].schema)
+    scorer = _ColumnScorer(clf, proba, keep, sources[0][0].schema)
     if output is None:
         writer = Writer("csv", stdout or sys.stdout.buffer, scorer.schema, scorer.quote)
-        rows, oor = _run(sources, scorer, writer, batch_rows, progress)
+        rows, outside = _run(sources, scorer, writer, batch_rows, progress)
         writer.close()
     else:
-        rows, oor = _to_file(sources, scorer, kind, Path(output), batch_rows, progress, overwrite)
-    return ScoreReport(rows, oor, time.perf_counter() - t0, len(sources), output)
+        rows, outside = _to_file(sources, scorer, kind, Path(output), batch_rows, progress, overwrite)
+    return ScoreReport(rows, outside, time.perf_counter() - t0, len(sources), output)
 
 
 def _describe_all(found: list[tuple[str, str]], features: Sequence[str], keep: Sequence[str], batch_rows: int,
@@ -66,31 +75,35 @@ def _describe_all(found: list[tuple[str, str]], features: Sequence[str], keep: S
     out: list[tuple[Source, Any]] = []
     for path, kind in found:
         reader, handle = open_stream(path, kind, features, keep, batch_rows, stdin)
-        out.append((describe(path, kind, reader, features, keep), (reader, handle) if path == STDIN else None))
-        if path != STDIN and handle is not None:
-            handle.close()
+        try:
+            out.append((describe(path, kind, reader, features, keep), (reader, handle) if path == STDIN else None))
+        except BaseException:
+            close_stream(reader, handle, path)
+            raise
+        if path != STDIN:
+            close_stream(reader, handle, path)
     return out
 
 
-def _to_file(sources: list[tuple[Source, Any]], scorer: _Scorer, kind: str, target: Path, batch_rows: int,
+def _to_file(sources: list[tuple[Source, Any]], scorer: _ColumnScorer, kind: str, target: Path, batch_rows: int,
              progress: bool, overwrite: bool) -> tuple[int, int]:
     tmp = temp_beside(target)
     try:
         writer = Writer(kind, str(tmp), scorer.schema, scorer.quote)
         try:
-            rows, oor = _run(sources, scorer, writer, batch_rows, progress)
+            rows, outside = _run(sources, scorer, writer, batch_rows, progress)
         finally:
             writer.close()
         publish(tmp, target, overwrite)
     finally:
         tmp.unlink(missing_ok=True)  # after an error (or an interrupt): no partial file
-    return rows, oor
+    return rows, outside
 
 
-def _run(sources: list[tuple[Source, Any]], scorer: _Scorer, writer: Writer, batch_rows: int,
+def _run(sources: list[tuple[Source, Any]], scorer: _ColumnScorer, writer: Writer, batch_rows: int,
          progress: bool) -> tuple[int, int]:
     bar = Progress([s for s, _ in sources], enabled=progress and sys.stderr.isatty())
-    rows = oor = 0
+    rows = outside = 0
     # batch i is written on its own thread while batch i+1 is read and scored: pyarrow's writers and onnxruntime
     # release the GIL, so the writer's encoding and compression no longer wait for the model (and vice versa)
     with ThreadPoolExecutor(1, thread_name_prefix="edgeclf-writer") as pool:
@@ -100,41 +113,37 @@ def _run(sources: list[tuple[Source, Any]], scorer: _Scorer, writer: Writer, bat
             try:
                 start = 0
                 for batch in batches(src, reader, scorer.features, scorer.keep, batch_rows):
-                    out, n_oor = scorer.score(batch, src, start)
+                    out, n_outside = scorer.score(batch, src, start)
                     if pending is not None:
                         pending.result()  # in order, and at most one batch waiting to be written
                     pending = pool.submit(writer.write, out)
                     start += batch.num_rows
-                    oor += n_oor
+                    outside += n_outside
                     bar.update(start, handle.tell() if handle is not None and src.total is not None else None)
             finally:
-                close = getattr(reader, "close", None)  # pyarrow's streaming CSV reader reads ahead on a thread:
-                if close is not None:  # stop it here, not at interpreter exit (which could abort the process)
-                    close()
-                if handle is not None and src.path != STDIN:
-                    handle.close()
+                close_stream(reader, handle, src.path)
             rows += start
             bar.next_file()
         if pending is not None:
             pending.result()
     bar.close()
-    return rows, oor
+    return rows, outside
 
 
-class _Scorer:
+class _ColumnScorer:
     """Turns a batch of input columns into a batch of output columns (kept columns, label, probabilities)."""
 
     def __init__(self, clf: Classifier, proba: bool, keep: tuple[str, ...], first: pa.Schema) -> None:
-        self.model, self.proba, self.keep, self.features = Model(clf, proba, keep), proba, keep, clf.features
-        self._classes = arrow_strings(self.model.classes)
+        self.scorer, self.proba, self.keep, self.features = Scorer(clf, proba, keep), proba, keep, clf.features
+        self._classes = arrow_strings(self.scorer.classes)
         fields = [first.field(k) for k in keep] + [pa.field(LABEL, pa.string())]
-        self.schema = pa.schema(fields + [pa.field(n, pa.float32()) for n in self.model.proba_names])
+        self.schema = pa.schema(fields + [pa.field(n, pa.float32()) for n in self.scorer.proba_names])
         # numbers never need CSV quotes; text does when it may hold a comma, a quote or a line break
         self.quote = any(not (pa.types.is_integer(f.type) or pa.types.is_floating(f.type)) for f in fields[:-1]) \
-            or any(ch in c for c in self.model.classes for ch in ',"\r\n')
+            or any(ch in c for c in self.scorer.classes for ch in ',"\r\n')
 
     def score(self, batch: pa.RecordBatch, src: Source, start: int) -> tuple[pa.RecordBatch, int]:
-        p, idx, outside = self.model.score(self._matrix(batch, src, start), src.path, src.kind, start)
+        p, idx, outside = self.scorer.score(self._matrix(batch, src, start), src.path, src.kind, start)
         labels = pc.take(self._classes, pa.Array.from_buffers(pa.int32(), len(idx), [None, pa.py_buffer(idx)]))
         cols: list[Any] = [self._kept(batch.column(k), i, src) for i, k in enumerate(self.keep)] + [labels]
         if self.proba:
@@ -147,7 +156,7 @@ class _Scorer:
             col = batch.column(f)
             if col.null_count:
                 i = int(pc.index(col.is_null(), True).as_py())
-                raise empty_feature(src.path, src.kind, start + i, f)
+                raise empty_feature(position(src.path, src.kind, start + i), f)
             x[:, j] = numpy_of(col)
         return x
 

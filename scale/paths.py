@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Sequence
 
 from edgeclf.runtime.errors import InputError
+from edgeclf.tables.kinds import KINDS, OUT_KINDS, STDIN, kind_of
 
-KINDS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npy": "npy"}
-OUT_KINDS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-STDIN = "-"
+__all__ = ["STDIN", "expand", "output_kind", "publish", "temp_beside"]
 
 
 def expand(inputs: Sequence[str]) -> list[tuple[str, str]]:
@@ -34,7 +33,7 @@ def expand(inputs: Sequence[str]) -> list[tuple[str, str]]:
 
 def _kind(path: str) -> str:
     p = Path(path)
-    kind = KINDS.get(p.suffix.lower())
+    kind = kind_of(p)
     if kind is None:
         raise InputError(f"{path}: unknown extension {p.suffix or '(none)'!r}: expected one of {', '.join(KINDS)}")
     if not p.is_file():

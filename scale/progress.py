@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Sequence
 
-from edgeclf.scale.sources import Source
+from edgeclf.tables.sources import Source
 
 REFRESH_S = 0.25
 

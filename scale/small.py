@@ -18,16 +18,18 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator, Sequence
+from typing import IO, Sequence
 
 import numpy as np
 
 from edgeclf.runtime import Classifier
-from edgeclf.runtime.errors import InputError, first_line
-from edgeclf.scale.core import LABEL, Model, ScoreReport, empty_feature, where
+from edgeclf.runtime.errors import InputError
+from edgeclf.scale.core import LABEL, Scorer, ScoreReport
 from edgeclf.scale.paths import STDIN, expand, output_kind, publish, temp_beside
+from edgeclf.tables.kinds import check_text
+from edgeclf.tables.messages import bad_cell_count, check_columns, empty_feature, not_a_number, position
 
-SMALL_BYTES = 1 << 20  # = the smallest block of the streaming CSV reader (edgeclf.scale.sources.open_stream)
+SMALL_BYTES = 1 << 20  # = the smallest block of the streaming CSV reader (edgeclf.tables.sources.open_stream)
 # pyarrow.csv.ConvertOptions().null_values: these read as missing (then "feature is empty"), compared untrimmed
 NULLS = frozenset(["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "N/A",
                    "NA", "NULL", "NaN", "n/a", "nan", "null"])
@@ -64,41 +66,42 @@ def score_small(artifact: str | os.PathLike[str], inputs: str | Sequence[str], o
     clf = Classifier.load(artifact)
     found = expand([inputs] if isinstance(inputs, str) else inputs)
     parsed = [_read(path, kind, stdin, clf.features, keep) for path, kind in found]  # every input read first
-    model = Model(clf, proba, keep)  # after the headers, as score_files checks them: the same first error
-    quote = any(k not in model.features for k in keep) or any(ch in c for c in model.classes for ch in ',"\r\n')
+    scorer = Scorer(clf, proba, keep)  # after the headers, as score_files checks them: the same first error
+    quote = any(k not in scorer.features for k in keep) or any(ch in c for c in scorer.classes for ch in ',"\r\n')
     header = io.StringIO()
-    csv.writer(header, lineterminator="\n").writerow([*keep, LABEL, *model.proba_names])
+    csv.writer(header, lineterminator="\n").writerow([*keep, LABEL, *scorer.proba_names])
     if output is None:
-        rows, oor = _write(parsed, model, quote, header.getvalue(), stdout or sys.stdout.buffer)
+        rows, outside = _write(parsed, scorer, quote, header.getvalue(), stdout or sys.stdout.buffer)
     else:
         target, tmp = Path(output), temp_beside(Path(output))
         try:
             with open(tmp, "wb") as f:
-                rows, oor = _write(parsed, model, quote, header.getvalue(), f)
+                rows, outside = _write(parsed, scorer, quote, header.getvalue(), f)
             publish(tmp, target, overwrite)
         finally:
             tmp.unlink(missing_ok=True)  # after an error (or an interrupt): no partial file
-    return ScoreReport(rows, oor, time.perf_counter() - t0, len(parsed), output)
+    return ScoreReport(rows, outside, time.perf_counter() - t0, len(parsed), output)
 
 
-def _write(parsed: list[_Parsed], model: Model, quote: bool, header: str, sink: IO[bytes]) -> tuple[int, int]:
+def _write(parsed: list[_Parsed], scorer: Scorer, quote: bool, header: str, sink: IO[bytes]) -> tuple[int, int]:
     sink.write(header.encode())
-    classes = [_text(c, quote) for c in model.classes]
-    rows = oor = 0
+    classes = [_text(c, quote) for c in scorer.classes]
+    rows = outside = 0
     for src in parsed:
         if src.missing.any():
             j = int(np.flatnonzero(src.missing.any(axis=0))[0])  # the first feature with a gap, as pyarrow's path
-            raise empty_feature(src.path, "csv", int(np.flatnonzero(src.missing[:, j])[0]), model.features[j])
+            row = int(np.flatnonzero(src.missing[:, j])[0])
+            raise empty_feature(position(src.path, "csv", row), scorer.features[j])
         if not len(src.x):
             continue  # a header and no rows: pyarrow's reader yields no batch
-        p, idx, outside = model.score(src.x, src.path, "csv", 0)
+        p, idx, n_outside = scorer.score(src.x, src.path, "csv", 0)
         cols = [*src.kept, [classes[i] for i in idx.tolist()]]
-        if model.proba_names:
+        if scorer.proba_names:
             cols += [float_texts(c) for c in p.T]
         sink.write("".join(",".join(r) + "\n" for r in zip(*cols)).encode())
-        rows, oor = rows + len(idx), oor + outside
+        rows, outside = rows + len(idx), outside + n_outside
     sink.flush()
-    return rows, oor
+    return rows, outside
 
 
 def _text(value: str, quote: bool) -> str:
@@ -113,19 +116,15 @@ def _read(path: str, kind: str, stdin: bytes | None, features: Sequence[str], ke
         data = sys.stdin.buffer.read() if stdin is None else stdin
     else:
         data = Path(path).read_bytes()
-    header, rows = _rows(path, data)
-    wanted = list(dict.fromkeys([*keep, *features]))  # = edgeclf.scale.sources.wanted_columns
-    where_in = {}
-    for name in wanted:
-        if name not in header:
-            raise InputError(f"{path}: Column '{name}' in include_columns does not exist in CSV file: expected a "
-                             f"header line naming the columns {[*features, *keep]} (any order, extra columns ignored)")
-        where_in[name] = header.index(name)  # the first of equal names, as pyarrow
+    check_text(data, path)
+    header, rows = _header_and_rows(path, data)
+    check_columns(path, header, features, keep)
+    wanted = list(dict.fromkeys([*keep, *features]))  # = edgeclf.tables.sources.wanted_columns
+    where_in = {name: header.index(name) for name in wanted}  # the first of equal names, as pyarrow
     for i, row in enumerate(rows):
         if len(row) != len(header):
-            raise InputError(first_line(f"{where(path, 'csv', i)}: CSV parse error: Expected {len(header)} columns, "
-                                        f"got {len(row)}: {_excerpt(row)}"))
-    numbers = {f: _floats(path, where_in[f], [r[where_in[f]] for r in rows]) for f in wanted if f in features}
+            raise bad_cell_count(position(path, "csv", i), len(row), len(header))
+    numbers = {f: _floats(path, f, [r[where_in[f]] for r in rows]) for f in wanted if f in features}
     x = np.column_stack([numbers[f][0] for f in features]).reshape(len(rows), len(features))  # (N, F)
     missing = np.column_stack([numbers[f][1] for f in features]).reshape(x.shape)  # (N, F)
     quote = any(k not in features for k in keep)
@@ -134,19 +133,15 @@ def _read(path: str, kind: str, stdin: bytes | None, features: Sequence[str], ke
     return _Parsed(path, np.ascontiguousarray(x, np.float32), missing, kept)
 
 
-def _rows(path: str, data: bytes) -> tuple[list[str], list[list[str]]]:
-    """The header and the rows; blank lines skipped (as pyarrow does). Each row keeps its raw text for messages."""
+def _header_and_rows(path: str, data: bytes) -> tuple[list[str], list[list[str]]]:
+    """The header and the rows; blank lines skipped (as pyarrow does)."""
     try:
         text = data.decode("utf-8-sig")  # pyarrow skips a UTF-8 byte-order mark too
     except UnicodeDecodeError:
         raise Unsupported(f"{path}: not UTF-8") from None
-    lines = _Lines(text)
     found: list[list[str]] = []
     try:
-        for row in csv.reader(lines, strict=False):
-            raw = lines.take()
-            if row:
-                found.append(_Row(row, raw))
+        found = [row for row in csv.reader(io.StringIO(text, newline=""), strict=False) if row]
     except csv.Error:
         raise Unsupported(f"{path}: the csv module refuses a field") from None
     if not found:  # no header: pyarrow's own message says which kind of empty
@@ -154,42 +149,7 @@ def _rows(path: str, data: bytes) -> tuple[list[str], list[list[str]]]:
     return list(found[0]), found[1:]
 
 
-class _Row(list[str]):
-    """A parsed row that remembers its text as read (pyarrow quotes it in a wrong-field-count message)."""
-
-    def __init__(self, fields: list[str], raw: str) -> None:
-        super().__init__(fields)
-        self.raw = raw
-
-
-def _excerpt(row: list[str]) -> str:
-    raw = row.raw if isinstance(row, _Row) else ",".join(row)
-    raw = raw[:-2] if raw.endswith("\r\n") else raw[:-1] if raw.endswith(("\r", "\n")) else raw
-    b = raw.encode()
-    return raw if len(b) <= 100 else (b[:96] + b" ...").decode(errors="replace")  # pyarrow shows 96 bytes of more
-
-
-class _Lines:
-    """The text's lines, ends kept ('\\n', '\\r\\n' or '\\r', as pyarrow splits them), recording what was taken."""
-
-    def __init__(self, text: str) -> None:
-        self._it: Iterator[str] = iter(io.StringIO(text, newline=""))
-        self._taken: list[str] = []
-
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
-        line = next(self._it)
-        self._taken.append(line)
-        return line
-
-    def take(self) -> str:
-        raw, self._taken = "".join(self._taken), []
-        return raw
-
-
-def _floats(path: str, column: int, values: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _floats(path: str, column: str, values: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """float32 values and the missing ones, parsed as pyarrow parses a float32 column (nulls, trimming, grammar,
     correct rounding). A value that is not a number names its line and column."""
     if _PLAIN.fullmatch("".join(v + "\n" for v in values)):  # the common case: plain numbers, nothing missing
@@ -202,8 +162,7 @@ def _floats(path: str, column: int, values: list[str]) -> tuple[np.ndarray, np.n
         t = v.strip(" \t")
         m = _NUMBER.fullmatch(t)
         if m is None:
-            raise InputError(first_line(f"{where(path, 'csv', i)}: In CSV column #{column}: CSV conversion error to "
-                                        f"float: invalid value '{t}'"))
+            raise not_a_number(position(path, "csv", i), column, t)
         d[i] = float("nan") if m.group(2) else float(t)
     return _float32(d, values), missing
 

@@ -97,10 +97,10 @@ def test_statistics_are_numpy_s_over_every_training_row(files):
     assert test.sum() == len(s.y_test) == min(TEST_MAX_ROWS, int((key < HOLD_OUT).sum()))
     train = x[~test]
     assert s.train_rows == len(train)
-    np.testing.assert_allclose(s.mean, train.mean(axis=0), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(s.std, train.std(axis=0), rtol=1e-10)
-    np.testing.assert_array_equal(s.lo, train.min(axis=0))
-    np.testing.assert_array_equal(s.hi, train.max(axis=0))
+    np.testing.assert_allclose(s.stats.mean, train.mean(axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(s.stats.std, train.std(axis=0), rtol=1e-10)
+    np.testing.assert_array_equal(s.stats.lo, train.min(axis=0))
+    np.testing.assert_array_equal(s.stats.hi, train.max(axis=0))
     # the held-out rows are those rows, in hash order, with their labels
     order = np.flatnonzero(test)[np.argsort(key[test])]
     np.testing.assert_array_equal(s.x_test, x[order].astype(np.float32))
@@ -112,8 +112,8 @@ def test_the_graph_standardises_with_those_statistics(trained, files):
     out, runs = trained
     s = scan(files[1]["parquet"], "kind", seed=42)
     first = runs["stream-parquet"].model[0]
-    np.testing.assert_array_equal(first.mean.numpy(), s.mean.astype(np.float32))
-    np.testing.assert_array_equal(first.std.numpy(), s.std.astype(np.float32))
+    np.testing.assert_array_equal(first.mean.numpy(), s.stats.mean.astype(np.float32))
+    np.testing.assert_array_equal(first.std.numpy(), s.stats.std.astype(np.float32))
 
 
 def test_deterministic_for_a_seed(files, tmp_path):

@@ -10,8 +10,9 @@ import numpy as np
 
 from edgeclf.artifact.store import writable_parent
 from edgeclf.runtime.errors import InputError
+from edgeclf.tables.stats import FeatureStats
 from edgeclf.train.checkpoint import TaskInfo, save_training
-from edgeclf.train.loop import TrainConfig, TrainResult, train, train_streamed
+from edgeclf.train.loop import BatchSource, FileBatches, TrainConfig, TrainResult, train
 from edgeclf.train.model import ModelConfig
 from edgeclf.train.settings import SPLIT_SEED
 from edgeclf.train.stream import HOLD_OUT, SHUFFLE_ROWS, TEST_MAX_ROWS
@@ -83,16 +84,21 @@ def _split(table: Any, test_table: Any, seed: object, test: Any) -> Dataset:
 
 def train_spec(spec: TaskSpec, out: Path | str, *, hidden: tuple[int, ...] | None = None,
                activation: str | None = None, progress: bool = False, data: Dataset | None = None,
-               **overrides: object) -> TrainResult:
+               source: BatchSource | None = None, stats: FeatureStats | None = None,
+               metrics: dict[str, Any] | None = None, **overrides: object) -> TrainResult:
+    """The one training flow of a task, a table in memory and a streamed table. source: where the training rows
+    come from (default: data's, in memory); stats: the training rows' statistics when they are not all in data;
+    metrics: more entries for metrics.json."""
     folder = Path(out) / spec.name
     writable_parent(folder)  # fail before training, not after
     cfg = TrainConfig.defaults(spec, **overrides)
     model_cfg = _model_config(spec, hidden, activation)
     data = data or spec.dataset()
-    result = train(spec, cfg, model_cfg, data, progress=progress)
+    result = train(spec, cfg, model_cfg, data, progress=progress, source=source)
+    result.metrics.update(metrics or {})
     if spec.cv:
         result.metrics.update(cross_validate(spec, cfg, model_cfg, data))
-    save_training(result, spec, data, folder)
+    save_training(result, spec, data, folder, TaskInfo.of(spec, data, stats))
     return result
 
 
@@ -129,16 +135,12 @@ def _train_streamed(path: str | Path, label: str, out: Path | str, *, features: 
         data = Dataset(s.x_sample, s.y_sample, s.x_test, s.y_test, _held_out(len(s.y_test), seed))
     spec = table_spec(folder.name, lambda n, r: (data.x_train, data.y_train),
                       s.classes, s.features, s.rows, _describe(path, label, s.features, s.rows), cv=0)
-    stats = s.standardisation()  # warns (DataWarning) about a feature constant in training
-    cfg = TrainConfig.defaults(spec, **overrides)
-    result = train_streamed(spec, cfg, _model_config(spec, hidden, activation), data, stats,
-                            lambda size, epoch: train_batches(s, size, epoch), s.train_rows, progress)
-    result.metrics["stream"] = {"rows": s.rows, "train_rows": s.train_rows, "test_rows": len(data.y_test),
-                                "train_metrics_rows": len(data.y_train), "shuffle_rows": SHUFFLE_ROWS}
-    info = TaskInfo(spec.name, spec.classes, spec.features, spec.description, s.train_rows, len(data.y_test),
-                    data.split, spec.target_accuracy, s.stats())
-    save_training(result, spec, data, folder, info)
-    return result
+    source = FileBatches(lambda size, epoch: train_batches(s, size, epoch), s.train_rows,
+                         s.stats.standardisation(s.features))  # warns (DataWarning) about a constant feature
+    metrics = {"stream": {"rows": s.rows, "train_rows": s.train_rows, "test_rows": len(data.y_test),
+                          "train_metrics_rows": len(data.y_train), "shuffle_rows": SHUFFLE_ROWS}}
+    return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, data=data, source=source,
+                      stats=s.stats, metrics=metrics, **overrides)
 
 
 def _held_out(rows: int, seed: int) -> str:

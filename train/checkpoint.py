@@ -11,6 +11,7 @@ import torch
 
 from edgeclf.artifact.store import CHECKPOINT, METRICS, read_json, staged_folder, write_json
 from edgeclf.runtime.errors import ArtifactError
+from edgeclf.tables.stats import FeatureStats
 from edgeclf.train.loop import TrainResult
 from edgeclf.train.model import ModelConfig, build_mlp
 from edgeclf.train.tasks import Dataset, TaskSpec
@@ -35,12 +36,11 @@ class TaskInfo:
     stats: dict[str, list[float]]  # min, max, mean, std: one value per feature, over the whole train split
 
     @classmethod
-    def of(cls, spec: TaskSpec, data: Dataset) -> TaskInfo:
-        x = data.x_train.astype(np.float64)  # (N, F)
-        stats = {k: [float(str(np.float32(v))) for v in fn(x, axis=0)]  # shortest float32 repr
-                 for k, fn in (("min", np.min), ("max", np.max), ("mean", np.mean), ("std", np.std))}
-        return cls(spec.name, spec.classes, spec.features, spec.description, len(data.x_train), len(data.x_test),
-                   data.split, spec.target_accuracy, stats)
+    def of(cls, spec: TaskSpec, data: Dataset, stats: FeatureStats | None = None) -> TaskInfo:
+        """stats: of every training row, when data holds only some of them (a streamed table)."""
+        stats = stats or FeatureStats.of(data.x_train)
+        return cls(spec.name, spec.classes, spec.features, spec.description, stats.n, len(data.x_test),
+                   data.split, spec.target_accuracy, stats.as_dict())
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -64,7 +64,7 @@ class Trained:
 
 def save_training(result: TrainResult, spec: TaskSpec, data: Dataset, out: Path, info: TaskInfo | None = None) -> None:
     """Write checkpoint.pt and metrics.json as a new version of folder out (stale exports dropped). info: the
-    task as measured elsewhere (a streamed table: its statistics over every training row), else TaskInfo.of."""
+    task as measured (default: TaskInfo.of(spec, data))."""
     kept = {k: torch.from_numpy(np.ascontiguousarray(getattr(data, k)[:KEPT_ROWS]))
             for k in ("x_train", "y_train", "x_test", "y_test")}
     ckpt = {

@@ -6,7 +6,7 @@ import contextlib
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, ContextManager, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -138,35 +138,87 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+Batches = Callable[[int, int], Iterable[tuple[np.ndarray, np.ndarray]]]  # (batch_size, epoch) -> (x, y) batches
+Epoch = Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]]  # epoch -> (x, y) batches on the device
+
+
+class MemoryBatches:
+    """Training rows held in memory, in seeded mini-batches (batch_size 0 or >= N: the whole set at once)."""
+
+    streamed = False
+    standardize: tuple[np.ndarray, np.ndarray] | None = None  # the Standardize layer is fitted on the rows
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x, self.y, self.rows = x, y, len(y)
+
+    def epochs(self, cfg: TrainConfig, device: str) -> Epoch:
+        x, y = torch.from_numpy(self.x).to(device), torch.from_numpy(self.y).to(device)
+        gen = torch.Generator().manual_seed(cfg.seed)
+
+        def epoch(_: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            for idx in _batches(len(x), cfg.batch_size, gen, device):
+                yield x[idx], y[idx]
+
+        return epoch
+
+
+class FileBatches:
+    """Training rows read from their file again every epoch: batches(batch_size, epoch) yields the epoch's `rows`
+    rows as mini-batches (batch_size 0: any chunks, whose gradients add up to one full-batch step).
+    standardize: (mean, std) of every training row, measured while the file was first read."""
+
+    streamed = True
+
+    def __init__(self, batches: Batches, rows: int, standardize: tuple[np.ndarray, np.ndarray]) -> None:
+        self.batches, self.rows, self.standardize = batches, rows, standardize
+
+    def epochs(self, cfg: TrainConfig, device: str) -> Epoch:
+        def epoch(e: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            for x, y in self.batches(cfg.batch_size, e):
+                yield torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+
+        return epoch
+
+
+BatchSource = MemoryBatches | FileBatches
+
+
 def train(spec: TaskSpec, cfg: TrainConfig, model_cfg: ModelConfig, data: Dataset | None = None,
-          progress: bool = False) -> TrainResult:
-    """Train spec's classifier with cfg; returns the CPU model and its metrics."""
+          progress: bool = False, source: BatchSource | None = None) -> TrainResult:
+    """Train spec's classifier with cfg on source's batches (default: data's training rows in memory); returns the
+    CPU model and its metrics. data's rows in memory (for a streamed table, a sample of the training rows and the
+    held-out rows) give the per-epoch metrics and the calibration."""
+    data = data or spec.dataset()
     with _one_thread():
-        return _train(spec, cfg, model_cfg, data, progress)
+        return _train(spec, cfg, model_cfg, data, source or MemoryBatches(data.x_train, data.y_train), progress)
 
 
-def _train(spec: TaskSpec, cfg: TrainConfig, model_cfg: ModelConfig, data: Dataset | None,
+def _train(spec: TaskSpec, cfg: TrainConfig, model_cfg: ModelConfig, data: Dataset, source: BatchSource,
            progress: bool) -> TrainResult:
     device = resolve_device(cfg.device)
-    data = data or spec.dataset()
-    model = init_model(model_cfg, cfg, data.x_train, device)
-    lossf = loss_fn(model_cfg)
-    opt = _optimizer(model, cfg)
-    xtr, ytr = torch.from_numpy(data.x_train).to(device), torch.from_numpy(data.y_train).to(device)
-    xte, yte = torch.from_numpy(data.x_test).to(device), torch.from_numpy(data.y_test).to(device)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    model = init_model(model_cfg, cfg, data.x_train, device, source.standardize)
+    lossf, opt = loss_fn(model_cfg), _optimizer(model, cfg)
+    kept = [(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
+            for x, y in ((data.x_train, data.y_train), (data.x_test, data.y_test))]
+    epoch_batches = source.epochs(cfg, device)
     hist: dict[str, list[float]] = {k: [] for k in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")}
     start = time.perf_counter()
-    with _progress(cfg.epochs, progress, spec.name) as epochs:
-        for _ in epochs:
+    with _progress(cfg.epochs, source, progress, spec.name) as bar:
+        for epoch in range(cfg.epochs):
             model.train()
-            for idx in _batches(len(xtr), cfg.batch_size, gen, device):
-                loss = lossf(model(xtr[idx]), ytr[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
+            opt.zero_grad(set_to_none=True)
+            for x, y in epoch_batches(epoch):
+                if cfg.batch_size:
+                    lossf(model(x), y).backward()
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+                else:  # full batch: the mean loss over all rows, a chunk at a time
+                    (lossf(model(x), y) * (len(y) / source.rows)).backward()
+                bar(epoch, len(y))
+            if not cfg.batch_size:
                 opt.step()
             model.eval()
-            _record(hist, model, lossf, (xtr, ytr), (xte, yte))
+            _record(hist, model, lossf, *kept)
     seconds = time.perf_counter() - start
     model = model.cpu().eval()
     metrics = _metrics(hist, cfg, device, spec, calibration(model, model_cfg, spec, data))
@@ -179,48 +231,6 @@ def _record(hist: dict[str, list[float]], model: nn.Module, lossf: nn.Module,
         loss_v, acc_v = evaluate(model, lossf, x, y)
         hist[f"{split}_loss"].append(loss_v)
         hist[f"{split}_accuracy"].append(acc_v)
-
-
-Batches = Callable[[int, int], Iterable[tuple[np.ndarray, np.ndarray]]]  # (batch_size, epoch) -> (x, y) batches
-
-
-def train_streamed(spec: TaskSpec, cfg: TrainConfig, model_cfg: ModelConfig, data: Dataset,
-                   stats: tuple[np.ndarray, np.ndarray], batches: Batches, rows: int,
-                   progress: bool = False) -> TrainResult:
-    """Train on a table read from its file every epoch: batches(batch_size, epoch) yields the epoch's `rows`
-    training rows as mini-batches (batch_size 0: any chunks, whose gradients add up to one full-batch step).
-    `data` holds the rows kept in memory, a sample of the training rows and the held-out test rows: the
-    per-epoch metrics and the calibration are measured on them. `stats`: (mean, std) of all training rows."""
-    with _one_thread():
-        device = resolve_device(cfg.device)
-        model = init_model(model_cfg, cfg, data.x_train, device, stats)
-        lossf, opt = loss_fn(model_cfg), _optimizer(model, cfg)
-        kept = [(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
-                for x, y in ((data.x_train, data.y_train), (data.x_test, data.y_test))]
-        hist: dict[str, list[float]] = {k: [] for k in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")}
-        start = time.perf_counter()
-        with _row_progress(cfg.epochs, rows, progress, spec.name) as bar:
-            for epoch in range(cfg.epochs):
-                model.train()
-                opt.zero_grad(set_to_none=True)
-                for x_np, y_np in batches(cfg.batch_size, epoch):
-                    x, y = torch.from_numpy(x_np).to(device), torch.from_numpy(y_np).to(device)
-                    if cfg.batch_size:
-                        lossf(model(x), y).backward()
-                        opt.step()
-                        opt.zero_grad(set_to_none=True)
-                    else:  # full batch: the mean loss over all rows, a chunk at a time
-                        (lossf(model(x), y) * (len(y) / rows)).backward()
-                    if bar is not None:
-                        bar.update(len(y), f"{epoch + 1}/{cfg.epochs}")
-                if not cfg.batch_size:
-                    opt.step()
-                model.eval()
-                _record(hist, model, lossf, *kept)
-        seconds = time.perf_counter() - start
-        model = model.cpu().eval()
-        metrics = _metrics(hist, cfg, device, spec, calibration(model, model_cfg, spec, data))
-    return TrainResult(model, model_cfg, device, metrics, seconds)
 
 
 @torch.no_grad()
@@ -248,20 +258,27 @@ def _metrics(hist: dict[str, list[float]], cfg: TrainConfig, device: str, spec: 
     }
 
 
-def _row_progress(epochs: int, rows: int, enabled: bool, label: str) -> ContextManager[Any]:
-    """A bar over every row of every epoch, on a terminal only (else None)."""
+@contextlib.contextmanager
+def _progress(epochs: int, source: BatchSource, enabled: bool, label: str) -> Iterator[Callable[[int, int], None]]:
+    """On a terminal only: a bar over every row of every epoch for a streamed table, over epochs otherwise. Yields
+    update(epoch, rows done)."""
     if not (enabled and sys.stderr.isatty()):
-        return contextlib.nullcontext(None)
+        yield lambda epoch, n: None
+        return
     import click
 
-    return click.progressbar(length=epochs * rows, label=f"training {label} ({rows:,} rows x {epochs} epochs)",
-                             file=sys.stderr, show_pos=True, item_show_func=lambda e: f"epoch {e}" if e else None)
+    if source.streamed:
+        with click.progressbar(length=epochs * source.rows, file=sys.stderr, show_pos=True,
+                               label=f"training {label} ({source.rows:,} rows x {epochs} epochs)",
+                               item_show_func=lambda e: f"epoch {e}" if e else None) as bar:
+            yield lambda epoch, n: bar.update(n, f"{epoch + 1}/{epochs}")
+        return
+    with click.progressbar(length=epochs, label=f"training {label}", file=sys.stderr) as bar:
+        seen = [0]  # the epoch bar moves once per epoch, at the epoch's first batch
 
+        def update(epoch: int, n: int) -> None:
+            if epoch + 1 > seen[0]:
+                seen[0] = epoch + 1
+                bar.update(1)
 
-def _progress(epochs: int, enabled: bool, label: str) -> ContextManager[Iterable[int]]:
-    """A progress bar on a terminal only; plain iteration otherwise."""
-    if not (enabled and sys.stderr.isatty()):
-        return contextlib.nullcontext(range(epochs))
-    import click
-
-    return click.progressbar(range(epochs), label=f"training {label}", file=sys.stderr)
+        yield update

@@ -19,27 +19,14 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from edgeclf.runtime.errors import first_line
+from edgeclf.tables.columns import MAX_CLASSES, RowNames, check_counts, features_matrix, label_values
+from edgeclf.tables.kinds import is_parquet
+from edgeclf.tables.messages import one_line as _error
+from edgeclf.tables.read import TableFile, is_frame
+from edgeclf.tables.stats import FeatureStats, Moments
 from edgeclf.train.settings import TEST_SIZE
-from edgeclf.train.tabular import (
-    MAX_CLASSES,
-    MIN_ROWS,
-    PARQUET_SUFFIXES,
-    Table,
-    _check_header,
-    _check_names,
-    _error,
-    _features_matrix,
-    _is_frame,
-    _label_values,
-    _pick_features,
-    _Rows,
-    check_counts,
-    warn_constant,
-)
+from edgeclf.train.tabular import MIN_ROWS, Table
 
-READ_ROWS = 65_536  # rows per Parquet record batch
-CSV_BLOCK = 1 << 22  # bytes per CSV block (4 MiB: ~10k-60k rows)
 SHUFFLE_ROWS = 65_536  # training rows shuffled together before they are cut into mini-batches
 HOLD_OUT = TEST_SIZE  # the share of rows that are test candidates
 TEST_MAX_ROWS = 20_000  # held-out rows kept in memory: test accuracy and calibration
@@ -52,13 +39,13 @@ def should_stream(source: Any, stream: bool | None) -> bool:
     """Whether train_data reads `source` in batches: as asked, else by size (small tables never do)."""
     if not isinstance(source, (str, Path)):
         if stream:
-            what = "a DataFrame is already in memory" if _is_frame(source) else f"got {type(source).__name__}"
+            what = "a DataFrame is already in memory" if is_frame(source) else f"got {type(source).__name__}"
             raise _error(f"streaming reads a CSV or Parquet file in batches: {what}; pass the file's path")
         return False
     path = Path(source)
     if stream is not None or not path.is_file():
         return bool(stream)  # a missing file is named by the reader
-    if path.suffix.lower() not in PARQUET_SUFFIXES:
+    if not is_parquet(path):
         return path.stat().st_size > STREAM_CSV_BYTES
     import pyarrow.parquet as pq
 
@@ -78,170 +65,7 @@ def row_hash(rows: np.ndarray, seed: int) -> np.ndarray:
     return np.asarray((z >> np.uint64(11)).astype(np.float64) / 2.0**53)
 
 
-# ---------------------------------------------------------------------------------------------- reading
-
-
-class TableFile:
-    """A CSV or Parquet file read as record batches of its label and feature columns, as often as needed."""
-
-    def __init__(self, path: Path, label: str, features: Sequence[str] | None, where: str | None = None) -> None:
-        self.path, self.label, self.where = path, label, where or str(path)
-        if not path.is_file():
-            raise _error(f"{self.where}: no such file" if not path.exists() else f"{self.where}: not a file")
-        self.parquet = path.suffix.lower() in PARQUET_SUFFIXES
-        schema = self._parquet_schema() if self.parquet else self._csv_schema()
-        names = [str(n) for n in schema.names]
-        _check_names(names, self.where)
-        if label not in names:
-            raise _error(f"{self.where}: label column {label!r} not found; columns: {names}")
-        import pyarrow as pa
-
-        # an empty Table of the schema (not schema.empty_table(), which imports pandas: 40 MB)
-        picked, self.notes = _pick_features(pa.Table.from_batches([], schema=schema), label, features, self.where)
-        self.features = tuple(picked)
-        self.columns = [label, *picked]
-        self.types = self._csv_types(schema)
-
-    def _parquet_schema(self) -> Any:
-        try:
-            return self._parquet().schema_arrow
-        except Exception as e:  # pyarrow raises ArrowException, OSError or ValueError for a file that is not Parquet
-            raise self._parquet_error(e) from None
-
-    def _parquet(self) -> Any:
-        import pyarrow.parquet as pq
-
-        # without pre-buffering: pyarrow would read column chunks of many row groups ahead (scale/sources.py)
-        return pq.ParquetFile(self.path, pre_buffer=False, buffer_size=1 << 20)
-
-    def _parquet_error(self, e: Exception) -> Exception:
-        return _error(f"{self.where}: cannot read it as Parquet, the file is corrupt or not Parquet "
-                      f"({first_line(e)})")
-
-    def _csv_schema(self) -> Any:
-        """The columns and the types pyarrow infers from the first block."""
-        try:
-            reader = self._open_csv(None, threads=True)
-            schema = reader.schema
-            reader.close()
-        except Exception as e:
-            raise self._csv_error(e) from None
-        _check_header([str(n) for n in schema.names], self.where)
-        return schema
-
-    def _csv_types(self, schema: Any) -> dict[str, Any]:
-        """Features as float64; the label as the first block's type (integers as int64, floats as float64), so
-        that a later block can neither change it nor be read another way."""
-        import pyarrow as pa
-
-        t = schema.field(self.label).type
-        label = pa.int64() if pa.types.is_integer(t) else pa.float64() if pa.types.is_floating(t) else t
-        return {self.label: label, **{f: pa.float64() for f in self.features}}
-
-    def _open_csv(self, types: dict[str, Any] | None, threads: bool, on_ragged: Any = None) -> Any:
-        import pyarrow.csv as pcsv
-
-        convert = pcsv.ConvertOptions(strings_can_be_null=True, column_types=types,
-                                      include_columns=list(types) if types else None)
-        parse = pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_ragged)
-        read = pcsv.ReadOptions(block_size=CSV_BLOCK, use_threads=threads)
-        return pcsv.open_csv(self.path, read_options=read, parse_options=parse, convert_options=convert)
-
-    def batches(self) -> Iterator[tuple[int, Any]]:
-        """(index of the batch's first row, RecordBatch with the label and feature columns), in file order."""
-        start = 0
-        it: Iterator[Any] | None = None
-        while True:
-            try:
-                it = it or self._iterate()  # a CSV reader reads its first block on opening
-                batch = next(it)
-            except StopIteration:
-                return
-            except Exception as e:  # pyarrow's ArrowException, OSError, ValueError
-                raise (self._parquet_error(e) if self.parquet else self._csv_error(e)) from None
-            yield start, batch
-            start += batch.num_rows
-
-    def _iterate(self) -> Iterator[Any]:
-        if self.parquet:
-            # one thread: pyarrow's threaded decoding took 20-30 MB more at the peak here, for no time that mattered
-            return iter(self._parquet().iter_batches(batch_size=READ_ROWS, columns=self.columns, use_threads=False))
-        return iter(self._open_csv(self.types, threads=True))
-
-    def _csv_error(self, err: Exception) -> Exception:
-        """The reader failed somewhere: read again (error path only), serially and with the columns as text, to
-        name the row (a row of the wrong length, or a value that is not of its column's type)."""
-        import pyarrow as pa
-
-        ragged: list[Any] = []
-
-        def on_ragged(row: Any) -> str:
-            ragged.append(row)
-            return "error"
-
-        text = {c: pa.string() for c in getattr(self, "columns", [])} or None
-        try:
-            done = 0
-            for batch in self._open_csv(text, threads=False, on_ragged=on_ragged):
-                if text:
-                    self._check_text(batch, _Rows(offset=done))
-                done += batch.num_rows
-        except pa.ArrowException:
-            if ragged:
-                r = ragged[0]  # pyarrow counts the header as row 1
-                at = f"row {r.number - 1}" if r.number is not None else "a row"
-                return _error(f"{self.where}: {at} has {r.actual_columns} cells where the header has "
-                              f"{r.expected_columns}")
-        return _error(f"{self.where}: cannot read it as CSV ({first_line(err)})")
-
-    def _check_text(self, batch: Any, rows: _Rows) -> None:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        _features_matrix(batch, list(self.features), self.where, rows)  # raises at a value that is not a number
-        col, want = batch.column(self.label), self.types[self.label]
-        if pa.types.is_string(want):
-            return
-        try:
-            pc.cast(col, want)
-        except (pa.ArrowException, ValueError):
-            from edgeclf.train.tabular import _first_uncastable, _show
-
-            i = _first_uncastable(col, want)
-            kind = "an integer" if pa.types.is_integer(want) else "a number"
-            raise _error(
-                f"{self.where}: label column {self.label!r} {rows(i)}: value {_show(col[i].as_py())} is not {kind} "
-                "like the labels in the file's first rows; give every row a label of one kind"
-            ) from None
-
-
 # ---------------------------------------------------------------------------------------------- pass 1
-
-
-class _Moments:
-    """Count, mean, M2, min and max per column, merged batch by batch in float64 (Chan, Golub, LeVeque)."""
-
-    def __init__(self, f: int) -> None:
-        self.n = 0
-        self.mean, self.m2 = np.zeros(f), np.zeros(f)
-        self.lo, self.hi = np.full(f, np.inf), np.full(f, -np.inf)
-
-    def add(self, x32: np.ndarray) -> None:
-        if not len(x32):
-            return
-        x = x32.astype(np.float64)  # (B, F)
-        nb, mb = len(x), x.mean(axis=0)
-        m2b = ((x - mb) ** 2).sum(axis=0)
-        n = self.n + nb
-        delta = mb - self.mean
-        self.mean = self.mean + delta * (nb / n)
-        self.m2 = self.m2 + m2b + delta**2 * (self.n * nb / n)
-        self.n = n
-        self.lo, self.hi = np.minimum(self.lo, x.min(axis=0)), np.maximum(self.hi, x.max(axis=0))
-
-    @property
-    def std(self) -> np.ndarray:
-        return np.asarray(np.sqrt(self.m2 / max(self.n, 1)))  # population std, as StandardScaler
 
 
 class _Pool:
@@ -306,11 +130,11 @@ def read_rows(file: TableFile, batch: Any, start: int) -> tuple[np.ndarray, Any]
     """(x (B, F) float32, the checked label column) of one batch, with the in-memory reader's checks."""
     import pyarrow as pa
 
-    rows = _Rows(offset=start)
-    col = _label_values(batch, file.label, file.where, rows)
+    rows = RowNames(offset=start)
+    col = label_values(batch, file.label, file.where, rows)
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
-    return _features_matrix(batch, list(file.features), file.where, rows), col
+    return features_matrix(batch, list(file.features), file.where, rows), col
 
 
 @dataclass(frozen=True)
@@ -322,11 +146,7 @@ class Scan:
     classes: tuple[str, ...]
     values: Any  # pyarrow array of the raw label values in class order
     rows: int
-    train_rows: int
-    mean: np.ndarray  # (F,) float64, training rows
-    std: np.ndarray  # (F,) float64, population
-    lo: np.ndarray
-    hi: np.ndarray
+    stats: FeatureStats  # of the training rows
     test_cut: float  # a row whose hash is <= test_cut is held out (-1.0: none is)
     x_test: np.ndarray  # (T, F) float32
     y_test: np.ndarray  # (T,) int64
@@ -342,19 +162,9 @@ class Scan:
         f = len(self.features)
         return Table(np.empty((0, f), np.float32), np.empty(0, np.int64), self.classes, self.features, self.file.where)
 
-    def standardisation(self) -> tuple[np.ndarray, np.ndarray]:
-        """(mean, std) float32 for the Standardize layer; a constant feature's std becomes 1 (warned)."""
-        std = self.std.astype(np.float32)
-        constant = (self.hi == self.lo) | (std == 0)
-        for j in np.flatnonzero(constant):
-            warn_constant(repr(self.features[int(j)]), float(np.float32(self.lo[j])))
-        std[constant] = 1.0
-        return self.mean.astype(np.float32), std
-
-    def stats(self) -> dict[str, list[float]]:
-        """min, max, mean, std per feature as the checkpoint keeps them (shortest float32 repr)."""
-        return {k: [float(str(np.float32(v))) for v in a]
-                for k, a in (("min", self.lo), ("max", self.hi), ("mean", self.mean), ("std", self.std))}
+    @property
+    def train_rows(self) -> int:
+        return self.stats.n
 
 
 def scan(path: Path | str, label: str, features: Sequence[str] | None = None, *, seed: int,
@@ -362,7 +172,7 @@ def scan(path: Path | str, label: str, features: Sequence[str] | None = None, *,
     """Pass 1 over a CSV or Parquet file. hold_out=False (a test table is given): every row trains."""
     file = TableFile(Path(path), label, features, where)
     f = len(file.features)
-    moments, classes = _Moments(f), _Classes(label, file.where)
+    moments, classes = Moments(f), _Classes(label, file.where)
     test, sample = _Pool(TEST_MAX_ROWS if hold_out else 0, f), _Pool(SAMPLE_ROWS, f)
     share = HOLD_OUT if hold_out else 0.0
     n = 0
@@ -378,7 +188,7 @@ def scan(path: Path | str, label: str, features: Sequence[str] | None = None, *,
     return _finish(file, seed, n, moments, classes, test, sample)
 
 
-def _finish(file: TableFile, seed: int, n: int, moments: _Moments, classes: _Classes, test: _Pool,
+def _finish(file: TableFile, seed: int, n: int, moments: Moments, classes: _Classes, test: _Pool,
             sample: _Pool) -> Scan:
     import pyarrow as pa
 
@@ -390,9 +200,8 @@ def _finish(file: TableFile, seed: int, n: int, moments: _Moments, classes: _Cla
     if test.cap and not len(test.y):
         raise _error(f"{file.where}: {n} rows: too few to hold out a test share by hashing; train it in memory "
                      "(--no-stream) or give a test table (--test)")
-    return Scan(file, seed, names, pa.array(values, type=classes.type), n, moments.n, moments.mean, moments.std, moments.lo,
-                moments.hi, float(test.key.max()) if len(test.key) else -1.0, test.x, remap[test.y], sample.x,
-                remap[sample.y])
+    return Scan(file, seed, names, pa.array(values, type=classes.type), n, moments.stats(),
+                float(test.key.max()) if len(test.key) else -1.0, test.x, remap[test.y], sample.x, remap[sample.y])
 
 
 # ---------------------------------------------------------------------------------------------- epochs

@@ -1,8 +1,12 @@
-"""Input files for streaming scoring: CSV, Parquet, JSONL and .npy read in bounded batches with pyarrow (numpy's
-memory map for .npy). Each source checks its columns before any row is scored and names its file in every error."""
+"""Input files for scoring: CSV, Parquet, JSONL and .npy read in bounded batches with pyarrow (numpy's memory map
+for .npy), '-' for CSV on stdin. Each source checks its columns before any row is scored and names its file, and the
+line where it can, in every error. A new input file type: its entry in edgeclf.tables.kinds, its reader here."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,10 +16,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.json as pjson
-import pyarrow.parquet as pq
 
 from edgeclf.runtime.errors import InputError, first_line
-from edgeclf.scale.paths import STDIN
+from edgeclf.tables.kinds import STDIN, check_text, check_text_file
+from edgeclf.tables.messages import check_columns, empty_file, expected_header, not_a_number, position
+from edgeclf.tables.read import csv_reader, first_not_number, locate_csv, parquet_file
 
 
 @dataclass(frozen=True)
@@ -53,33 +58,74 @@ def open_stream(path: str, kind: str, features: Sequence[str], keep: Sequence[st
     handle to close (its tell() is how far a text reader got, for the progress bar). '-' reads stdin (or the
     stream given in its place)."""
     block = min(max(1 << 20, batch_rows * 24), 1 << 26)  # ~24 bytes a CSV row: a block near batch_rows rows
+    handle = None
     try:
         if kind == "parquet":
             return parquet_file(path), None
         if kind == "npy":
             return np.load(path, mmap_mode="r", allow_pickle=False), None
+        if kind == "csv":
+            _check_csv_head(path, stdin)
         handle = (stdin or sys.stdin.buffer) if path == STDIN else pa.OSFile(path)
         if kind == "csv":
             return pcsv.open_csv(handle, **csv_options(features, keep, block)), handle
         schema = pa.schema([(f, pa.float32()) for f in features])
         return pjson.open_json(handle, read_options=pjson.ReadOptions(block_size=block),
                                parse_options=pjson.ParseOptions(explicit_schema=schema)), handle
-    except KeyError as e:  # pyarrow's ArrowKeyError: a wanted column is not in the CSV's header
-        raise InputError(f"{path}: {first_line(e)}: expected a header line naming the columns "
-                         f"{[*features, *keep]} (any order, extra columns ignored)") from None
+    except KeyError:  # pyarrow's ArrowKeyError: a wanted column is not in the CSV's header
+        _close(handle, path)
+        raise _header_error(path, features, keep, stdin) from None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, ValueError) as e:
+        _close(handle, path)
+        if isinstance(e, InputError):
+            raise
         # the first block is read on opening: a bad row there is found by line like one further down
-        line = _csv_bad_line(path, features, keep) if kind == "csv" and path != STDIN else None
-        if line is not None:
-            raise InputError(f"{path} line {line:,}: {first_line(e)}") from None
+        found = _csv_problem(path, features, keep) if kind == "csv" and path != STDIN else None
+        if found is not None:
+            raise found from None
+        if kind == "csv" and "Empty CSV" in str(e):
+            raise empty_file(path, features, keep) from None
         what = {"npy": ".npy array", "parquet": "Parquet file", "jsonl": "JSON Lines file", "csv": "CSV file"}[kind]
-        raise InputError(f"{path} is not a readable {what}: {first_line(e)}") from None
+        raise InputError(f"{path} is not a readable {what}: {first_line(e)}", file=path) from None
 
 
-def parquet_file(path: str) -> pq.ParquetFile:
-    """Without pre-buffering: pyarrow's default reads column chunks of many row groups ahead, and peak memory grew
-    with the file (measured: 280 MB reading 20M rows, 120 MB without; and faster)."""
-    return pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+def _close(handle: Any, path: str) -> None:
+    if handle is not None and path != STDIN:
+        handle.close()
+
+
+def close_stream(reader: Any, handle: Any, path: str) -> None:
+    """Close a source's reader and its file (stdin's stays open). pyarrow's streaming CSV reader reads ahead on a
+    thread: it is stopped here, not at interpreter exit (which can abort the process)."""
+    close = getattr(reader, "close", None)
+    if close is not None:
+        close()
+    _close(handle, path)
+
+
+def _check_csv_head(path: str, stdin: IO[bytes] | None) -> None:
+    if path != STDIN:
+        check_text_file(path)
+    elif stdin is not None and hasattr(stdin, "peek"):
+        check_text(stdin.peek(1024), path)
+
+
+def _header_error(path: str, features: Sequence[str], keep: Sequence[str], stdin: IO[bytes] | None) -> InputError:
+    """A wanted column is missing: read the header alone to say which, in edgeclf's words."""
+    names: list[str] = []
+    try:
+        if path != STDIN:
+            with contextlib.closing(csv_reader(path, threads=False, block=1 << 20)) as reader:
+                names = [str(n) for n in reader.schema.names]
+        elif stdin is not None and hasattr(stdin, "peek"):  # what pyarrow read is gone; a buffered stream shows it
+            names = next(csv.reader(io.StringIO(stdin.peek(1 << 16).decode("utf-8-sig", "replace"))), [])
+    except (pa.ArrowException, OSError, StopIteration):
+        pass
+    try:
+        check_columns(path, names, features, keep)
+    except InputError as e:
+        return e
+    return InputError(f"{path}: a column is missing: {expected_header(features, keep)}", file=path)
 
 
 def describe(path: str, kind: str, reader: Any, features: Sequence[str], keep: Sequence[str]) -> Source:
@@ -87,14 +133,7 @@ def describe(path: str, kind: str, reader: Any, features: Sequence[str], keep: S
     if kind == "npy":
         return _describe_npy(path, reader, features, keep)
     schema = reader.schema_arrow if kind == "parquet" else reader.schema
-    names = list(schema.names)
-    missing = [f for f in features if f not in names]
-    if missing:
-        raise InputError(f"{path} has no column {missing[0]!r}: expected the features {', '.join(features)} "
-                         f"(found {', '.join(names[:20])})")
-    absent = [k for k in keep if k not in names]
-    if absent:
-        raise InputError(f"--keep column {absent[0]!r} is not in {path} (columns: {', '.join(names[:20])})")
+    check_columns(path, list(schema.names), features, keep, header=kind == "csv")
     for f in features:
         t = schema.field(f).type
         if not (pa.types.is_floating(t) or pa.types.is_integer(t)):
@@ -138,52 +177,28 @@ def batches(src: Source, reader: Any, features: Sequence[str], keep: Sequence[st
 
 
 def locate_error(src: Source, features: Sequence[str], keep: Sequence[str], done: int, err: Exception) -> InputError:
-    """A reader failed after `done` good rows: name the line where we can find it (CSV files), else the row."""
-    msg = first_line(err)
+    """A reader failed after `done` good rows: name the line and the problem where we can (CSV files), else the row."""
     if src.kind == "csv" and src.path != STDIN:
-        line = _csv_bad_line(src.path, features, keep)
-        if line is not None:
-            return InputError(f"{src.path} line {line:,}: {msg}")
-    return InputError(f"{src.path}: unreadable data after row {done:,}: {msg}")
+        found = _csv_problem(src.path, features, keep)
+        if found is not None:
+            return found
+    return InputError(f"{src.path}: unreadable data after row {done:,}: {first_line(err)}", file=src.path)
 
 
-def _csv_bad_line(path: str, features: Sequence[str], keep: Sequence[str]) -> int | None:
-    """Re-read (error path only) single-threaded with features as text: a parse error then carries its row
-    number, and a value that is not a number is found by casting halves of the batch that holds it."""
-    opts = csv_options(features, keep, 1 << 20, threads=False, text=True)
-    done = 0
+def _csv_problem(path: str, features: Sequence[str], keep: Sequence[str]) -> InputError | None:
+    """The first row of a CSV that cannot be read: a value that is not a number, or a row of the wrong length."""
+
+    def check(batch: pa.RecordBatch, start: int) -> None:
+        bad = first_not_number(batch, features, pa.float32())
+        if bad is not None:
+            row, column = bad
+            raise not_a_number(position(path, "csv", start + row), column, batch.column(column)[row].as_py().strip(" \t"))
+
     try:
-        for batch in pcsv.open_csv(path, **opts):
-            bad = _first_uncastable(batch, features)
-            if bad is not None:
-                return done + bad + 2  # the header is line 1; rows are 0-based
-            done += batch.num_rows
-    except pa.ArrowInvalid as e:
-        text = str(e)
-        if "Row #" in text:
-            return int(text.split("Row #", 1)[1].split(":", 1)[0])
-    return None
-
-
-def _first_uncastable(batch: pa.RecordBatch, features: Sequence[str]) -> int | None:
-    worst: int | None = None
-    for f in features:
-        col = batch.column(f)
-        try:
-            col.cast(pa.float32())
-            continue
-        except pa.ArrowInvalid:
-            pass
-        lo, hi = 0, len(col)  # invariant: the first bad value lies in [lo, hi)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            try:
-                col.slice(lo, mid - lo).cast(pa.float32())
-                lo = mid
-            except pa.ArrowInvalid:
-                hi = mid
-        worst = lo if worst is None else min(worst, lo)
-    return worst
+        ragged = locate_csv(path, wanted_columns(features, keep), check)
+    except InputError as e:
+        return e
+    return ragged.error(lambda i: position(path, "csv", i), path) if ragged is not None else None
 
 
 def arrow_f32(a: np.ndarray) -> pa.Array:

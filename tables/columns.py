@@ -1,0 +1,216 @@
+"""A table's columns as checked numbers: names, the features picked, feature and label values, class counts.
+Every mistake is a one-line InputError naming the source, the column and the row (rows count from 1, the first
+row under the header being row 1). pyarrow and numpy only."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from edgeclf.tables.messages import one_line as _error
+from edgeclf.tables.messages import show as _show
+
+MAX_CLASSES = 1000  # more distinct labels than this is almost surely a regression target
+
+
+class RowNames:
+    """How a row index is shown: 1-based under the header, plus the index label for a DataFrame. `offset`: the
+    rows before this batch, when a file is read in batches."""
+
+    def __init__(self, index: Any = None, offset: int = 0) -> None:
+        self.index = index
+        self.offset = offset
+
+    def __call__(self, i: int) -> str:
+        if self.index is None:
+            return f"row {self.offset + i + 1}"
+        return f"row {i + 1} (index {_show(self.index[i])})"
+
+
+def check_names(names: list[str], where: str) -> None:
+    seen: set[str] = set()
+    dups = [n for n in names if n in seen or seen.add(n)]  # type: ignore[func-returns-value]
+    if dups:
+        raise _error(f"{where}: duplicate column names {sorted(set(dups))}: each column needs a distinct name")
+
+
+def is_numeric_type(t: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t))
+
+
+def pick_features(table: Any, label: str, features: Sequence[str] | None, where: str) -> tuple[list[str], list[str]]:
+    """(feature names, notes on the columns left out)."""
+    names = list(table.column_names)
+    if features is None:
+        picked = [n for n in names if n != label and is_numeric_type(table.schema.field(n).type)]
+        skipped = [f"{n!r} ({table.schema.field(n).type})" for n in names if n != label and n not in picked]
+        if not picked:
+            raise _error(f"{where}: no numeric column besides the label {label!r} (columns: {names})")
+        notes = [f"{where}: non-numeric columns left out of the features: {', '.join(skipped)}"] if skipped else []
+        return picked, notes
+    picked = [str(f) for f in features]
+    if not picked:
+        raise _error(f"{where}: the feature list is empty: name at least one column")
+    check_names(picked, f"{where}: features")
+    for f in picked:
+        if f == label:
+            raise _error(f"{where}: column {label!r} is the label and cannot also be a feature")
+        if f not in names:
+            raise _error(f"{where}: feature column {f!r} not found; columns: {names}")
+    return picked, []
+
+
+def first_index(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def first_uncastable(col: Any, to: Any = None) -> int:
+    """Index of the first value pyarrow cannot cast to `to` (float64) (bisection over prefixes: vectorised casts)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    to = to or pa.float64()
+
+    lo, hi = 0, len(col)  # the prefix [0, hi) fails to cast, [0, lo) casts
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            pc.cast(col.slice(0, mid), to)
+            lo = mid
+        except (pa.ArrowException, ValueError):
+            hi = mid
+    return lo
+
+
+def feature_column(table: Any, name: str, where: str, rows: RowNames) -> np.ndarray:
+    """One feature as float64 (N,), or an InputError naming the first bad cell."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = table.column(name)
+    if pa.types.is_dictionary(col.type):
+        col = pc.cast(col, col.type.value_type)
+    if col.null_count:
+        i = first_index(np.asarray(pc.is_null(col)))
+        raise _error(f"{where}: column {name!r} {rows(i)}: empty cell; expected a number in every row")
+    if pa.types.is_boolean(col.type):
+        raise _error(f"{where}: column {name!r} holds true/false values: expected numbers (encode it as 0/1)")
+    if not is_numeric_type(col.type):
+        try:
+            col = pc.cast(col, pa.float64())
+        except (pa.ArrowException, ValueError):
+            i = first_uncastable(col)
+            value = col[i].as_py()
+            raise _error(
+                f"{where}: column {name!r} {rows(i)}: non-numeric value {_show(value)}; expected numbers "
+                "(leave the column out of the features to ignore it)"
+            ) from None
+    return np.asarray(pc.cast(col, pa.float64()), dtype=np.float64)
+
+
+def features_matrix(table: Any, names: list[str], where: str, rows: RowNames) -> np.ndarray:
+    x = np.empty((table.num_rows, len(names)), dtype=np.float32)  # (N, F)
+    for j, name in enumerate(names):
+        x64 = feature_column(table, name, where, rows)  # (N,)
+        with np.errstate(over="ignore", under="ignore"):  # a subnormal float64 becomes 0 or a float32 subnormal
+            x[:, j] = x64
+        bad = ~np.isfinite(x[:, j])
+        if bad.any():
+            i = first_index(bad)
+            what = "NaN" if np.isnan(x64[i]) else ("infinite" if np.isinf(x64[i]) else "beyond float32's range")
+            raise _error(f"{where}: column {name!r} {rows(i)}: value {float(x64[i])!r} is {what}; expected finite numbers")
+    return x
+
+
+# ---------------------------------------------------------------------------------------------- labels
+
+
+def label_values(table: Any, label: str, where: str, rows: RowNames) -> Any:
+    """The label column, checked: no empty cells, of a supported type, integral when it is float."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = table.column(label)
+    if pa.types.is_dictionary(col.type):
+        col = pc.cast(col, col.type.value_type)
+    if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
+        col = _as_text(col, label, where, rows)  # pyarrow's CSV reader keeps non-UTF-8 text as bytes
+    t = col.type
+    empty = np.asarray(pc.is_null(col, nan_is_null=True))
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        empty |= np.asarray(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(col), ""), False))
+    if empty.any():
+        raise _error(f"{where}: label column {label!r} {rows(first_index(empty))}: empty label; every row needs its class")
+    text = pa.types.is_string(t) or pa.types.is_large_string(t)
+    if not (text or pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
+        raise _error(f"{where}: label column {label!r} has type {t}: expected strings or integers")
+    if pa.types.is_floating(t):
+        col = _integral_labels(col, label, where, rows)
+    return col
+
+
+def _as_text(col: Any, label: str, where: str, rows: RowNames) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        return pc.cast(col, pa.string())
+    except (pa.ArrowException, ValueError):
+        i = first_uncastable(col, pa.string())
+        raise _error(
+            f"{where}: label column {label!r} {rows(i)}: {_show(col[i].as_py())} is not UTF-8 text; save the file as UTF-8"
+        ) from None
+
+
+def _integral_labels(col: Any, label: str, where: str, rows: RowNames) -> Any:
+    import pyarrow as pa
+
+    v = np.asarray(col, dtype=np.float64)  # (N,)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(v) | (v != np.floor(v)) | (np.abs(v) > 2.0**53)
+    if bad.any():
+        i = first_index(bad)
+        raise _error(
+            f"{where}: label column {label!r} {rows(i)}: value {float(v[i])!r} is not a whole number; class labels must be "
+            "strings or integers (a float target is a regression problem, which this tool does not train)"
+        )
+    return pa.chunked_array([pa.array(v.astype(np.int64))])
+
+
+def encode_labels(col: Any, label: str, where: str) -> tuple[np.ndarray, tuple[str, ...], list[Any]]:
+    """(y (N,) int64, classes as strings, the distinct raw values in class order)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    distinct = pc.unique(col)
+    if len(distinct) > MAX_CLASSES:
+        raise _error(
+            f"{where}: label column {label!r} has {len(distinct)} distinct values (more than {MAX_CLASSES}): "
+            "it is probably a regression target, not classes"
+        )
+    values = sorted(distinct.to_pylist())  # numbers numerically, text by code point
+    y = np.asarray(pc.index_in(col, value_set=pa.array(values, type=col.type)), dtype=np.int64)  # (N,)
+    return y, tuple(str(v) for v in values), values
+
+
+def check_classes(y: np.ndarray, classes: tuple[str, ...], label: str, where: str, rows: RowNames) -> None:
+    """A training table: two classes at least, and two rows of each so that a stratified split exists."""
+    check_counts(np.bincount(y, minlength=len(classes)), classes, label, where, lambda c: rows(first_index(y == c)))
+
+
+def check_counts(counts: np.ndarray, classes: tuple[str, ...], label: str, where: str,
+                 first_row: Callable[[int], str]) -> None:
+    """counts (C,) rows per class; first_row(c) names class c's first row."""
+    if len(classes) < 2:
+        raise _error(f"{where}: label column {label!r} holds one class only ({classes[0]!r}): need two or more")
+    lonely = np.flatnonzero(counts < 2)
+    if lonely.size:
+        c = int(lonely[0])
+        more = f" (and {lonely.size - 1} more classes)" if lonely.size > 1 else ""
+        raise _error(
+            f"{where}: label column {label!r}: class {classes[c]!r} has one row only ({first_row(c)}){more}: "
+            "a stratified split needs at least 2 rows per class"
+        )
