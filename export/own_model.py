@@ -28,6 +28,7 @@ from edgeclf.runtime.contract import n_logits
 from edgeclf.runtime.errors import InputError
 from edgeclf.runtime.inputs import as_matrix
 from edgeclf.runtime.manifest import Feature, Manifest, Origin
+from edgeclf.tables.kinds import kind_of
 from edgeclf.train.model import WithProbabilities
 from edgeclf.train.tabular import sanitize_name
 
@@ -198,29 +199,18 @@ def read_check_data(path: Path | str, features: Sequence[str]) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"check data file {p} does not exist: expected a CSV (with header), Parquet or .npy file")
-    if p.suffix == ".npy":
+    if kind_of(p) == "npy":
         try:
             return np.asarray(np.load(p, allow_pickle=False), np.float32)
         except (ValueError, OSError) as e:
             raise InputError(f"{p} is not a readable .npy array ({e})") from None
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
+    from edgeclf.tables.columns import RowNames, features_matrix
+    from edgeclf.tables.messages import check_columns
+    from edgeclf.tables.read import read_table
 
-    try:
-        table = pq.read_table(p) if p.suffix in (".parquet", ".pq") else pcsv.read_csv(p)
-    except (pa.ArrowInvalid, OSError) as e:
-        raise InputError(f"{p} is not a readable {'Parquet' if p.suffix in ('.parquet', '.pq') else 'CSV'} file: "
-                         f"{str(e).splitlines()[0][:160]}") from None
-    missing = [f for f in features if f not in table.column_names]
-    if missing:
-        raise InputError(f"{p} has no column {missing[0]!r}: expected the features {list(features)} "
-                         f"(columns: {table.column_names})")
-    try:
-        cols = [table.column(f).to_numpy(zero_copy_only=False).astype(np.float32) for f in features]
-    except (ValueError, TypeError, pa.ArrowInvalid) as e:
-        raise InputError(f"{p}: a feature column is not numeric ({e})") from None
-    return np.stack(cols, axis=1) if cols else np.zeros((0, 0), np.float32)
+    table, where = read_table(p, str(p))
+    check_columns(where, [str(n) for n in table.column_names], features, header=False)
+    return features_matrix(table, list(features), where, RowNames())  # (N, F) float32, finite
 
 
 def export_pt2(path: Path | str, out: Path | str, *, features: Sequence[str], classes: Sequence[str],

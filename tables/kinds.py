@@ -29,10 +29,22 @@ def is_parquet(path: str | os.PathLike[str]) -> bool:
 def check_text(head: bytes, where: str) -> None:
     """A file whose first bytes hold a control character is no text CSV: say so before a CSV reader meets it
     (its message would quote raw bytes). The byte is named by its value, never echoed."""
-    bad = next((i for i, b in enumerate(head[:PROBE_BYTES]) if b in _BINARY), None)
+    head = head[:PROBE_BYTES]
+    bad = next((i for i, b in enumerate(head) if b in _BINARY), None)
     if bad is not None:
         raise InputError(f"{where}: not a text CSV (byte 0x{head[bad]:02x} at offset {bad}): expected comma-separated "
                          "text with a header line", file=where)
+    if sum(b >= 0x80 for b in head) > len(head) // 4 and not _utf8(head):  # a legacy 8-bit text has a few such bytes
+        raise InputError(f"{where}: not a text CSV (mostly bytes that are not UTF-8 text): expected comma-separated "
+                         "text with a header line", file=where)
+
+
+def _utf8(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return e.start >= len(head) - 3  # only a character cut at the end of the sample
+    return True
 
 
 def check_text_file(path: str | os.PathLike[str], where: str | None = None) -> None:

@@ -31,10 +31,14 @@ class Ragged:
     row: int | None
     got: int
     expected: int
+    text: bool = True  # False: the row is not UTF-8 text (got and expected then mean nothing)
 
     def error(self, at: Callable[[int], str], where: str) -> Exception:
         """at(row) names a row in the caller's terms ("row 7", "f.csv line 8")."""
-        return bad_cell_count(at(self.row) if self.row is not None else f"{where}: a row", self.got, self.expected)
+        here = at(self.row) if self.row is not None else f"{where}: a row"
+        if not self.text:
+            return one_line(f"{here}: not UTF-8 text; save the file as UTF-8", file=where)
+        return bad_cell_count(here, self.got, self.expected)
 
 
 @contextlib.contextmanager
@@ -84,8 +88,9 @@ def locate_csv(path: Path | str, columns: Sequence[str], check: Callable[[Any, i
                 for batch in reader:
                     check(batch, start)  # an InputError of the caller's goes to the caller
                     start += batch.num_rows
-        except (pa.ArrowException, OSError):
-            pass
+        except (pa.ArrowException, OSError) as e:
+            if not ragged and "invalid UTF8" in str(e) and "Row #" in str(e):  # pyarrow counts the header as row 1
+                return Ragged(int(str(e).split("Row #", 1)[1].split(":", 1)[0]) - 2, 0, 0, text=False)
     if not ragged:
         return None
     r = ragged[0]  # pyarrow counts the header as row 1
@@ -121,12 +126,14 @@ def read_csv(path: Path, where: str) -> Any:
     ragged: list[Any] = []
     parse = pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=lambda row: ragged.append(row) or "error")
     try:
-        with quiet_callbacks():
+        with quiet_callbacks() as undecodable:
             table = pcsv.read_csv(path, parse_options=parse, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
     except (OSError, pa.ArrowException, ValueError) as e:
         found = locate_csv(path, (), lambda batch, start: None) if ragged else None  # only a serial read counts rows
         if found is not None:
             raise found.error(lambda i: f"{where}: row {i + 1}", where) from None
+        if undecodable:  # a bad row pyarrow could not show: its message would quote raw bytes
+            raise one_line(f"{where}: a row is not UTF-8 text; save the file as UTF-8", file=where) from None
         raise one_line(f"{where}: cannot read it as CSV ({e})", file=where) from None
     check_header([str(n) for n in table.column_names], where, HEADER_REQUIRED)
     return table
@@ -272,8 +279,9 @@ class TableFile:
     def _csv_error(self, err: Exception) -> Exception:
         """The reader failed somewhere: read again to name the row (a row of the wrong length, or a value that is
         not of its column's type)."""
-        columns = getattr(self, "columns", [])
-        ragged = locate_csv(self.path, columns, lambda batch, start: self._check_text(batch, RowNames(offset=start)))
+        columns = getattr(self, "columns", [])  # none yet while the header is read: nothing to check but lengths
+        ragged = locate_csv(self.path, columns, lambda batch, start: self._check_text(batch, RowNames(offset=start))
+                            if columns else None)
         if ragged is not None:
             return ragged.error(lambda i: f"{self.where}: row {i + 1}", self.where)
         return one_line(f"{self.where}: cannot read it as CSV ({first_line(err)})", file=self.where)

@@ -269,7 +269,7 @@ def test_awkward_kept_text_round_trips(tmp_path, dst):
 
 def test_progress_line_shows_rows_rate_and_eta(capsys):
     from edgeclf.scale.progress import Progress
-    from edgeclf.scale.sources import Source
+    from edgeclf.tables.sources import Source
 
     parquet = Source("a.parquet", "parquet", pa.schema([]), 1000, False)
     bar = Progress([parquet, parquet], enabled=True)

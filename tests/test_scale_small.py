@@ -233,3 +233,11 @@ def test_numbers_parse_as_pyarrow_parses_them(tmp_path):
 
 def test_null_words_are_pyarrows():
     assert NULLS == set(pcsv.ConvertOptions().null_values)
+
+
+def test_report_of_a_tiny_input_gives_rows_and_seconds(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"x1,x2\n0.1,0.2\n0.3,0.4\n")
+    report = score_small(ART, [str(path)], str(tmp_path / "out.csv"))
+    text = str(report)
+    assert re.match(r"scored 2 rows from 1 part\(s\) in \d+\.\d\d s -> ", text) and "M rows/s" not in text, text
