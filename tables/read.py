@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from edgeclf.runtime.errors import first_line
+from edgeclf.runtime.errors import InputError, first_line
 from edgeclf.tables.columns import RowNames, check_names, features_matrix, first_uncastable, pick_features
 from edgeclf.tables.kinds import check_text_file, is_parquet
 from edgeclf.tables.messages import bad_cell_count, check_header, one_line, show
@@ -33,7 +33,7 @@ class Ragged:
     expected: int
     text: bool = True  # False: the row is not UTF-8 text (got and expected then mean nothing)
 
-    def error(self, at: Callable[[int], str], where: str) -> Exception:
+    def error(self, at: Callable[[int], str], where: str) -> InputError:
         """at(row) names a row in the caller's terms ("row 7", "f.csv line 8")."""
         here = at(self.row) if self.row is not None else f"{where}: a row"
         if not self.text:
@@ -124,7 +124,12 @@ def read_csv(path: Path, where: str) -> Any:
 
     check_text_file(path, where)
     ragged: list[Any] = []
-    parse = pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=lambda row: ragged.append(row) or "error")
+
+    def on_ragged(row: Any) -> str:
+        ragged.append(row)
+        return "error"
+
+    parse = pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_ragged)
     try:
         with quiet_callbacks() as undecodable:
             table = pcsv.read_csv(path, parse_options=parse, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))

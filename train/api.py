@@ -60,7 +60,8 @@ def train_data(source: Any, label: str, out: Path | str = "artifacts", *, featur
         warnings.warn(note, stacklevel=2)
     data = _split(table, test_table, overrides.get("seed"), test)
     standardisation(data.x_train, table.features)  # warns (DataWarning) about a feature constant in training
-    return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, data=data, **overrides)
+    return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, data=data,
+                      **overrides)  # type: ignore[arg-type]
 
 
 def _default_cv(cv: int | None, rows: int) -> int:

@@ -268,10 +268,11 @@ def _progress(epochs: int, source: BatchSource, enabled: bool, label: str) -> It
     import click
 
     if source.streamed:
+        rows_bar: Any
         with click.progressbar(length=epochs * source.rows, file=sys.stderr, show_pos=True,
                                label=f"training {label} ({source.rows:,} rows x {epochs} epochs)",
-                               item_show_func=lambda e: f"epoch {e}" if e else None) as bar:
-            yield lambda epoch, n: bar.update(n, f"{epoch + 1}/{epochs}")
+                               item_show_func=lambda e: f"epoch {e}" if e else None) as rows_bar:
+            yield lambda epoch, n: rows_bar.update(n, f"{epoch + 1}/{epochs}")
         return
     with click.progressbar(length=epochs, label=f"training {label}", file=sys.stderr) as bar:
         seen = [0]  # the epoch bar moves once per epoch, at the epoch's first batch
