@@ -159,19 +159,52 @@ def write_bytes(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
-def write_text_atomic(target: Path, text: str) -> None:
-    """A file written whole or not at all: a temp file beside it, then one rename."""
+def temp_beside(target: Path, folder: bool = False) -> Path:
+    """A hidden temp file (or folder) in the target's folder: the same file system, so the final rename is atomic."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        if folder:
+            return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as e:
         raise InputError(f"cannot write {target}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+    os.close(fd)
+    return Path(name)
+
+
+def publish(tmp: Path, target: Path, overwrite: bool = True) -> None:
+    """Move a finished temp file into place; without overwrite, a target that appeared meanwhile is not clobbered."""
+    if overwrite:
         os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        return
+    try:
+        os.link(tmp, target) if tmp.is_file() else os.rename(tmp, target)
+    except FileExistsError:
+        raise InputError(f"output {str(target)!r} appeared while it was written: left untouched; pass --overwrite") \
+            from None
+    except OSError as e:  # a non-empty folder in the way (rename of a folder), or no hard links here
+        if target.exists():
+            raise InputError(f"output {str(target)!r} already exists: pass --overwrite to replace it") from None
+        raise e
+    if tmp.exists():
+        tmp.unlink()
+
+
+@contextlib.contextmanager
+def published(target: Path, overwrite: bool = True) -> Iterator[Path]:
+    """The one write-to-temp-then-publish: yields a temp path beside target; when the block ends it is moved into
+    place (publish), and after an error or an interrupt it is removed: a reader never sees half a file."""
+    tmp = temp_beside(target)
+    try:
+        yield tmp
+        publish(tmp, target, overwrite)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(target: Path, text: str) -> None:
+    """A file written whole or not at all."""
+    with published(target) as tmp:
+        tmp.write_text(text)
 
 
 def write_json(path: Path, obj: Any) -> None:

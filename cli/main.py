@@ -25,7 +25,7 @@ from edgeclf.train.settings import ACTIVATIONS, DEVICES, OPTIMIZERS, pin_arithme
 from edgeclf.train.tasks import TASK_NAMES
 
 
-class Group(click.Group):
+class CleanErrors(click.Group):
     """Turns edgeclf's own errors into one-line messages (exit 1), never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -79,7 +79,7 @@ def parse_names(ctx: click.Context, param: click.Parameter, value: str | None) -
     return names
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CleanErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="edgeclf")
 def cli() -> None:
     """Train a small classifier, export it (ONNX, TorchScript, .pt2) with proven parity, run it anywhere.

@@ -18,11 +18,11 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from edgeclf.artifact.store import temp_beside
 from edgeclf.runtime import Classifier
 from edgeclf.runtime.errors import InputError
 from edgeclf.runtime.manifest import MANIFEST
 from edgeclf.scale.core import LABEL, ScoreReport, winners
-from edgeclf.scale.paths import temp_beside
 from edgeclf.tables.kinds import kind_of
 from edgeclf.tables.messages import check_columns
 

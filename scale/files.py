@@ -17,10 +17,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from edgeclf.artifact.store import published
 from edgeclf.runtime import Classifier
 from edgeclf.runtime.errors import InputError
 from edgeclf.scale.core import LABEL, Scorer, ScoreReport
-from edgeclf.scale.paths import STDIN, expand, output_kind, publish, temp_beside
+from edgeclf.scale.paths import STDIN, expand, output_kind
 from edgeclf.scale.progress import Progress
 from edgeclf.scale.sinks import Writer
 from edgeclf.tables.messages import empty_feature, position
@@ -87,16 +88,12 @@ def _describe_all(found: list[tuple[str, str]], features: Sequence[str], keep: S
 
 def _to_file(sources: list[tuple[Source, Any]], scorer: _ColumnScorer, kind: str, target: Path, batch_rows: int,
              progress: bool, overwrite: bool) -> tuple[int, int]:
-    tmp = temp_beside(target)
-    try:
+    with published(target, overwrite) as tmp:
         writer = Writer(kind, str(tmp), scorer.schema, scorer.quote)
         try:
             rows, outside = _run(sources, scorer, writer, batch_rows, progress)
         finally:
             writer.close()
-        publish(tmp, target, overwrite)
-    finally:
-        tmp.unlink(missing_ok=True)  # after an error (or an interrupt): no partial file
     return rows, outside
 
 

@@ -1,6 +1,6 @@
-"""Inputs and outputs of file scoring by name: globs expanded, kinds told by extension, a single-file output
-checked before any work, written to a temp file beside it and renamed. Pure Python (no pyarrow), so the small-input
-path of `edgeclf predict` shares these with the streaming one."""
+"""Inputs and outputs of file scoring by name: globs expanded, kinds told by extension (edgeclf.tables.kinds), a
+single-file output checked before any work (edgeclf.artifact.store.published writes it). Pure Python (no pyarrow),
+so the small-input path of `edgeclf predict` shares these with the streaming one."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Sequence
 from edgeclf.runtime.errors import InputError
 from edgeclf.tables.kinds import KINDS, OUT_KINDS, STDIN, kind_of
 
-__all__ = ["STDIN", "expand", "output_kind", "publish", "temp_beside"]
+__all__ = ["STDIN", "expand", "output_kind"]
 
 
 def expand(inputs: Sequence[str]) -> list[tuple[str, str]]:
@@ -56,31 +56,3 @@ def output_kind(output: str, overwrite: bool) -> str:
     if p.exists() and not overwrite:
         raise InputError(f"output {output!r} already exists: pass overwrite=True (--overwrite) to replace it")
     return kind
-
-
-def temp_beside(target: Path, folder: bool = False) -> Path:
-    """A hidden temp name in the target's folder (same file system, so the final rename is atomic)."""
-    import tempfile  # here: a one-row predict to stdout never needs it (~10 ms of start-up)
-
-    if folder:
-        return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    return Path(name)
-
-
-def publish(tmp: Path, target: Path, overwrite: bool) -> None:
-    """Move the finished temp into place; without overwrite, a target that appeared meanwhile is not clobbered."""
-    if overwrite:
-        os.replace(tmp, target)
-        return
-    try:
-        os.link(tmp, target) if tmp.is_file() else os.rename(tmp, target)
-    except FileExistsError:
-        raise InputError(f"output {str(target)!r} appeared while scoring: left untouched; pass --overwrite") from None
-    except OSError as e:  # a non-empty folder in the way (rename of a folder), or no hard links here
-        if target.exists():
-            raise InputError(f"output {str(target)!r} already exists: pass --overwrite to replace it") from None
-        raise e
-    if tmp.exists():
-        tmp.unlink()

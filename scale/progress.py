@@ -25,37 +25,37 @@ class Progress:
         self._sizes = [s.total or 0 for s in sources]
         self._file = 0
         self._done_rows = 0  # rows of finished files
-        self._rows = 0
+        self._seen_rows = 0
         self._t0 = self._last = time.perf_counter()
 
     def update(self, file_rows: int, file_bytes: int | None) -> None:
-        self._rows = self._done_rows + file_rows
+        self._seen_rows = self._done_rows + file_rows
         now = time.perf_counter()
         if not self.enabled or now - self._last < REFRESH_S:
             return
         self._last = now
-        rate = self._rows / max(now - self._t0, 1e-9)
+        rate = self._seen_rows / max(now - self._t0, 1e-9)
         done = self._done_units(file_rows, file_bytes)
         eta = ""
         if self._total and done:
             eta = f"  ETA {_clock((now - self._t0) * (self._total - done) / done)}"
             eta = f"  {min(done / self._total, 1.0):4.0%}" + eta
-        sys.stderr.write(f"\r{self._rows:>14,} rows  {rate / 1e6:6.2f} M rows/s{eta}   ")
+        sys.stderr.write(f"\r{self._seen_rows:>14,} rows  {rate / 1e6:6.2f} M rows/s{eta}   ")
         sys.stderr.flush()
 
     def _done_units(self, file_rows: int, file_bytes: int | None) -> int:
         if self._by_bytes:
             return sum(self._sizes[: self._file]) + (file_bytes or 0)
-        return self._rows
+        return self._seen_rows
 
     def next_file(self) -> None:
         self._file += 1
-        self._done_rows = self._rows
+        self._done_rows = self._seen_rows
 
     def close(self) -> None:
         if self.enabled:
             self._last = 0.0
-            self.update(self._rows - self._done_rows, None)
+            self.update(self._seen_rows - self._done_rows, None)
             sys.stderr.write("\n")
 
 

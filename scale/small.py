@@ -25,7 +25,7 @@ import numpy as np
 from edgeclf.runtime import Classifier
 from edgeclf.runtime.errors import InputError
 from edgeclf.scale.core import LABEL, Scorer, ScoreReport
-from edgeclf.scale.paths import STDIN, expand, output_kind, publish, temp_beside
+from edgeclf.scale.paths import STDIN, expand, output_kind
 from edgeclf.tables.kinds import check_text
 from edgeclf.tables.messages import bad_cell_count, check_columns, empty_feature, not_a_number, position
 
@@ -73,13 +73,10 @@ def score_small(artifact: str | os.PathLike[str], inputs: str | Sequence[str], o
     if output is None:
         rows, outside = _write(parsed, scorer, quote, header.getvalue(), stdout or sys.stdout.buffer)
     else:
-        target, tmp = Path(output), temp_beside(Path(output))
-        try:
-            with open(tmp, "wb") as f:
-                rows, outside = _write(parsed, scorer, quote, header.getvalue(), f)
-            publish(tmp, target, overwrite)
-        finally:
-            tmp.unlink(missing_ok=True)  # after an error (or an interrupt): no partial file
+        from edgeclf.artifact.store import published  # here: a predict to stdout never needs it (start-up)
+
+        with published(Path(output), overwrite) as tmp, open(tmp, "wb") as f:
+            rows, outside = _write(parsed, scorer, quote, header.getvalue(), f)
     return ScoreReport(rows, outside, time.perf_counter() - t0, len(parsed), output)
 
 

@@ -42,7 +42,7 @@ if case == "edgeclf":
     rows = score_files(art, [inp], out, proba=proba, overwrite=True).rows
 else:  # the floor: same reader and writer, same output shape, no model
     from edgeclf.scale.files import DEFAULT_BATCH_ROWS
-    from edgeclf.scale.sources import csv_options, parquet_file
+    from edgeclf.tables.sources import csv_options, parquet_file
     from edgeclf.scale.sinks import Writer
     classes = pa.array(["outer", "inner"])
     if inp.endswith(".csv"):

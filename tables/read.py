@@ -277,7 +277,7 @@ class TableFile:
 
     def _open(self) -> Any:
         if self.parquet:
-            # one thread: pyarrow's threaded decoding took 20-30 MB more at the peak, for no time that mattered
+            # one thread: pyarrow's threaded decoding raises the memory peak for no time that matters here
             return iter(self._parquet().iter_batches(batch_size=READ_ROWS, columns=self.columns, use_threads=False))
         return csv_reader(self.path, self.types)
 
@@ -308,8 +308,8 @@ class TableFile:
 
 
 def parquet_file(path: str | Path) -> Any:
-    """Without pre-buffering: pyarrow's default reads column chunks of many row groups ahead, and peak memory grew
-    with the file (280 MB reading 20M rows, 120 MB without; and faster)."""
+    """Without pre-buffering: pyarrow's default reads column chunks of many row groups ahead, so peak memory would
+    grow with the file."""
     import pyarrow.parquet as pq
 
     return pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)

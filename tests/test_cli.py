@@ -174,9 +174,9 @@ def test_table_helper():
 
 
 def test_error_group_turns_oserror_into_one_line():
-    from edgeclf.cli.main import Group
+    from edgeclf.cli.main import CleanErrors
 
-    @click.group(cls=Group)
+    @click.group(cls=CleanErrors)
     def g():
         pass
 

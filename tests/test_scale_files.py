@@ -227,11 +227,11 @@ def test_memory_stays_bounded_on_a_large_file(tmp_path, fmt):
 
 
 def cli_group():
-    """The predict command inside edgeclf's own Group (which turns InputError into a one-line exit 1)."""
-    from edgeclf.cli.main import Group
+    """The predict command inside edgeclf's own group class (which turns InputError into a one-line exit 1)."""
+    from edgeclf.cli.main import CleanErrors
     from edgeclf.cli.predict import predict
 
-    return Group(commands={"predict": predict})
+    return CleanErrors(commands={"predict": predict})
 
 
 def test_the_predict_command(tmp_path, table, clf):

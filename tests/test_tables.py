@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 from helpers import assert_clean_error, run_cli
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgeclf.export.pipeline import export_artifact, verify_artifact

@@ -61,7 +61,7 @@ class TaskSpec:
     description: str = ""
     fresh_targets: Mapping[str, float] = field(default_factory=dict)  # accuracy/log_loss/ece on the fresh sample
     cv: int = 0  # k-fold cross-validation (and the logistic-regression baseline) in every run; 0 = none
-    stratify: bool = True  # the toy tasks keep the lesson's plain split
+    stratify: bool = True  # False: a plain random split (the toy tasks' committed artifacts were made so)
 
     @property
     def n_classes(self) -> int:
