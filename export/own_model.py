@@ -29,6 +29,7 @@ from edgeclf.runtime.errors import InputError
 from edgeclf.runtime.inputs import as_matrix
 from edgeclf.runtime.manifest import Feature, Manifest, Origin
 from edgeclf.tables.kinds import kind_of
+from edgeclf.tables.stats import FeatureStats
 from edgeclf.train.model import WithProbabilities
 from edgeclf.train.tabular import sanitize_name
 
@@ -141,8 +142,7 @@ def looks_like_probabilities(module: nn.Module, rows: np.ndarray) -> bool:
 def _export_spec(module: nn.Module, net: nn.Module, rows: np.ndarray, features: tuple[str, ...],
                  classes: tuple[str, ...], name: str, description: str, check_npy: bytes) -> ExportSpec:
     x = rows.astype(np.float64)  # (N, F)
-    stats = np.stack([x.min(0), x.max(0), x.mean(0), x.std(0)], axis=1)  # (F, 4)
-    feats = tuple(Feature(f, "float32", *(float(str(np.float32(v))) for v in stats[i])) for i, f in enumerate(features))
+    feats = tuple(Feature(f, "float32", *v) for f, v in zip(features, FeatureStats.of(x).per_feature()))
     details: dict[str, Any] = {"source": "edgeclf.export.export_model", "check_data": CHECK_DATA,
                                "check_data_sha256": hashlib.sha256(check_npy).hexdigest()}
     if net is not module:

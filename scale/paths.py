@@ -24,7 +24,7 @@ def expand(inputs: Sequence[str]) -> list[tuple[str, str]]:
             continue
         paths = sorted(glob.glob(item)) if glob.has_magic(item) else [item]
         if not paths:
-            raise InputError(f"{item!r} matches no file: expected a path or glob of .csv, .parquet, .jsonl or .npy")
+            raise InputError(f"{item!r} matches no file: expected a path or glob of {', '.join(KINDS)} files")
         out.extend((p, _kind(p)) for p in paths)
     if not out:
         raise InputError("no input given: expected one or more paths or globs, or '-' for CSV on stdin")

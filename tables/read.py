@@ -41,6 +41,14 @@ class Ragged:
         return bad_cell_count(here, self.got, self.expected)
 
 
+class _RaggedRows(list[Any]):
+    """pyarrow's bad-row handler: keeps each row of the wrong length and fails the read there."""
+
+    def __call__(self, row: Any) -> str:
+        self.append(row)
+        return "error"
+
+
 @contextlib.contextmanager
 def quiet_callbacks() -> Iterator[list[BaseException]]:
     """pyarrow calls the bad-row handler with the row as text; a row that is not UTF-8 fails inside pyarrow before
@@ -74,16 +82,11 @@ def locate_csv(path: Path | str, columns: Sequence[str], check: Callable[[Any, i
     value that is not what its column needs; the first row of the wrong length is returned (None: none found)."""
     import pyarrow as pa
 
-    ragged: list[Any] = []
-
-    def on_ragged(row: Any) -> str:
-        ragged.append(row)
-        return "error"
-
+    ragged = _RaggedRows()
     text = {c: pa.string() for c in columns} or None
     with quiet_callbacks():
         try:
-            with contextlib.closing(csv_reader(path, text, threads=False, block=1 << 20, on_ragged=on_ragged)) as reader:
+            with contextlib.closing(csv_reader(path, text, threads=False, block=1 << 20, on_ragged=ragged)) as reader:
                 start = 0
                 for batch in reader:
                     check(batch, start)  # an InputError of the caller's goes to the caller
@@ -123,13 +126,8 @@ def read_csv(path: Path, where: str) -> Any:
     import pyarrow.csv as pcsv
 
     check_text_file(path, where)
-    ragged: list[Any] = []
-
-    def on_ragged(row: Any) -> str:
-        ragged.append(row)
-        return "error"
-
-    parse = pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_ragged)
+    ragged = _RaggedRows()
+    parse = pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=ragged)
     try:
         with quiet_callbacks() as undecodable:
             table = pcsv.read_csv(path, parse_options=parse, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))

@@ -178,7 +178,7 @@ def valid_small_tables(draw):
 @pytest.mark.slow
 def test_random_tables_train_and_export_or_fail_cleanly(tmp_path_factory):
     """Garbage tables fail in one line; valid ones must train, export, verify and give the eager model's answers.
-    Few valid examples: each one exports every format (the cost of this test)."""
+    One valid example: it exports every format and verifies them (a minute of this test's time on 2 cores)."""
     outcome = {"exported": 0, "refused": 0}
 
     def run(frame, valid):
@@ -198,14 +198,15 @@ def test_random_tables_train_and_export_or_fail_cleanly(tmp_path_factory):
 
     settings_ = settings(max_examples=12, deadline=None, derandomize=True)
     settings_(given(small_tables())(lambda frame: run(frame, False)))()
-    settings(settings_, max_examples=2)(given(valid_small_tables())(lambda frame: run(frame, True)))()
-    assert outcome["exported"] >= 2 and outcome["refused"] >= 6, outcome
+    settings(settings_, max_examples=1)(given(valid_small_tables())(lambda frame: run(frame, True)))()
+    assert outcome["exported"] >= 1 and outcome["refused"] >= 6, outcome
 
 
 def _agrees_with_eager(folder, frame):
     """The artifact's probabilities on the table's rows are the eager model's, within the tolerance policy."""
     features = [c for c in frame.columns if c != "label"]
-    x = frame[features].to_numpy(np.float32)  # (N, F)
-    eager = from_trained(load_checkpoint(folder.parent, "h")).model(torch.from_numpy(x))[1].detach().numpy()
+    x = frame[features].to_numpy(np.float32).copy()  # (N, F), writable for torch
+    with torch.inference_mode():
+        eager = from_trained(load_checkpoint(folder, "h")).model(torch.from_numpy(x))[1].numpy()
     got = Classifier.load(folder).predict_proba(x)
     assert np.abs(got - eager).max() <= 1e-5
