@@ -93,12 +93,12 @@ def test_predict_csv_variants(variant, expected):
 
 
 @pytest.mark.parametrize("text,fragments", [
-    ("x1,x2\n0.1,0.2\n0.3,abc\n", ["invalid value 'abc'"]),
-    ("x1,x2\n0.1,0.2\n0.3\n", ["Expected 2 columns, got 1"]),
-    ("a,b\n0.1,0.2\n", ["'x1'", "header"]),
-    ("0.1,0.2\n", ["'x1'", "header"]),
+    ("x1,x2\n0.1,0.2\n0.3,abc\n", ["line 3", "column 'x2'", "value 'abc' is not a number"]),
+    ("x1,x2\n0.1,0.2\n0.3\n", ["line 3 has 1 cells where the header has 2"]),
+    ("a,b\n0.1,0.2\n", ["no column 'x1'", "expected the features x1, x2 (found a, b)"]),
+    ("0.1,0.2\n", ["first line (0.1, 0.2) is all numbers", "header line", "such as: x1,x2"]),
     ("x1,x2\n0.1,inf\n", ["line 2", "NaN or inf", "'x2'"]),
-    ("", ["Empty CSV"]),
+    ("", ["empty CSV file", "such as: x1,x2"]),
 ], ids=["not-a-number", "short-row", "wrong-header", "no-header", "inf", "empty"])
 def test_predict_bad_csv(text, fragments):
     assert_clean_error(run_cli("predict", ARTIFACTS / "circles", "-", input=text), 1, *fragments)
