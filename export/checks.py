@@ -60,7 +60,8 @@ class CheckSet:
         """The model's logits computed in float64 (a copy of it), or None where the module cannot run in float64."""
         if self._exact is None:
             try:
-                m64 = copy.deepcopy(self.model).double()
+                with quiet_torch():  # copying a captured (.pt2) program warns FutureWarning from torch's pytree
+                    m64 = copy.deepcopy(self.model).double()
                 with torch.inference_mode(), one_thread():
                     self._exact = m64(torch.from_numpy(self.x).double())[0].numpy()
             except Exception:  # a module with float32-only parts: no rounding term, the plain bounds apply

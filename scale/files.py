@@ -66,10 +66,25 @@ def _describe_all(found: list[tuple[str, str]], features: Sequence[str], keep: S
     out: list[tuple[Source, Any]] = []
     for path, kind in found:
         reader, handle = open_stream(path, kind, features, keep, batch_rows, stdin)
-        out.append((describe(path, kind, reader, features, keep), (reader, handle) if path == STDIN else None))
-        if path != STDIN and handle is not None:
-            handle.close()
+        try:
+            source = describe(path, kind, reader, features, keep)
+        except BaseException:
+            close_stream(path, reader, handle)
+            raise
+        out.append((source, (reader, handle) if path == STDIN else None))
+        if path != STDIN:
+            close_stream(path, reader, handle)
     return out
+
+
+def close_stream(path: str, reader: Any, handle: Any) -> None:
+    """pyarrow's streaming CSV reader reads ahead on a thread: stop it here, on every path out (an error too), not
+    at interpreter exit, which could abort the process (exit 134). stdin's handle is not ours to close."""
+    close = getattr(reader, "close", None)
+    if close is not None:
+        close()
+    if handle is not None and path != STDIN:
+        handle.close()
 
 
 def _to_file(sources: list[tuple[Source, Any]], scorer: _Scorer, kind: str, target: Path, batch_rows: int,
@@ -108,11 +123,7 @@ def _run(sources: list[tuple[Source, Any]], scorer: _Scorer, writer: Writer, bat
                     oor += n_oor
                     bar.update(start, handle.tell() if handle is not None and src.total is not None else None)
             finally:
-                close = getattr(reader, "close", None)  # pyarrow's streaming CSV reader reads ahead on a thread:
-                if close is not None:  # stop it here, not at interpreter exit (which could abort the process)
-                    close()
-                if handle is not None and src.path != STDIN:
-                    handle.close()
+                close_stream(src.path, reader, handle)
             rows += start
             bar.next_file()
         if pending is not None:

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from edgeclf.runtime.errors import InputError
+from edgeclf.runtime.errors import InputError, OutputExists
 
 KINDS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npy": "npy"}
 OUT_KINDS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -55,7 +55,7 @@ def output_kind(output: str, overwrite: bool) -> str:
     if not p.parent.is_dir():
         raise InputError(f"output {output!r}: folder {str(p.parent)!r} does not exist")
     if p.exists() and not overwrite:
-        raise InputError(f"output {output!r} already exists: pass overwrite=True (--overwrite) to replace it")
+        raise OutputExists(output)
     return kind
 
 
@@ -78,10 +78,10 @@ def publish(tmp: Path, target: Path, overwrite: bool) -> None:
     try:
         os.link(tmp, target) if tmp.is_file() else os.rename(tmp, target)
     except FileExistsError:
-        raise InputError(f"output {str(target)!r} appeared while scoring: left untouched; pass --overwrite") from None
+        raise OutputExists(str(target), "appeared while scoring (left untouched)") from None
     except OSError as e:  # a non-empty folder in the way (rename of a folder), or no hard links here
         if target.exists():
-            raise InputError(f"output {str(target)!r} already exists: pass --overwrite to replace it") from None
+            raise OutputExists(str(target)) from None
         raise e
     if tmp.exists():
         tmp.unlink()

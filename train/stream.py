@@ -122,8 +122,10 @@ class TableFile:
         """The columns and the types pyarrow infers from the first block."""
         try:
             reader = self._open_csv(None, threads=True)
-            schema = reader.schema
-            reader.close()
+            try:
+                schema = reader.schema
+            finally:
+                reader.close()  # its read-ahead thread: stopped here, not at interpreter exit (exit 134)
         except Exception as e:
             raise self._csv_error(e) from None
         _check_header([str(n) for n in schema.names], self.where)
@@ -150,23 +152,28 @@ class TableFile:
     def batches(self) -> Iterator[tuple[int, Any]]:
         """(index of the batch's first row, RecordBatch with the label and feature columns), in file order."""
         start = 0
-        it: Iterator[Any] | None = None
-        while True:
-            try:
-                it = it or self._iterate()  # a CSV reader reads its first block on opening
-                batch = next(it)
-            except StopIteration:
-                return
-            except Exception as e:  # pyarrow's ArrowException, OSError, ValueError
-                raise (self._parquet_error(e) if self.parquet else self._csv_error(e)) from None
-            yield start, batch
-            start += batch.num_rows
+        it: Any = None
+        try:
+            while True:
+                try:
+                    it = it or self._iterate()  # a CSV reader reads its first block on opening
+                    batch = next(it)
+                except StopIteration:
+                    return
+                except Exception as e:  # pyarrow's ArrowException, OSError, ValueError
+                    raise (self._parquet_error(e) if self.parquet else self._csv_error(e)) from None
+                yield start, batch
+                start += batch.num_rows
+        finally:  # also when the caller stops early (a bad value found in a batch): the CSV reader's read-ahead
+            close = getattr(it, "close", None)  # thread stops here, not at interpreter exit (exit 134)
+            if close is not None:
+                close()
 
     def _iterate(self) -> Iterator[Any]:
         if self.parquet:
             # one thread: pyarrow's threaded decoding took 20-30 MB more at the peak here, for no time that mattered
             return iter(self._parquet().iter_batches(batch_size=READ_ROWS, columns=self.columns, use_threads=False))
-        return iter(self._open_csv(self.types, threads=True))
+        return self._open_csv(self.types, threads=True)  # an iterator with close()
 
     def _csv_error(self, err: Exception) -> Exception:
         """The reader failed somewhere: read again (error path only), serially and with the columns as text, to
