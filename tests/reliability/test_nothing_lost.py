@@ -13,6 +13,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -188,12 +189,39 @@ def test_error_exits_never_abort(pt2, tmp_path):
 # ---------------------------------------------------------------------------------------------- Ctrl-C
 
 
-def _interrupt(args: list[str], after: float, cwd: Path) -> tuple[int, str]:
+def _interrupt(args: list[str], ready: Callable[[int], bool], cwd: Path) -> tuple[int, str]:
+    """Run edgeclf ARGS, send SIGINT once ready(pid) holds (polled), return (exit code, stderr)."""
     proc = subprocess.Popen([EDGECLF, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=cwd)
-    time.sleep(after)
+    deadline = time.monotonic() + 60
+    while not ready(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     return proc.returncode, err
+
+
+def importing(module: str) -> Callable[[int], bool]:
+    """Ready once the process has mapped MODULE's shared library: its start-up imports are under way."""
+    def ready(pid: int) -> bool:
+        try:
+            return module in Path(f"/proc/{pid}/maps").read_text()
+        except OSError:
+            return False
+    return ready
+
+
+def later(ready: Callable[[int], bool], seconds: float) -> Callable[[int], bool]:
+    def wait(pid: int) -> bool:
+        if not ready(pid):
+            return False
+        time.sleep(seconds)
+        return True
+    return wait
+
+
+def writing(folder: Path) -> Callable[[int], bool]:
+    """Ready once a hidden temp output exists in folder: the command is mid-work."""
+    return lambda pid: any(p.name.startswith(".") for p in folder.iterdir())
 
 
 @pytest.fixture(scope="module")
@@ -205,20 +233,23 @@ def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("after", [0.05, 0.3, 1.5])
-def test_ctrl_c_exits_130_and_keeps_the_output(big_csv, tmp_path, after):
+@pytest.mark.parametrize("when", ["start-up", "mid-scoring"])
+def test_ctrl_c_exits_130_and_keeps_the_output(big_csv, tmp_path, when):
     """During start-up (imports) or mid-scoring: exit 130, no traceback, no temp file, the old output intact."""
     out = tmp_path / "pred.parquet"
     out.write_bytes(b"the previous output")
-    code, err = _interrupt(["predict", str(CIRCLES), str(big_csv), "-o", str(out), "--overwrite"], after, tmp_path)
+    ready = importing("numpy") if when == "start-up" else writing(tmp_path)
+    code, err = _interrupt(["predict", str(CIRCLES), str(big_csv), "-o", str(out), "--overwrite"], ready, tmp_path)
     assert code == 130, (code, err)
     assert "Traceback" not in err and "KeyboardInterrupt" not in err and "Aborted" not in err, err
     assert sorted(os.listdir(tmp_path)) == ["pred.parquet"], os.listdir(tmp_path)
     assert out.read_bytes() == b"the previous output"
 
 
-def test_ctrl_c_during_training_exits_130(pt2, tmp_path):
+@pytest.mark.parametrize("when", ["start-up", "mid-training"])
+def test_ctrl_c_during_train_exits_130(tmp_path, when):
+    ready = importing("torch") if when == "start-up" else later(importing("torch"), 3.0)  # then it trains
     code, err = _interrupt(["train", "circles", "--epochs", "100000", "--out", str(tmp_path / "o"), "--quiet"],
-                           6.0, tmp_path)
-    assert code == 130 and "Traceback" not in err, (code, err)
-    assert not (tmp_path / "o" / "circles").exists() or not any(p.name.startswith(".") for p in (tmp_path / "o").iterdir())
+                           ready, tmp_path)
+    assert code == 130 and "Traceback" not in err and "KeyboardInterrupt" not in err, (code, err)
+    assert not (tmp_path / "o").exists() or os.listdir(tmp_path / "o") == [], os.listdir(tmp_path / "o")
