@@ -24,7 +24,6 @@ from edgeclf.runtime.formats import C_HEADER, OPT_IN, PTE
 from edgeclf.train.settings import ACTIVATIONS, DEVICES, OPTIMIZERS, pin_arithmetic
 from edgeclf.train.tasks import TASK_NAMES
 
-
 INTERRUPTED = 130  # exit code after Ctrl-C (128 + SIGINT)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeclf.export.formats import load_pt2, load_torchscript
+from edgeclf.export.formats import load_pt2, load_torchscript, quiet_torch
 from edgeclf.export.geometry import box_description, box_points
 from edgeclf.export.parity import Outputs, ParityResult, compare, rounding_error, run_chunked
 from edgeclf.export.registry import parity_runner

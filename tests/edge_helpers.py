@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from helpers import skip_or_fail
 
 ATOL = 1e-5  # GUIDE §3: probabilities |a-b| <= 1e-5; logits |a-b| <= 1e-5 + 1e-5 |ref|

@@ -173,7 +173,8 @@ class TableFile:
         if self.parquet:
             # one thread: pyarrow's threaded decoding took 20-30 MB more at the peak here, for no time that mattered
             return iter(self._parquet().iter_batches(batch_size=READ_ROWS, columns=self.columns, use_threads=False))
-        return self._open_csv(self.types, threads=True)  # an iterator with close()
+        reader: Iterator[Any] = self._open_csv(self.types, threads=True)  # an iterator with close()
+        return reader
 
     def _csv_error(self, err: Exception) -> Exception:
         """The reader failed somewhere: read again (error path only), serially and with the columns as text, to

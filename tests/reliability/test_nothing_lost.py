@@ -166,7 +166,7 @@ def test_every_cli_bad_input_prints_one_line(pt2, tmp_path):
     runs += [(argv(pt2), None, 1, fragment) for _, argv, fragment in MORE_CASES]
     with ThreadPoolExecutor(4) as pool:
         done = list(pool.map(lambda r: edgeclf(*r[0], stdin=r[1].encode() if r[1] else None), runs))
-    for (argv, _, code, fragment), d in zip(runs, done):
+    for (_, _, code, fragment), d in zip(runs, done):
         assert_one_line(d, code, fragment)
     assert (pt2 / "exists.csv").read_text() == "kept\n"
 
