@@ -28,8 +28,9 @@ from edge_helpers import ATOL, STRICT, build_cpp, gcc
 from helpers import ARTIFACTS, ROOT, TASKS, WEB, node_missing, skip_or_fail
 
 from edgeclf.report.card import model_card
-from edgeclf.report.howto import SECTIONS, example_row
+from edgeclf.report.howto import example_row
 from edgeclf.runtime import Classifier, Manifest
+from edgeclf.runtime.formats import FORMATS
 
 NUMBER = re.compile(r"-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
 BIN = Path(sys.executable).parent
@@ -92,7 +93,7 @@ def run_c_header(code: str, task: str, tmp_path: Path) -> str:
 def skip_without_format(task: str, heading: str) -> None:
     """A card leaves out the section of a format its manifest lacks (a skip); a section missing for a file the
     manifest lists is the card's failure."""
-    fmt = {h: f for h, f, _ in SECTIONS}.get(heading)
+    fmt = {h: f.name for f in FORMATS for h, _ in f.cards}.get(heading)
     m, _ = Manifest.read(ARTIFACTS / task)
     listed = fmt is None or any(f.format == fmt for f in m.files)
     assert not listed, f"{task}'s card has no {heading!r} section in 'How to load it', but its manifest lists it"
