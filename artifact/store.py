@@ -179,11 +179,10 @@ def publish(tmp: Path, target: Path, overwrite: bool = True) -> None:
     try:
         os.link(tmp, target) if tmp.is_file() else os.rename(tmp, target)
     except FileExistsError:
-        raise InputError(f"output {str(target)!r} appeared while it was written: left untouched; pass --overwrite") \
-            from None
+        raise OutputExists(str(target), "appeared while it was written (left untouched)") from None
     except OSError as e:  # a non-empty folder in the way (rename of a folder), or no hard links here
         if target.exists():
-            raise InputError(f"output {str(target)!r} already exists: pass --overwrite to replace it") from None
+            raise OutputExists(str(target)) from None
         raise e
     if tmp.exists():
         tmp.unlink()

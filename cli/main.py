@@ -11,7 +11,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NoReturn
 
 import click
 
@@ -19,10 +19,12 @@ from edgeclf.cli import serve_api
 from edgeclf.cli.predict import predict as predict_command
 from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, EDGE_FORMATS, LAYOUT_CHOICES, MAX_BATCH, MAX_OPSET, MIN_OPSET
 from edgeclf.report.text import table
-from edgeclf.runtime.errors import EdgeclfError
+from edgeclf.runtime.errors import EdgeclfError, OutputExists
 from edgeclf.runtime.formats import C_HEADER, OPT_IN, PTE
 from edgeclf.train.settings import ACTIVATIONS, DEVICES, OPTIMIZERS, pin_arithmetic
 from edgeclf.train.tasks import TASK_NAMES
+
+INTERRUPTED = 130  # exit code after Ctrl-C (128 + SIGINT)
 
 
 class CleanErrors(click.Group):
@@ -31,6 +33,11 @@ class CleanErrors(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:  # Ctrl-C: the shell's convention, 128 + SIGINT, not click's "Aborted!" (1)
+            click.echo(err=True)  # ends the line the terminal's ^C echo began
+            raise click.exceptions.Exit(INTERRUPTED) from None
+        except OutputExists as e:  # the API's message says overwrite=True; here the option is --overwrite
+            raise click.ClickException(e.cli_message()) from None
         except EdgeclfError as e:
             raise click.ClickException(str(e)) from None
         except OSError as e:
@@ -524,10 +531,12 @@ def main() -> None:
 
 
 def console() -> None:
-    """The `edgeclf` command. After a local `predict` has published its output (nothing left open, no child
-    process), the process ends without the interpreter's teardown: the atexit handlers run, stdout and stderr are
-    flushed, then os._exit. Tearing down numpy, onnxruntime and the sessions took 65-120 ms here, a quarter of a
-    one-row predict (docs/benchmarks.md)."""
+    """The `edgeclf` command (edgeclf.cli.console wraps it for Ctrl-C during start-up). After a local `predict`
+    has published its output (nothing left open, no child process), and after any error, the process ends without
+    the interpreter's teardown: the atexit handlers run, stdout and stderr are flushed, then os._exit. Tearing down
+    numpy, onnxruntime and the sessions took 65-120 ms here, a quarter of a one-row predict (docs/benchmarks.md);
+    and after an error, a C++ thread pool still winding down (pyarrow's read-ahead, beside torch's) could abort
+    the teardown ("terminate called without an active exception", exit 134) after the error line."""
     import threading
 
     from edgeclf.cli import predict
@@ -536,9 +545,16 @@ def console() -> None:
     try:
         main()  # click's standalone mode always ends in SystemExit
     except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
         # only one thread left: nothing still working that the quick exit would cut off
-        if e.code not in (0, None) or not predict.PUBLISHED or threading.active_count() > 1:
+        if (code == 0 and not predict.PUBLISHED) or threading.active_count() > 1:
             raise
+        quick_exit(code)
+    quick_exit(0)
+
+
+def quick_exit(code: int) -> NoReturn:
+    """Run the atexit handlers, flush, and end the process without the interpreter's teardown."""
     import atexit
 
     atexit._run_exitfuncs()
@@ -546,5 +562,5 @@ def console() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
     except OSError:  # the reader left (EPIPE), or the disk is full: not a success
-        os._exit(1)
-    os._exit(0)
+        os._exit(code or 1)
+    os._exit(code)

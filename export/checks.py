@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeclf.export.formats import load_pt2, load_torchscript
+from edgeclf.export.formats import load_pt2, load_torchscript, quiet_torch
 from edgeclf.export.geometry import box_description, box_points
 from edgeclf.export.parity import Outputs, ParityResult, compare, rounding_error, run_chunked
 from edgeclf.export.registry import parity_runner
@@ -60,7 +60,8 @@ class CheckSet:
         """The model's logits computed in float64 (a copy of it), or None where the module cannot run in float64."""
         if self._exact is None:
             try:
-                m64 = copy.deepcopy(self.model).double()
+                with quiet_torch():  # copying a captured (.pt2) program warns FutureWarning from torch's pytree
+                    m64 = copy.deepcopy(self.model).double()
                 with torch.inference_mode(), one_thread():
                     self._exact = m64(torch.from_numpy(self.x).double())[0].numpy()
             except Exception:  # a module with float32-only parts: no rounding term, the plain bounds apply

@@ -35,8 +35,10 @@ class GraphDocs:
     model_version: int
 
 @contextlib.contextmanager
-def _quiet_torch() -> Iterator[None]:
-    """The exporters print progress and warnings: keep them out of edgeclf's own output."""
+def quiet_torch() -> Iterator[None]:
+    """The exporters and loaders print progress, warnings and logged tracebacks (torch.export.load logs one for a
+    file that is not its kind, before raising; torch's pytree warns FutureWarning when a captured program is
+    copied): keep them out of edgeclf's own output, which says what went wrong in one line."""
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch._export", "torch.export", "onnxscript")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
@@ -73,7 +75,7 @@ def write_onnx(model: nn.Module, n_features: int, batch: int, opset: int, path: 
 
 def _exported(model: nn.Module, n_features: int, batch: int, opset: int) -> onnx.ModelProto:
     example = (torch.zeros(batch, n_features),)
-    with _quiet_torch(), _one_registry():
+    with quiet_torch(), _one_registry():
         try:
             program = torch.onnx.export(
                 model, example, dynamo=True, external_data=False, opset_version=opset,
@@ -215,7 +217,7 @@ def _fresh_jit_state() -> None:
 
 def write_torchscript(model: nn.Module, n_features: int, batch: int, path: Path) -> None:
     _fresh_jit_state()
-    with _quiet_torch():
+    with quiet_torch():
         # torch.jit is deprecated since 2.10 and warns on every call; edgeclf still ships TorchScript for the
         # runtimes that load it (LibTorch, PyTorch Mobile), and the .pt2 beside it is the supported successor.
         example = torch.zeros(batch, n_features)
@@ -244,7 +246,7 @@ def _strip_debug_records(path: Path) -> None:
 
 
 def write_pt2(model: nn.Module, n_features: int, batch: int, path: Path) -> None:
-    with _quiet_torch():
+    with quiet_torch():
         program = torch.export.export(model, (torch.zeros(batch, n_features),), strict=False)
         for node in program.graph.nodes:  # the Python stack of the export: absolute paths, not model
             node.meta.pop("stack_trace", None)
@@ -254,11 +256,11 @@ def write_pt2(model: nn.Module, n_features: int, batch: int, path: Path) -> None
 
 
 def load_torchscript(path: Path) -> torch.jit.ScriptModule:
-    with _quiet_torch():
+    with quiet_torch():
         module: torch.jit.ScriptModule = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
         return module
 
 
 def load_pt2(path: Path) -> nn.Module:
-    with _quiet_torch():
+    with quiet_torch():
         return torch.export.load(str(path)).module()

@@ -19,13 +19,14 @@ from torch import nn
 
 from edgeclf.artifact.store import CHECK_DATA, staged_folder, write_bytes
 from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET
+from edgeclf.export.formats import quiet_torch
 from edgeclf.export.geometry import domain_of
 from edgeclf.export.keep import CardWriter
 from edgeclf.export.parity import ParityResult
 from edgeclf.export.pipeline import validate_export_args, write_kept
 from edgeclf.export.subject import ExportSpec, parameter_count, state_dict_sha256
 from edgeclf.runtime.contract import n_logits
-from edgeclf.runtime.errors import InputError
+from edgeclf.runtime.errors import InputError, first_line
 from edgeclf.runtime.inputs import as_matrix
 from edgeclf.runtime.manifest import Feature, Manifest, Origin
 from edgeclf.tables.kinds import kind_of
@@ -159,28 +160,53 @@ def _export_spec(module: nn.Module, net: nn.Module, rows: np.ndarray, features: 
                       domain_of(box, relative=True), origin, data, {}, None)
 
 
-def load_pt2_module(path: Path | str) -> tuple[nn.Module, int | None]:
-    """A torch.export .pt2 as a module, and its fixed batch size (None when the batch dimension is dynamic)."""
+def load_pt2_module(path: Path | str) -> tuple[nn.Module, int | None, int | None]:
+    """A torch.export .pt2 as a module, its fixed batch size (None when the batch dimension is dynamic) and its
+    number of features (None when not fixed)."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"model file {p} does not exist: expected a .pt2 written by torch.export.save")
     try:
-        program = torch.export.load(str(p))
+        with quiet_torch():
+            program = torch.export.load(str(p))
     except Exception as e:  # a zip of another kind, another torch's schema, garbage: refused alike
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise InputError(f"{p} is not a torch.export program this torch ({torch.__version__}) can read: {first}. "
-                         f"Save it with torch.export.save from torch {torch.__version__.split('+')[0]}") from None
+        raise _unreadable(p, e) from None
     if not isinstance(program, torch.export.ExportedProgram):
         raise InputError(f"{p} holds a {type(program).__name__}, expected an ExportedProgram")
-    module = program.module()
+    with quiet_torch():
+        module = program.module()
     # a captured program has its train/eval behaviour baked in, and its module refuses eval(): make the mode
     # switches that export_model and nn.Module.eval() perform no-ops on it
     module.train = types.MethodType(lambda self, mode=True: self, module)  # type: ignore[method-assign]
     module.eval = types.MethodType(lambda self: self, module)  # type: ignore[method-assign]
-    return module, _static_batch(program, p)
+    return (module, *_input_dims(program, p))
 
 
-def _static_batch(program: torch.export.ExportedProgram, path: Path) -> int | None:
+def _unreadable(p: Path, e: Exception) -> InputError:
+    version = torch.__version__.split("+")[0]
+    if _is_torchscript(p):
+        return InputError(f"{p} is a TorchScript archive (torch.jit.save), not a torch.export program: expected a "
+                          f".pt2 written by torch.export.save (torch {version})")
+    first = first_line(e)[:160]
+    if "check the warnings above" in first:  # the warnings are kept quiet: they only said the archive is not one
+        first = "not a torch.export archive"
+    return InputError(f"{p} is not a torch.export program this torch ({torch.__version__}) can read: {first}. "
+                      f"Save it with torch.export.save from torch {version}")
+
+
+def _is_torchscript(p: Path) -> bool:
+    """torch.jit.save writes a zip with <stem>/code/ and <stem>/constants.pkl; torch.export.save does not."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(p) as z:
+            return any("/code/" in n or n.endswith("/constants.pkl") for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _input_dims(program: torch.export.ExportedProgram, path: Path) -> tuple[int | None, int | None]:
+    """(batch, features) of the one (B, F) float32 input: an int where the program fixed it, else None."""
     user = program.graph_signature.user_inputs
     if len(user) != 1:
         raise InputError(f"{path} takes {len(user)} inputs ({', '.join(map(str, user))}): expected one float32 "
@@ -190,8 +216,8 @@ def _static_batch(program: torch.export.ExportedProgram, path: Path) -> int | No
     if val is None or val.dtype != torch.float32 or val.ndim != 2:
         raise InputError(f"{path}: input {user[0]!r} is {getattr(val, 'dtype', '?')} of shape "
                          f"{tuple(getattr(val, 'shape', ()))}: expected float32 (B, F)")
-    b = val.shape[0]
-    return int(b) if isinstance(b, int) else None
+    b, f = val.shape
+    return (int(b) if isinstance(b, int) else None), (int(f) if isinstance(f, int) else None)
 
 
 def read_check_data(path: Path | str, features: Sequence[str]) -> np.ndarray:
@@ -219,7 +245,10 @@ def export_pt2(path: Path | str, out: Path | str, *, features: Sequence[str], cl
                c_prefix: str | None = None, card: CardWriter | None = None,
                allow_lossy_int8: bool = False) -> tuple[Manifest, list[ParityResult]]:
     """export_model for a torch.export .pt2 file (the supported successor of TorchScript as an interchange format)."""
-    module, fixed = load_pt2_module(path)
+    module, fixed, n_in = load_pt2_module(path)
+    if n_in is not None and n_in != len(features):  # its guards would refuse the check rows with a traceback
+        raise InputError(f"{path}: the program takes {n_in} features, --features names {len(features)} "
+                         f"({', '.join(features)})")
     if fixed is not None:  # its guards refuse any other batch: the exporters and the parity check need several
         raise InputError(
             f"{path} was captured with a fixed batch size of {fixed}, so it cannot be re-exported at other sizes: "

@@ -74,9 +74,9 @@ def lower(model: nn.Module, n_features: int, batch: int, backend: str) -> bytes:
     cannot take."""
     import torch
 
-    from edgeclf.export.formats import _exporter_reason, _quiet_torch
+    from edgeclf.export.formats import _exporter_reason, quiet_torch
 
-    with _quiet_torch(), silenced():
+    with quiet_torch(), silenced():
         try:
             program = torch.export.export(model, (torch.zeros(batch, n_features),), strict=False)
             for node in program.graph.nodes:  # the Python stack of the export: absolute paths, not model
@@ -157,10 +157,10 @@ def silenced() -> Iterator[None]:
 
 def load_method(path: Path) -> Any:
     """The program's forward method through ExecuTorch's own runtime; ArtifactError when it cannot load."""
-    from edgeclf.export.formats import _quiet_torch
+    from edgeclf.export.formats import quiet_torch
 
     try:
-        with _quiet_torch(), silenced():
+        with quiet_torch(), silenced():
             from executorch.runtime import Runtime, Verification
 
             program = Runtime.get().load_program(Path(path), verification=Verification.InternalConsistency)

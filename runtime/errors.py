@@ -20,6 +20,18 @@ class InputError(EdgeclfError, ValueError):
         self.file, self.line, self.row, self.column = file, line, row, column
 
 
+class OutputExists(InputError):
+    """An output file or folder that is there already. The message names the way to replace it in the caller's
+    words: overwrite=True in the API; the CLI says --overwrite (cli_message)."""
+
+    def __init__(self, output: str, when: str = "already exists") -> None:
+        self.output, self.when = output, when
+        super().__init__(f"output {output!r} {when}: pass overwrite=True to replace it")
+
+    def cli_message(self) -> str:
+        return f"output {self.output!r} {self.when}: pass --overwrite to replace it"
+
+
 class ArtifactError(EdgeclfError, RuntimeError):
     """A missing, tampered or malformed artifact folder, manifest or model file."""
 

@@ -19,8 +19,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from edgeclf.artifact.store import temp_beside
-from edgeclf.runtime import Classifier
-from edgeclf.runtime.errors import InputError
+from edgeclf.runtime import Classifier, Manifest
+from edgeclf.runtime.errors import InputError, OutputExists
 from edgeclf.runtime.manifest import MANIFEST
 from edgeclf.scale.core import LABEL, ScoreReport, winners
 from edgeclf.tables.kinds import kind_of
@@ -98,16 +98,18 @@ def predict_dask(ddf: Any, artifact: str | os.PathLike[str], *, proba: bool = Fa
     return ddf.map_partitions(score_partition, folder, proba, tuple(keep), meta=meta)
 
 
-def read_inputs(dd: Any, inputs_glob: str) -> Any:
+def read_inputs(dd: Any, inputs_glob: str, text: Sequence[str] = ()) -> Any:
     """A Dask DataFrame over a glob of Parquet or CSV files (local, or any fsspec URL such as s3://...). Every
-    column is declared; dask's optimizer reads only those the scoring uses."""
+    column is declared; dask's optimizer reads only those the scoring uses. CSV columns named in `text` (the kept
+    ones that are not features) are read as text, as the local engine reads them: pandas would turn an id "007"
+    into 7, and a column with one empty cell into float64 (9007199254740993 -> 9007199254740992.0)."""
     if "://" not in inputs_glob and not glob.glob(inputs_glob):
         raise InputError(f"{inputs_glob!r} matches no file: expected a path or glob of .parquet or .csv files")
     kind = kind_of(inputs_glob)
     if kind == "parquet":
         return dd.read_parquet(inputs_glob)
     if kind == "csv":
-        return dd.read_csv(inputs_glob, blocksize="64MB")
+        return dd.read_csv(inputs_glob, blocksize="64MB", dtype={c: "string" for c in text})
     suffix = Path(inputs_glob).suffix
     raise InputError(f"{inputs_glob!r}: unknown extension {suffix or '(none)'!r}: the dask engine reads .parquet "
                      f"or .csv")
@@ -145,7 +147,8 @@ def score_dask(artifact: str | os.PathLike[str], inputs_glob: str, output_dir: s
     dd = need_dask()
     target = Path(output_dir)
     _check_output_dir(target, overwrite)
-    ddf = read_inputs(dd, inputs_glob)
+    features = {f.name for f in Manifest.read(Path(artifact))[0].features}
+    ddf = read_inputs(dd, inputs_glob, [k for k in keep if k not in features])
     scored = predict_dask(ddf, artifact, proba=proba, keep=keep)
     with client_for(scheduler, workers):
         tmp = temp_beside(target, folder=True)
@@ -167,7 +170,7 @@ def _check_output_dir(target: Path, overwrite: bool) -> None:
     if target.exists() and not target.is_dir():
         raise InputError(f"output {str(target)!r} is a file: the dask engine writes a folder of Parquet parts")
     if target.exists() and not overwrite:
-        raise InputError(f"output {str(target)!r} already exists: pass overwrite=True (--overwrite) to replace it")
+        raise OutputExists(str(target))
     if not target.parent.is_dir():
         raise InputError(f"output {str(target)!r}: folder {str(target.parent)!r} does not exist")
 

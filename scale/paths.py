@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from edgeclf.runtime.errors import InputError
+from edgeclf.runtime.errors import InputError, OutputExists
 from edgeclf.tables.kinds import KINDS, OUT_KINDS, STDIN, kind_of
 
 __all__ = ["STDIN", "expand", "output_kind"]
@@ -54,5 +54,5 @@ def output_kind(output: str, overwrite: bool) -> str:
     if not p.parent.is_dir():
         raise InputError(f"output {output!r}: folder {str(p.parent)!r} does not exist")
     if p.exists() and not overwrite:
-        raise InputError(f"output {output!r} already exists: pass overwrite=True (--overwrite) to replace it")
+        raise OutputExists(output)
     return kind

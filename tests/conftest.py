@@ -93,7 +93,7 @@ def browser_missing() -> str | None:
 def server():
     """`edgeclf serve-web`'s server (web/ and artifacts/) on a free port of 127.0.0.1; yields its base URL."""
     if not (WEB / ORT_DIST / "ort.wasm.min.js").is_file():  # make_server refuses to serve the page without it
-        skip_or_fail("onnxruntime-web is not installed (npm ci --prefix web)")
+        skip_or_fail("onnxruntime-web is not installed (npm ci --prefix web)", browser=True)
     httpd = make_server(WEB, ARTIFACTS, port=0)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -107,7 +107,7 @@ def page(server):
     """(page, page errors): headless Debian Chromium; skips (or fails under EDGECLF_REQUIRE_BROWSER=1) without it."""
     reason = browser_missing()
     if reason:
-        skip_or_fail(reason)
+        skip_or_fail(reason, browser=True)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -117,3 +117,18 @@ def page(server):
         pg.on("pageerror", lambda e: errors.append(str(e)))
         yield pg, errors
         browser.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The skip count per reason at the end of the run: a skip that should not happen here stands out (on CI
+    a missing tool is a failure, tests/helpers.py skip_or_fail)."""
+    from collections import Counter
+
+    counts: Counter[str] = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        counts[reason.removeprefix("Skipped: ")] += 1
+    terminalreporter.write_sep("=", f"skips by reason: {sum(counts.values())}")
+    for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        terminalreporter.write_line(f"{n:5d}  {reason}")

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
+from helpers import skip_or_fail
 
 ATOL = 1e-5  # GUIDE §3: probabilities |a-b| <= 1e-5; logits |a-b| <= 1e-5 + 1e-5 |ref|
 MARGIN = 1e-4
@@ -61,9 +61,13 @@ def check_policy(logits: np.ndarray, proba: np.ndarray, ref_logits: np.ndarray, 
     return figures
 
 
-def gcc(sources: list[Path], out: Path, includes: list[Path], flags: list[str]) -> Path:
+def need_gcc() -> None:
     if shutil.which("gcc") is None:
-        pytest.skip("gcc not found: the C header tests need a C99 compiler")
+        skip_or_fail("gcc not found: the C header tests need a C99 compiler")
+
+
+def gcc(sources: list[Path], out: Path, includes: list[Path], flags: list[str]) -> Path:
+    need_gcc()
     cmd = ["gcc", *flags, *[f"-I{i}" for i in includes], *map(str, sources), "-lm", "-o", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stderr}"

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Iterable, NoReturn, Sequence
 
 import pytest
 from click.testing import CliRunner, Result
@@ -22,12 +23,20 @@ ORT_NODE = WEB / "node_modules" / "onnxruntime-node"  # `make setup` installs it
 ON_CI = os.environ.get("CI") == "true"  # parts `make test` installs (ExecuTorch) or a CI image has (g++) are required
 
 
-def skip_or_fail(reason: str, required: bool = False) -> None:
-    """The README's promise: a missing browser or Node part skips with its reason, unless this machine must have
-    it (EDGECLF_REQUIRE_BROWSER=1, set by .ci/run) or the caller says it must (required)."""
-    if required or os.environ.get("EDGECLF_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"test required here but {reason}")
-    pytest.skip(reason)
+def required_here(browser: bool = False) -> bool:
+    """On CI (CI=true, set by .ci/run) every tool the project installs must be there; EDGECLF_REQUIRE_BROWSER=1
+    asks the same of the browser and Node parts alone."""
+    return os.environ.get("CI", "").lower() in ("true", "1") or (browser and
+                                                                 os.environ.get("EDGECLF_REQUIRE_BROWSER") == "1")
+
+
+def skip_or_fail(reason: str, required: bool = False, *, browser: bool = False, module: bool = False) -> NoReturn:
+    """The one place a test gives up for a missing tool (gcc, emlearn, OpenCV, dask, the browser, Node, the server
+    extra, ...): it skips with its reason on a developer's machine and fails where the tool is required
+    (required_here, or the caller says so). module=True for a module-level call."""
+    if required or required_here(browser):
+        pytest.fail(f"required here (CI) but {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=module)
 
 
 def node_missing() -> str | None:
@@ -53,6 +62,23 @@ def assert_clean_error(result: Result, code: int, *fragments: str) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     for f in fragments:
         assert f in result.output, result.output
+
+
+def assert_parity_figures(results: Sequence[Any], files: Iterable[str], rows: int | None = None) -> None:
+    """A parity claim by its figures, not its truthiness (the exporter raises before returning a failure, so
+    `assert results` could only check the list is not empty): one result per file, every file compared on the
+    check rows, probabilities within the policy's absolute bound, every output within its bound, no label
+    mismatch above the margin."""
+    from edgeclf.export.parity import PROBA_ATOL
+
+    checked, shipped = sorted(r.file for r in results), sorted(files)
+    assert checked == shipped, f"parity results for {checked}, files {shipped}"
+    for r in results:
+        assert r.rows > 0 if rows is None else r.rows == rows, (r.file, r.rows)
+        assert {o.name for o in r.outputs} == {"logits", "probabilities"}, r
+        assert r.output("probabilities").max_abs <= PROBA_ATOL, r
+        assert all(0 <= o.excess <= 1 for o in r.outputs), r
+        assert r.label_mismatches == 0 and 0 < r.label_agreement <= 1, r
 
 
 def python(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from edge_helpers import SANITIZE, STRICT, check_policy, csv_rows, gcc, margin, rows_of, run_program
-from helpers import ARTIFACTS, ROOT, TASKS
+from edge_helpers import SANITIZE, STRICT, check_policy, csv_rows, gcc, margin, need_gcc, rows_of, run_program
+from helpers import ARTIFACTS, ROOT, TASKS, skip_or_fail
 from torch import nn
 
 from edgeclf.export.c_header import c_float, c_header, check_prefix, mlp_layers
@@ -195,6 +195,7 @@ int main(void) {
     # prefixes differing only in case share the upper-cased #defines: a compile error, never a silent skip
     odd.header("Door").write(tmp_path / "window.h")
     (tmp_path / "main.c").write_text('#include "door.h"\n#include "window.h"\nint main(void) { return 0; }\n')
+    need_gcc()
     done = subprocess.run(["gcc", *STRICT, f"-I{tmp_path}", str(tmp_path / "main.c"), "-o", str(tmp_path / "m")],
                           capture_output=True, text=True)
     assert done.returncode != 0 and "DOOR_N_CLASSES" in done.stderr
@@ -283,6 +284,12 @@ def _emlearn_exact_constant(val: float, dtype: str = "float") -> str:
     return c_float(val) if dtype == "float" else str(int(val)) if "int" in dtype else str(val)
 
 
+# emlearn's "%.6f" weights move each weight by up to 5e-7, and a probability by up to 1.6e-5 (circles; 3e-6 to
+# 1.3e-5 for the others): not the 1e-5 policy, since those are not the model's weights, but a bound that a
+# wrong probability (another head, another standardisation) cannot meet.
+SHIPPED_PROBA_ATOL = 1e-4
+
+
 @pytest.mark.parametrize("literals", ["exact", "shipped"])
 @pytest.mark.parametrize("name", [*TASKS, "synthetic5", "binary_none"])
 def test_emlearn_oracle_agrees(name, literals, tmp_path, monkeypatch):
@@ -293,9 +300,12 @@ def test_emlearn_oracle_agrees(name, literals, tmp_path, monkeypatch):
     untouched) and is held to the whole tolerance policy."""
     saved = np.geterr()  # importing emlearn runs numpy.seterr(all="raise") (emlearn/bayes.py): keep it to itself
     try:
-        emlearn_net = pytest.importorskip("emlearn.net")
-        import emlearn
-        import emlearn.cgen
+        try:
+            import emlearn
+            import emlearn.cgen
+            import emlearn.net as emlearn_net
+        except ImportError:
+            skip_or_fail("emlearn is not installed (the dev extra has it)")
     finally:
         np.seterr(**saved)
 
@@ -329,6 +339,7 @@ def test_emlearn_oracle_agrees(name, literals, tmp_path, monkeypatch):
     print(name, "emlearn shipped", {"logits_max_abs": dz, "proba_max_abs": dp,
                                     "label_agreement": (labels == case.proba.argmax(1)).mean()})
     assert (labels[decisive] == case.proba.argmax(1)[decisive]).all()
+    assert dp <= SHIPPED_PROBA_ATOL, dp
 
 
 def test_the_check_catches_a_perturbed_header(tmp_path):

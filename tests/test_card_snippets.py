@@ -30,6 +30,7 @@ from helpers import ARTIFACTS, ROOT, TASKS, WEB, node_missing, skip_or_fail
 from edgeclf.report.card import model_card
 from edgeclf.report.howto import example_row
 from edgeclf.runtime import Classifier, Manifest
+from edgeclf.runtime.formats import FORMATS
 
 NUMBER = re.compile(r"-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
 BIN = Path(sys.executable).parent
@@ -76,7 +77,7 @@ def run_python(code: str, tmp_path: Path) -> str:
 def run_node(code: str, tmp_path: Path) -> str:
     reason = node_missing()
     if reason:
-        skip_or_fail(reason)
+        skip_or_fail(reason, browser=True)
     # `import ... from "onnxruntime-node"` resolves from the snippet's folder: give it the repository's install
     (tmp_path / "node_modules").symlink_to(WEB / "node_modules", target_is_directory=True)
     (tmp_path / "predict.mjs").write_text(code)
@@ -89,6 +90,16 @@ def run_c_header(code: str, task: str, tmp_path: Path) -> str:
     return run([str(exe)])
 
 
+def skip_without_format(task: str, heading: str) -> None:
+    """A card leaves out the section of a format its manifest lacks (a skip); a section missing for a file the
+    manifest lists is the card's failure."""
+    fmt = {h: f.name for f in FORMATS for h, _ in f.cards}.get(heading)
+    m, _ = Manifest.read(ARTIFACTS / task)
+    listed = fmt is None or any(f.format == fmt for f in m.files)
+    assert not listed, f"{task}'s card has no {heading!r} section in 'How to load it', but its manifest lists it"
+    pytest.skip(f"{task}'s manifest lists no file for {heading}")
+
+
 PYTHON = ("Python (numpy + onnxruntime only)", "TorchScript (torch.jit.load)", "torch.export (.pt2)")
 
 
@@ -97,9 +108,12 @@ PYTHON = ("Python (numpy + onnxruntime only)", "TorchScript (torch.jit.load)", "
 def test_python_snippets_run(task, heading, tmp_path):
     found = snippets(task)
     if heading not in found:
-        pytest.skip(f"{task}'s manifest lists no file for {heading}")
+        skip_without_format(task, heading)
     if heading == "OpenCV DNN":
-        pytest.importorskip("cv2", reason="opencv-python-headless is not installed (the dev extra has it)")
+        try:
+            import cv2  # noqa: F401
+        except ImportError:
+            skip_or_fail("opencv-python-headless is not installed (the dev extra has it)")
     lang, code = found[heading]
     assert lang == "python"
     print(task, heading, check_printed(run_python(code, tmp_path), task))
@@ -128,7 +142,7 @@ def test_node_snippet_runs(task, tmp_path):
 def test_c_header_snippet_runs(task, tmp_path):
     found = snippets(task)
     if "C header" not in found:
-        pytest.skip(f"{task}'s manifest lists no C header")
+        skip_without_format(task, "C header")
     lang, code = found["C header"]
     assert lang == "c"
     print(task, "C header", check_printed(run_c_header(code, task, tmp_path), task))
@@ -227,16 +241,19 @@ def test_a_wrong_snippet_fails(task, tmp_path):
     m, _ = Manifest.read(ARTIFACTS / task)
     lo, pr = m.signature.logits.index, m.signature.probabilities.index
     torchscript = found["TorchScript (torch.jit.load)"][1].replace(f"p = out[{pr}][0]", f"p = out[{lo}][0]")
+    printed = run_python(torchscript, tmp_path)  # the wrong snippet runs: only the check below may fail it
     with pytest.raises(AssertionError):  # the logits, not the probabilities
-        check_printed(run_python(torchscript, tmp_path), task)
+        check_printed(printed, task)
     name = m.signature.probabilities.name
     node = found["Node.js (onnxruntime-node)"][1].replace(f'out["{name}"]', f'out["{m.signature.logits.name}"]')
     assert node != found["Node.js (onnxruntime-node)"][1]
+    printed = run_node(node, tmp_path)
     with pytest.raises(AssertionError):
-        check_printed(run_node(node, tmp_path), task)
+        check_printed(printed, task)
     header = found["C header"][1].replace("_predict_proba(x, p);", "_predict_proba(x, p); p[0] += 1e-4f;")
+    printed = run_c_header(header, task, tmp_path)
     with pytest.raises(AssertionError):
-        check_printed(run_c_header(header, task, tmp_path), task)
+        check_printed(printed, task)
 
 
 def test_card_versions_are_the_pinned_ones():

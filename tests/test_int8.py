@@ -47,6 +47,16 @@ def test_int8_report(task, per_channel, tmp_path):
     assert report["bytes"] == {"float32": src.stat().st_size, "int8": dst.stat().st_size,
                                "ratio": dst.stat().st_size / src.stat().st_size,
                                "grew": dst.stat().st_size > src.stat().st_size}
+    # the report's figures, computed here from the two files
+    f_test, q_test = _probabilities(session(src), ds.x_test), _probabilities(q, ds.x_test)  # (N, C)
+    f_check, q_check = _probabilities(session(src), rows_of(task)), _probabilities(q, rows_of(task))  # (M, C)
+    acc_f, acc_q = (f_test.argmax(1) == ds.y_test).mean(), (q_test.argmax(1) == ds.y_test).mean()
+    agree = f_check.argmax(1) == q_check.argmax(1)
+    assert report["test_accuracy"]["float32"] == pytest.approx(acc_f)
+    assert report["test_accuracy"]["delta"] == pytest.approx(acc_q - acc_f)
+    assert report["check"]["rows"] == len(agree) and report["check"]["label_agreement"] == pytest.approx(agree.mean())
+    assert report["check"]["max_abs_probability_diff"] == pytest.approx(np.abs(f_check - q_check).max())
+    assert np.abs(f_check - q_check).max() > 1e-4  # the int8 file really computes something else
     # measured (per-tensor / per-channel): accuracy delta 0 / 0 except blobs per-channel -0.5 point;
     # check-set agreement 0.976-0.997. Floors with room for another CPU's rounding:
     assert report["test_accuracy"]["delta"] >= -0.05
@@ -54,6 +64,14 @@ def test_int8_report(task, per_channel, tmp_path):
     assert set(report["recall"]) == set(classes)
     probs = q.run(["probabilities"], {"input": rows_of(task)[:64]})[0]  # (64, C)
     assert np.allclose(probs.sum(1), 1, atol=1e-5)  # the head stays float
+
+
+def _probabilities(sess: ort.InferenceSession, x: np.ndarray) -> np.ndarray:
+    """Every row through a batch-64 file, the last chunk padded with zeros."""
+    x = np.asarray(x, np.float32)
+    rows = np.concatenate([x, np.zeros((-len(x) % 64, x.shape[1]), np.float32)])
+    out = [sess.run(["probabilities"], {"input": rows[i:i + 64]})[0] for i in range(0, len(rows), 64)]
+    return np.concatenate(out)[:len(x)]
 
 
 def test_int8_refuses_bad_calibration(tmp_path):

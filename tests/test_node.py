@@ -27,7 +27,7 @@ N_ROWS = 777  # not a batch size: full runs of 64 or one padded run of 1024 (the
 def node() -> str:
     reason = node_missing()
     if reason:
-        skip_or_fail(reason)
+        skip_or_fail(reason, browser=True)
     return "node"
 
 

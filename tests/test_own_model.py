@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import assert_clean_error, run_cli
+from helpers import assert_clean_error, assert_parity_figures, run_cli
 from torch import nn
 
 from edgeclf.export.own_model import export_model
@@ -134,7 +134,7 @@ def test_python_entry_point(name, models, tmp_path):
     manifest, results = export_model(module, tmp_path, features=features, classes=classes, check_data=x,
                                      batch_sizes=SIZES, name=name)
     assert module.training, "the module's mode is restored"
-    assert all(results) and {r.file for r in results} == {f.path for f in manifest.files}
+    assert_parity_figures(results, [f.path for f in manifest.files])
     assert manifest.origin.kind == "imported" and manifest.origin.parameters == sum(p.numel() for p in module.parameters())
     clf = Classifier.load(tmp_path / name)  # the unchanged runtime
     assert list(clf.predict(x)) == list(eager_labels(module, x, classes))

@@ -12,11 +12,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import skip_or_fail
 
 from edgeclf.runtime import Classifier, InputError
 
-dd = pytest.importorskip("dask.dataframe")
-distributed = pytest.importorskip("distributed")
+try:
+    import dask.dataframe as dd
+    import distributed
+except ImportError:
+    skip_or_fail("dask[dataframe] and distributed are not installed (the scale extra has them)", module=True)
 
 from edgeclf.scale.dask import predict_dask, score_dask  # noqa: E402
 

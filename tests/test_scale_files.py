@@ -278,10 +278,19 @@ def test_progress_line_shows_rows_rate_and_eta(capsys):
     bar.close()
     line = capsys.readouterr().err.strip().split("\r")[-1]
     assert "1,000 rows" in line and "M rows/s" in line and "50%" in line and "ETA 0:00:0" in line
+
+def test_progress_line_on_stdin_has_no_eta(capsys, monkeypatch):
+    from edgeclf.scale import progress
+    from edgeclf.scale.sources import Source
+
+    monkeypatch.setattr(progress, "REFRESH_S", 0.0)  # every update draws the line
     text = Source("a.csv", "csv", pa.schema([]), None, True)  # stdin: no size, so no fraction and no ETA
-    bar = Progress([text], enabled=True)
+    bar = progress.Progress([text], enabled=True)
+    bar.update(1000, 5000)  # bytes read, as the CSV reader reports them
     bar.close()
-    assert "ETA" not in capsys.readouterr().err
+    lines = [x for x in capsys.readouterr().err.split("\r") if x.strip()]
+    assert len(lines) == 2 and all("1,000 rows" in x and "M rows/s" in x for x in lines), lines
+    assert not any("ETA" in x or "%" in x for x in lines), lines
 
 
 @pytest.mark.parametrize("classes", [2, 3])

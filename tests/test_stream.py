@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from helpers import assert_clean_error, python, run_cli
+from helpers import assert_clean_error, assert_parity_figures, python, run_cli
 
 from edgeclf.runtime.errors import InputError
 from edgeclf.train.api import train_data
@@ -80,7 +80,7 @@ def test_streamed_artifact_is_complete(trained):
 
     out, _ = trained
     manifest, parity = export_artifact(out / "stream_parquet")
-    assert parity
+    assert_parity_figures(parity, [f.path for f in manifest.files])
     feats = {f.name: f for f in manifest.features}
     assert list(feats) == FEATURES and all(None not in (f.min, f.max, f.mean, f.std) for f in feats.values())
     t = load_checkpoint(out / "stream_parquet")

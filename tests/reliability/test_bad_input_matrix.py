@@ -52,6 +52,10 @@ def clf():
 
 @pytest.mark.parametrize("x,error,fragments", [c[1:] for c in API_CASES], ids=[c[0] for c in API_CASES])
 def test_api_bad_input(x, error, fragments, clf):
+    check_api_case(clf, x, error, fragments)
+
+
+def check_api_case(clf, x, error, fragments) -> None:
     with pytest.raises(error) as err:
         clf.predict_proba(x)
     assert type(err.value) is error and isinstance(err.value, ValueError)
@@ -98,6 +102,11 @@ CLI_CASES = [
 
 @pytest.mark.parametrize("argv,stdin,code,fragments", [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES])
 def test_cli_bad_input(argv, stdin, code, fragments, tmp_path):
+    check_cli_case(argv, stdin, code, fragments, tmp_path)
+
+
+def check_cli_case(argv, stdin, code, fragments, tmp_path) -> None:
+    tmp_path.mkdir(exist_ok=True)
     _files(tmp_path)
     args = [str(a).replace("{tmp}", str(tmp_path)) for a in argv]
     if args and args[0].startswith("--"):
@@ -106,16 +115,27 @@ def test_cli_bad_input(argv, stdin, code, fragments, tmp_path):
     assert_clean_error(res, code, *[f.replace("{tmp}", str(tmp_path)) for f in fragments])
 
 
-def test_matrix_size_is_what_the_docs_claim():
-    """docs/reliability.md states the matrix's size: the tables hold exactly that many distinct cases."""
+def test_matrix_size_is_what_the_docs_claim(clf, tmp_path):
+    """docs/reliability.md states the matrix's size and its "N/N passed": the tables hold exactly that many
+    distinct cases, and running every one of them here gives that many passes."""
     doc = (ROOT / "docs" / "reliability.md").read_text()
     row = next(line for line in doc.splitlines() if "test_bad_input_matrix.py" in line)
     api, cli = map(int, re.search(r"(\d+) API cases \+ (\d+) CLI cases", row).groups())
     passed, total = map(int, re.search(r"\*\*(\d+)/(\d+)\*\*", row).groups())
     assert (len(API_CASES), len(CLI_CASES)) == (api, cli)
-    assert passed == total == api + cli
+    runs = [_passes(check_api_case, clf, *c[1:]) for c in API_CASES]
+    runs += [_passes(check_cli_case, *c[1:], tmp_path / c[0]) for c in CLI_CASES]
+    assert (passed, total) == (sum(runs), len(runs)), [c[0] for c, ok in zip(API_CASES + CLI_CASES, runs) if not ok]
     ids = [c[0] for c in API_CASES + CLI_CASES]
     assert len(set(ids)) == len(ids)  # no case counted twice
+
+
+def _passes(check, *args) -> bool:
+    try:
+        check(*args)
+    except (AssertionError, pytest.fail.Exception):  # a failed assert, or pytest.raises that saw no error
+        return False
+    return True
 
 
 def test_tricky_valid_inputs_match_contiguous(clf):
