@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from edgeclf.runtime.errors import ArtifactError, InputError
+from edgeclf.runtime.errors import ArtifactError, InputError, OutputExists
 from edgeclf.runtime.manifest import MANIFEST
 
 CHECKPOINT = "checkpoint.pt"

@@ -24,9 +24,11 @@ from edgeclf.export.geometry import domain_of
 from edgeclf.export.keep import CardWriter
 from edgeclf.export.parity import ParityResult
 from edgeclf.export.pipeline import validate_export_args, write_kept
+from edgeclf.export.registry import selected
 from edgeclf.export.subject import ExportSpec, parameter_count, state_dict_sha256
 from edgeclf.runtime.contract import n_logits
 from edgeclf.runtime.errors import InputError, first_line
+from edgeclf.runtime.formats import options_of
 from edgeclf.runtime.inputs import as_matrix
 from edgeclf.runtime.manifest import Feature, Manifest, Origin
 from edgeclf.tables.kinds import kind_of
@@ -37,10 +39,13 @@ from edgeclf.train.tabular import sanitize_name
 
 def export_model(module: nn.Module, out: Path | str, *, features: Sequence[str], classes: Sequence[str],
                  check_data: Any, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, opset: int = DEFAULT_OPSET,
-                 name: str | None = None, description: str = "", edge: Sequence[str] = (),
-                 c_prefix: str | None = None, card: CardWriter | None = None,
+                 name: str | None = None, description: str = "", formats: Sequence[str] = (),
+                 edge: Sequence[str] = (), c_prefix: str | None = None, card: CardWriter | None = None,
                  allow_lossy_int8: bool = False) -> tuple[Manifest, list[ParityResult]]:
     """Export `module` to out/NAME/ (ONNX per batch size, TorchScript, .pt2, manifest.json) with proven parity.
+
+    formats: the opt-in formats to add, by option or manifest name (["c", "pte"]; "onnx", "torchscript" and
+    "torch.export" are always written and may be listed); edge: the same by option name only (kept for callers).
 
     check_data: rows (array or DataFrame with the feature columns) parity is measured on, plus points spread over
     their range. The module is put in eval mode for the export and its mode restored after.
@@ -49,6 +54,8 @@ def export_model(module: nn.Module, out: Path | str, *, features: Sequence[str],
     if len(classes) < 2:
         raise InputError(f"classes {list(classes)}: expected at least 2 class names")
     sizes = validate_export_args(batch_sizes, opset)
+    edge = options_of([*edge, *formats])
+    selected(edge)  # an unknown format is refused before anything is written, even the folder's lock
     rows = np.ascontiguousarray(as_matrix(check_data, features), np.float32)  # (N, F), finite
     if len(rows) < 1:
         raise InputError("check_data has no rows: expected at least one row of features to measure parity on")

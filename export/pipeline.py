@@ -14,10 +14,10 @@ from edgeclf.export.formats import SameGraph, write_onnx, write_pt2, write_torch
 from edgeclf.export.keep import CardWriter, carry_over, edge_formats, previous
 from edgeclf.export.layout import AS_TRACED, arrange
 from edgeclf.export.parity import ParityResult, compare, run_chunked
-from edgeclf.export.registry import ExportJob, is_checked, write_all
+from edgeclf.export.registry import ExportJob, is_checked, selected, write_all
 from edgeclf.export.subject import ExportSpec, from_trained
 from edgeclf.runtime.errors import ArtifactError, InputError, ParityError
-from edgeclf.runtime.formats import INT8, ONNX, PT2, TORCHSCRIPT
+from edgeclf.runtime.formats import INT8, ONNX, PT2, TORCHSCRIPT, options_of
 from edgeclf.runtime.manifest import FileEntry, Manifest, file_sha256, onnx_metadata
 from edgeclf.train.checkpoint import checkpoint_path, load_checkpoint
 
@@ -96,9 +96,10 @@ def judged_int8(entry: FileEntry, allowed: bool) -> FileEntry:
 
 def export_artifact(folder: Path, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, opset: int = DEFAULT_OPSET,
                     task: str | None = None, edge: Sequence[str] = (), c_prefix: str | None = None,
-                    layout: str = "auto", card: CardWriter | None = None,
-                    allow_lossy_int8: bool = False) -> tuple[Manifest, list[ParityResult]]:
+                    layout: str = "auto", card: CardWriter | None = None, allow_lossy_int8: bool = False,
+                    formats: Sequence[str] = ()) -> tuple[Manifest, list[ParityResult]]:
     """Write ONNX (one per batch size), TorchScript, .pt2 and manifest.json into a trained folder, atomically.
+    formats: the opt-in formats to add, by option or manifest name, as export_model takes them.
 
     The folder keeps what it held (export.keep): the edge formats its manifest lists are made again (the C header
     with its prefix unless c_prefix is given), its pictures and the user's own files are carried over, and
@@ -106,6 +107,8 @@ def export_artifact(folder: Path, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZ
     DroppedWarning naming it. Raises ParityError (and leaves the folder as it was) if any file misses the policy.
     """
     sizes = validate_export_args(batch_sizes, opset)
+    edge = options_of([*edge, *formats])
+    selected(edge)  # an unknown format is refused before anything is written, even the folder's lock
     folder = Path(folder)
     checkpoint_path(folder, task)  # fail before staging anything
     with staged_folder(folder, keep=(CHECKPOINT, METRICS)) as tmp:

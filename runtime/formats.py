@@ -11,6 +11,7 @@ parity-checked, the card's sections) is derived from FORMATS below. docs/archite
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 _HOWTO = "edgeclf.report.howto"
 
@@ -67,3 +68,19 @@ def named(name: str) -> Format | None:
 
 def by_option(option: str) -> Format | None:
     return next((f for f in OPT_IN if f.option == option), None)
+
+
+def options_of(names: Sequence[str]) -> tuple[str, ...]:
+    """The opt-in --format options for a list of format names as a user writes them (the API's formats=[...]):
+    an option ("int8") or a manifest name ("onnx-int8"); the formats every export writes ("onnx", "torchscript",
+    "torch.export" or "pt2") are accepted and need nothing. An unknown name is returned unchanged, so that the one
+    check (export.registry.selected) refuses it with the list of choices."""
+    always = {f.name for f in FORMATS if not f.option} | {"pt2"}
+    out = []
+    for name in names:
+        fmt = by_option(name) or named(name)
+        if fmt is not None and fmt.option:
+            out.append(fmt.option)
+        elif name not in always:
+            out.append(name)
+    return tuple(dict.fromkeys(out))

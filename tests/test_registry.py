@@ -70,3 +70,28 @@ def test_an_empty_verify_report_is_falsy() -> None:
 
     manifest = Manifest.read(ARTIFACTS / "circles")[0]
     assert not VerifyReport(manifest, [])
+
+
+def test_formats_by_option_or_manifest_name() -> None:
+    """export_model(formats=[...]) / export_artifact(formats=[...]) take the names a user writes: the defaults are
+    accepted and need nothing, an opt-in format by its option or its manifest name, an unknown one is kept for the
+    one check that refuses it with the choices."""
+    from edgeclf.runtime.formats import options_of
+
+    assert options_of(["onnx", "torchscript", "torch.export", "pt2"]) == ()
+    assert options_of(["onnx", "pte", "onnx-int8", "c", "int8"]) == ("pte", "int8", "c")
+    assert options_of(["tflite"]) == ("tflite",)
+
+
+def test_export_model_refuses_an_unknown_format_in_one_line(tmp_path) -> None:
+    import numpy as np
+    import pytest
+    import torch
+
+    from edgeclf.export import export_model
+    from edgeclf.runtime.errors import InputError
+
+    with pytest.raises(InputError, match=r"^unknown format 'tflite': expected one of c, ort, int8, pte$"):
+        export_model(torch.nn.Linear(2, 1), tmp_path, features=["a", "b"], classes=["n", "y"],
+                     check_data=np.zeros((4, 2), np.float32), formats=["onnx", "tflite"])
+    assert not any(tmp_path.iterdir())  # nothing written
