@@ -18,6 +18,7 @@ from edgeclf.export.describe import graph_docs
 from edgeclf.export.formats import write_onnx
 from edgeclf.export.parity import LOGITS_ATOL, PROBA_ATOL, compare
 from edgeclf.export.pipeline import export_artifact, verify_artifact
+from edgeclf.export.registry import is_checked
 from edgeclf.export.subject import from_trained
 from edgeclf.report.build import PICTURES
 from edgeclf.runtime.contract import n_logits
@@ -60,7 +61,7 @@ def test_committed_manifest(task):
     assert m.schema == SCHEMA and m.task == task and m.classes == t.classes and m.feature_names == t.features
     assert TORCH_FORMATS == tuple(f for f in TORCH_FORMATS if m.files_of(f))
     assert [f.batch_size for f in m.onnx_files] == [1, 64, 1024, 4096, 16384]
-    checked = {f.path for f in m.files if f.format in TORCH_FORMATS}  # the C header is checked by compiling it
+    checked = {f.path for f in m.files if is_checked(f.format)}  # the C header is checked by compiling it
     assert all(v["passed"] for v in m.parity.files.values()) and set(m.parity.files) == checked
     metrics = json.loads((ARTIFACTS / task / "metrics.json").read_text())
     assert m.metrics == {k: v for k, v in metrics.items() if k != "history"}
@@ -269,5 +270,5 @@ def test_verify_detects_tampering(artifact_copy):
 def test_verify_cli_table():
     res = run_cli("verify", ARTIFACTS / "spirals")
     assert res.exit_code == 0, res.output
-    n_onnx = len(list((ARTIFACTS / "spirals").glob("model.b*.onnx")))  # + TorchScript + .pt2
-    assert res.output.count("PASS") == n_onnx + 2 and "model.pt2" in res.output and "of bound" in res.output
+    n_checked = len([e for e in manifest_of("spirals").files if is_checked(e.format)])  # ONNX, TorchScript, .pt2, .pte
+    assert res.output.count("PASS") == n_checked and "model.pt2" in res.output and "of bound" in res.output

@@ -281,7 +281,7 @@ def test_progress_line_shows_rows_rate_and_eta(capsys):
 
 def test_progress_line_on_stdin_has_no_eta(capsys, monkeypatch):
     from edgeclf.scale import progress
-    from edgeclf.scale.sources import Source
+    from edgeclf.tables.sources import Source
 
     monkeypatch.setattr(progress, "REFRESH_S", 0.0)  # every update draws the line
     text = Source("a.csv", "csv", pa.schema([]), None, True)  # stdin: no size, so no fraction and no ETA
