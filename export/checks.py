@@ -6,7 +6,7 @@ import contextlib
 import copy
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ class CheckSet:
     description: str
     n_data: int = -1  # how many of x's rows are check rows (-1: all of them)
     reference: Outputs | None = None  # one reference for every batch size (an imported model's traced program)
+    thresholds: tuple[float, ...] = ()  # a multi-label model's: labels are compared per label
     _refs: dict[int, Outputs] = field(default_factory=dict)
     _exact: np.ndarray | None = None
 
@@ -99,16 +100,18 @@ class CheckSet:
         rows = self.rows(batch)
         with one_thread():
             got = run_chunked(fn, self.x[rows], batch)
-        result = compare(name, got, self.ref(batch), self.rounding(batch))
+        result = compare(name, got, self.ref(batch), self.rounding(batch), self.thresholds)
         if isinstance(rows, slice):
             return result
         return replace(result, outputs=tuple(replace(o, worst_row=int(rows[o.worst_row])) for o in result.outputs))
 
 
-def check_set(model: nn.Module, rows: np.ndarray, domain: Domain, what: str = "test set") -> CheckSet:
-    """rows (the test split, or the user's check data) plus points spanning domain."""
+def check_set(model: nn.Module, rows: np.ndarray, domain: Domain, what: str = "test set",
+              thresholds: Sequence[float] = ()) -> CheckSet:
+    """rows (the test split, or the user's check data) plus points spanning domain; thresholds: a multi-label
+    model's, one per label."""
     x = np.concatenate([np.asarray(rows, np.float32), box_points(domain)])
-    checks = CheckSet(model, x, "", len(rows))
+    checks = CheckSet(model, x, "", len(rows), thresholds=tuple(thresholds))
     checks.description = (f"{what} ({len(rows)} rows) + {box_description(domain)}, against eager PyTorch at each "
                           f"file's batch size; batch-1 files (run row by row) on the first "
                           f"{min(len(rows), ROW_BY_ROW_DATA):,} {what} rows and {_every(checks.step)} of the box "

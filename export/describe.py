@@ -29,12 +29,12 @@ def file_entry(folder: Path, name: str, fmt: str, batch: int, opset: int | None 
     return FileEntry(name, fmt, batch, file_sha256(p), p.stat().st_size, opset, fixed, dict(details or {}))
 
 
-def signature(classes: Sequence[str]) -> Signature:
+def signature(classes: Sequence[str], kind: str = "") -> Signature:
     k = len(classes)
     return Signature(
         INPUT_NAME,
-        OutputSpec(LOGITS, n_logits(k), OUTPUT_NAMES.index(LOGITS), logits_meaning(classes)),
-        OutputSpec(PROBABILITIES, k, OUTPUT_NAMES.index(PROBABILITIES), probabilities_meaning(classes)),
+        OutputSpec(LOGITS, n_logits(k, kind), OUTPUT_NAMES.index(LOGITS), logits_meaning(classes, kind)),
+        OutputSpec(PROBABILITIES, k, OUTPUT_NAMES.index(PROBABILITIES), probabilities_meaning(classes, kind)),
         INPUT_DTYPE, PADDING_RULE,
     )
 
@@ -42,10 +42,10 @@ def signature(classes: Sequence[str]) -> Signature:
 def graph_docs(s: ExportSpec) -> GraphDocs:
     names = [f.name for f in s.features]
     return GraphDocs(
-        graph=f"edgeclf model {s.name!r}: {s.kind} classifier of {len(names)} features into classes "
-              f"{list(s.classes)}; {s.origin.architecture}.",
+        graph=f"edgeclf model {s.name!r}: {s.kind} classifier of {len(names)} features into "
+              f"{'labels' if s.thresholds else 'classes'} {list(s.classes)}; {s.origin.architecture}.",
         input=f"(B, {len(names)}) float32 raw feature values, columns in order {names}.",
-        logits=logits_meaning(s.classes), probabilities=probabilities_meaning(s.classes),
+        logits=logits_meaning(s.classes, s.kind), probabilities=probabilities_meaning(s.classes, s.kind),
         producer_version=own_version(),
         model_version=int(s.origin.state_dict_sha256[:12], 16),  # the weights' identity, as a number
     )
@@ -53,8 +53,8 @@ def graph_docs(s: ExportSpec) -> GraphDocs:
 
 def describe(s: ExportSpec, entries: list[FileEntry], results: list[ParityResult], checked_on: str) -> Manifest:
     return Manifest(
-        task=s.name, kind=s.kind, classes=s.classes, features=s.features, signature=signature(s.classes),
+        task=s.name, kind=s.kind, classes=s.classes, features=s.features, signature=signature(s.classes, s.kind),
         files=tuple(entries), domain=s.domain, origin=s.origin,
         parity=Parity(checked_on, POLICY, {r.file: r.summary() for r in results}),
-        data=s.data, metrics=s.metrics, versions=versions(),
+        data=s.data, metrics=s.metrics, versions=versions(), thresholds=s.thresholds,
     )

@@ -36,7 +36,7 @@ def write_c(job: ExportJob) -> list[FileEntry]:
             raise
         layers, activation = graph_layers(_first_onnx(job))  # a brought-in module or .pt2: read from its graph
     header = c_header(layers, activation, features=[f.name for f in s.features], classes=s.classes, prefix=prefix,
-                      mean=mean, std=std)
+                      mean=mean, std=std, thresholds=s.thresholds or None)
     header.write(job.folder / C_HEADER.file)
     return [file_entry(job.folder, C_HEADER.file, C_HEADER.name, 1,
                        details={"prefix": prefix, "flash_bytes": header.flash_bytes, "ram_bytes": header.ram_bytes})]
@@ -75,6 +75,9 @@ def write_int8(job: ExportJob) -> list[FileEntry]:
     from edgeclf.export.int8 import int8_report, quantize_int8
 
     s, folder = job.spec, job.folder
+    if s.thresholds:  # its report (accuracy, agreement, per-class recall) is written for one label per row
+        raise InputError(f"int8 is not made for multi-label models yet ({s.name!r} has labels {list(s.classes)}): "
+                         f"drop --format int8")
     calibration = s.calibration_rows if s.calibration_rows is not None else s.check_rows
     traced_family = SameGraph(s.model, s.n_features) if mlp_of(s.model) is not None else None
     entries = []

@@ -52,6 +52,7 @@ class MLP:
     std: torch.Tensor | None
     layers: tuple[tuple[torch.Tensor, torch.Tensor, str | None], ...]
     binary: bool
+    multilabel: bool = False
 
     @property
     def max_width(self) -> int:
@@ -78,7 +79,7 @@ def mlp_of(model: nn.Module) -> MLP | None:
             return None
     if not layers or layers[-1][2] is not None:
         return None
-    return MLP(mean, std, tuple(layers), model.binary)
+    return MLP(mean, std, tuple(layers), model.binary, model.multilabel)
 
 
 def _check_wanted(wanted: str) -> None:
@@ -110,6 +111,7 @@ class Arranged(nn.Module):
             raise InputError(f"unknown layout {layout!r}: expected row-major or feature-major")
         self.feature_major = layout == "feature-major"
         self.binary = mlp.binary
+        self.multilabel = mlp.multilabel
         self.acts = [a for _, _, a in mlp.layers]
         fm = self.feature_major
         self.standardise = mlp.mean is not None and mlp.std is not None
@@ -142,6 +144,8 @@ class Arranged(nn.Module):
         if self.binary:  # (B, 1) logit -> (B, 2) probabilities
             return h, torch.sigmoid(torch.cat([self.zero - h, h], dim=1))
         logits = h.t() if fm else h  # (B, C)
+        if self.multilabel:  # (B, L): one independent sigmoid per label
+            return logits, torch.sigmoid(logits)
         return logits, torch.softmax(logits, dim=1)
 
 

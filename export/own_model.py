@@ -1,6 +1,7 @@
 """Export a model the user brings (an nn.Module in Python, or a torch.export .pt2 file) with proven parity.
 
-The module maps float32 (B, F) to logits: (B, 1) for two classes (the logit of classes[1]) or (B, C). It goes
+The module maps float32 (B, F) to logits: (B, 1) for two classes (the logit of classes[1]) or (B, C); a multi-label
+model (labels=[...]) to (B, L), one log-odds per label. It goes
 through the same writers, parity policy, manifest and atomic folder write as a model edgeclf trained.
 """
 
@@ -10,6 +11,7 @@ import hashlib
 import inspect
 import io
 import types
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -37,11 +39,13 @@ from edgeclf.train.model import WithProbabilities
 from edgeclf.train.tabular import sanitize_name
 
 
-def export_model(module: nn.Module, out: Path | str, *, features: Sequence[str], classes: Sequence[str],
-                 check_data: Any, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, opset: int = DEFAULT_OPSET,
+def export_model(module: nn.Module, out: Path | str, *, features: Sequence[str],
+                 classes: Sequence[str] | None = None, check_data: Any,
+                 batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, opset: int = DEFAULT_OPSET,
                  name: str | None = None, description: str = "", formats: Sequence[str] = (),
                  edge: Sequence[str] = (), c_prefix: str | None = None, card: CardWriter | None = None,
-                 allow_lossy_int8: bool = False) -> tuple[Manifest, list[ParityResult]]:
+                 allow_lossy_int8: bool = False, labels: Sequence[str] | None = None,
+                 thresholds: Sequence[float] | None = None) -> tuple[Manifest, list[ParityResult]]:
     """Export `module` to out/NAME/ (ONNX per batch size, TorchScript, .pt2, manifest.json) with proven parity.
 
     formats: the opt-in formats to add, by option or manifest name (["c", "pte"]; "onnx", "torchscript" and
@@ -49,10 +53,11 @@ def export_model(module: nn.Module, out: Path | str, *, features: Sequence[str],
 
     check_data: rows (array or DataFrame with the feature columns) parity is measured on, plus points spread over
     their range. The module is put in eval mode for the export and its mode restored after.
+    labels (instead of classes): a multi-label model, one sigmoid per label; thresholds: one per label (default
+    0.5 each), label i is predicted where P(label i) >= thresholds[i].
     """
-    features, classes = _names(features, "features"), _names(classes, "classes")
-    if len(classes) < 2:
-        raise InputError(f"classes {list(classes)}: expected at least 2 class names")
+    features = _names(features, "features")
+    classes, cuts = _targets(classes, labels, thresholds)
     sizes = validate_export_args(batch_sizes, opset)
     edge = options_of([*edge, *formats])
     selected(edge)  # an unknown format is refused before anything is written, even the folder's lock
@@ -63,10 +68,11 @@ def export_model(module: nn.Module, out: Path | str, *, features: Sequence[str],
     was_training = module.training
     module.eval()
     try:
-        net = _logit_net(module, rows, features, classes)
+        net = _logit_net(module, rows, features, classes, bool(cuts))
         buf = io.BytesIO()
         np.save(buf, rows, allow_pickle=False)
-        spec = _export_spec(module, net, rows, features, classes, name, description, buf.getvalue())
+        spec = replace(_export_spec(module, net, rows, features, classes, name, description, buf.getvalue(),
+                                    bool(cuts)), thresholds=cuts)
         with staged_folder(Path(out) / name) as tmp:
             write_bytes(tmp / CHECK_DATA, buf.getvalue())
             manifest, results = write_kept(Path(out) / name, tmp, spec, sizes, opset, edge, c_prefix, "auto", card,
@@ -74,6 +80,28 @@ def export_model(module: nn.Module, out: Path | str, *, features: Sequence[str],
     finally:
         module.train(was_training)
     return manifest, results
+
+
+def _targets(classes: Sequence[str] | None, labels: Sequence[str] | None,
+             thresholds: Sequence[float] | None) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """(classes or labels, thresholds: () for a single-label model), checked."""
+    if (classes is None) == (labels is None):
+        raise InputError("give classes=[...] (one class per row) or labels=[...] (multi-label), exactly one of them")
+    if classes is not None:
+        if thresholds is not None:
+            raise InputError("thresholds are for multi-label models: pass labels=[...] instead of classes=[...]")
+        out = _names(classes, "classes")
+        if len(out) < 2:
+            raise InputError(f"classes {list(out)}: expected at least 2 class names")
+        return out, ()
+    assert labels is not None
+    out = _names(labels, "labels")
+    if len(out) < 2:
+        raise InputError(f"labels {list(out)}: expected at least 2 label names")
+    cuts = tuple(float(t) for t in (thresholds if thresholds is not None else [0.5] * len(out)))
+    if len(cuts) != len(out) or not all(0.0 <= t <= 1.0 for t in cuts):
+        raise InputError(f"thresholds {list(cuts)}: expected {len(out)} probabilities in [0, 1], one per label")
+    return out, cuts
 
 
 def _names(values: Sequence[str], what: str) -> tuple[str, ...]:
@@ -123,20 +151,23 @@ def _trial(module: nn.Module, rows: np.ndarray, features: tuple[str, ...]) -> to
     return logits
 
 
-def _logit_net(module: nn.Module, rows: np.ndarray, features: tuple[str, ...], classes: tuple[str, ...]) -> nn.Module:
-    """The module as a (B, F) -> (B, 1|C) logits network, after checking what it really returns."""
+def _logit_net(module: nn.Module, rows: np.ndarray, features: tuple[str, ...], classes: tuple[str, ...],
+               multilabel: bool = False) -> nn.Module:
+    """The module as a (B, F) -> (B, 1|C|L) logits network, after checking what it really returns."""
     _check_signature(module)
     out = _trial(module, rows, features)
     k = len(classes)
-    if out.ndim != 2 or out.shape[0] != len(rows) or out.shape[1] not in (n_logits(k), k):
-        want = f"({len(rows)}, 1)" if k == 2 else f"({len(rows)}, {k})"
+    widths = (k,) if multilabel else (n_logits(k), k)
+    if out.ndim != 2 or out.shape[0] != len(rows) or out.shape[1] not in widths:
+        want = f"({len(rows)}, 1)" if k == 2 and not multilabel else f"({len(rows)}, {k})"
+        what = "labels" if multilabel else "classes"
         raise InputError(f"{type(module).__name__} returned shape {tuple(out.shape)} for {len(rows)} rows: "
-                         f"expected {want} logits for {k} classes {list(classes)}")
+                         f"expected {want} logits for {k} {what} {list(classes)}")
     bad = ~torch.isfinite(out).all(dim=1)
     if bad.any():
         raise InputError(f"{type(module).__name__} returned NaN or inf on check_data row {int(bad.nonzero()[0, 0])}: "
                          f"expected finite logits")
-    return _TwoLogitsToOne(module) if (k == 2 and out.shape[1] == 2) else module
+    return _TwoLogitsToOne(module) if (k == 2 and out.shape[1] == 2 and not multilabel) else module
 
 
 def looks_like_probabilities(module: nn.Module, rows: np.ndarray) -> bool:
@@ -148,14 +179,15 @@ def looks_like_probabilities(module: nn.Module, rows: np.ndarray) -> bool:
 
 
 def _export_spec(module: nn.Module, net: nn.Module, rows: np.ndarray, features: tuple[str, ...],
-                 classes: tuple[str, ...], name: str, description: str, check_npy: bytes) -> ExportSpec:
+                 classes: tuple[str, ...], name: str, description: str, check_npy: bytes,
+                 multilabel: bool = False) -> ExportSpec:
     x = rows.astype(np.float64)  # (N, F)
     feats = tuple(Feature(f, "float32", *v) for f, v in zip(features, FeatureStats.of(x).per_feature()))
     details: dict[str, Any] = {"source": "edgeclf.export.export_model", "check_data": CHECK_DATA,
                                "check_data_sha256": hashlib.sha256(check_npy).hexdigest()}
     if net is not module:
         details["adapted"] = "two logits z0, z1 exported as one binary logit z1 - z0"
-    if looks_like_probabilities(module, rows):
+    if not multilabel and looks_like_probabilities(module, rows):
         details["warning"] = ("every check row's outputs lie in [0, 1] and sum to 1: the forward seems to return "
                               "probabilities, not logits; softmax/sigmoid is then applied twice")
     origin = Origin("imported", f"{type(module).__name__} (imported nn.Module)", parameter_count(module),
@@ -163,7 +195,7 @@ def _export_spec(module: nn.Module, net: nn.Module, rows: np.ndarray, features: 
     box = np.array([x.min(0), x.max(0)], np.float32)  # (2, F)
     data = {"description": description or f"check data supplied at export ({len(rows)} rows)",
             "train_rows": 0, "test_rows": 0, "split": "none: imported model"}
-    return ExportSpec(name, classes, feats, WithProbabilities(net, len(classes)).eval(), rows, "check data",
+    return ExportSpec(name, classes, feats, WithProbabilities(net, len(classes), multilabel).eval(), rows, "check data",
                       domain_of(box, relative=True), origin, data, {}, None)
 
 

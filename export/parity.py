@@ -8,13 +8,14 @@ float32 outputs of two engines on the same rows:
   too where a logit near 0 is the difference of large terms (a ReLU net's hidden activations in the hundreds):
   there each engine is off by eps32 x those terms, not by eps32 x the result. E is eager float32's own worst error
   against the same model run in float64 on the check rows; an export as accurate as eager is within 2E of it;
-- labels: equal on every row whose top-two probability margin exceeds MARGIN.
+- labels: equal on every row whose top-two probability margin exceeds MARGIN; multi-label models: each label's
+  decision (p >= its threshold) equal wherever |p - threshold| exceeds MARGIN, compared per (row, label).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -113,16 +114,27 @@ def _diff(name: str, got: np.ndarray, ref: np.ndarray, atol: float, rtol: float)
                       worst, float(ratio[worst]), max(needed, 0.0))
 
 
-def compare(file: str, got: Outputs, ref: Outputs, rounding: float = 0.0) -> ParityResult:
-    """got vs ref (eager) on the same rows, by the policy above; rounding = E (0: no float64 reference)."""
+def decisions(probabilities: np.ndarray, ref: np.ndarray, thresholds: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(same, decisive): per row (single-label) or per (row, label) (with thresholds), whether the two decisions
+    agree and whether the reference is further than MARGIN from its tie."""
+    if not len(thresholds):
+        return labels_of(probabilities) == labels_of(ref), margin_of(ref) > MARGIN
+    t = np.asarray(thresholds, np.float32)[None, :]  # (1, L)
+    same = (probabilities >= t) == (ref >= t)  # (N, L)
+    return same.ravel(), (np.abs(ref.astype(np.float64) - t) > MARGIN).ravel()
+
+
+def compare(file: str, got: Outputs, ref: Outputs, rounding: float = 0.0,
+            thresholds: Sequence[float] = ()) -> ParityResult:
+    """got vs ref (eager) on the same rows, by the policy above; rounding = E (0: no float64 reference);
+    thresholds: a multi-label model's, one per label (label agreement is then over (row, label) cells)."""
     tolerances = {"logits": (LOGITS_ATOL + ROUNDING_FACTOR * rounding, LOGITS_RTOL), "probabilities": (PROBA_ATOL, 0.0)}
     diffs = []
     for name, a, b in zip(OUTPUT_NAMES, got, ref):
         if a.shape != b.shape:
             raise ValueError(f"{file}: output {name} has shape {a.shape}, expected {b.shape}")
         diffs.append(_diff(name, a, b, *tolerances[name]))
-    same = labels_of(got[1]) == labels_of(ref[1])
-    decisive = margin_of(ref[1]) > MARGIN
+    same, decisive = decisions(got[1], ref[1], thresholds)
     n = len(same)
     return ParityResult(file=file, rows=n, outputs=tuple(diffs), label_agreement=float(same.mean()) if n else 1.0,
                         label_mismatches=int((~same & decisive).sum()), rounding=rounding)

@@ -69,7 +69,7 @@ def write_checked(folder: Path, s: ExportSpec, sizes: tuple[int, ...], opset: in
 
     Raises ParityError naming the file, output, worst row and tolerance if any file misses the policy, and
     InputError if an int8 file does not pay for itself (export.int8.lossy) unless allow_lossy_int8."""
-    checks = check_set(s.model, s.check_rows, s.domain, s.check_what)
+    checks = check_set(s.model, s.check_rows, s.domain, s.check_what, s.thresholds)
     entries = write_all(ExportJob(folder, s, sizes, opset, checks.x, layout, c_prefix), edge)
     entries = [judged_int8(e, allow_lossy_int8) if e.format == INT8.name else e for e in entries]
     results = [check_file(folder / e.path, e, checks) for e in entries if is_checked(e.format)]
@@ -145,7 +145,7 @@ def verify_artifact(folder: Path) -> VerifyReport:
     paths = [manifest.read_checked(root, e)[0] for e in manifest.files]  # sha256 first: refuse tampered files
     if manifest.origin.kind == "trained":
         spec = from_trained(load_checkpoint(root, manifest.task))
-        checks = check_set(spec.model, spec.check_rows, manifest.domain, spec.check_what)
+        checks = check_set(spec.model, spec.check_rows, manifest.domain, spec.check_what, manifest.thresholds)
     else:
         checks = _imported_checks(manifest, root)
     results = [check_file(p, e, checks) for p, e in zip(paths, manifest.files) if is_checked(e.format)]
@@ -167,7 +167,8 @@ def _imported_checks(manifest: Manifest, root: Path) -> CheckSet:
     if pt2 is None:
         raise ArtifactError(f"{root}: an imported model needs its model.pt2 as the parity reference; re-export it")
     reference = load_pt2(manifest.read_checked(root, pt2)[0])
-    checks = check_set(reference, np.load(data_path, allow_pickle=False), manifest.domain, "check data")
+    checks = check_set(reference, np.load(data_path, allow_pickle=False), manifest.domain, "check data",
+                       manifest.thresholds)
     # the program runs only at its traced batch: its outputs there are the reference for every file
     with one_thread():
         traced = run_chunked(torch_runner(reference), checks.x, pt2.batch_size)
@@ -191,10 +192,15 @@ def runtime_check(folder: Path) -> RuntimeCheck:
 
     clf = Classifier.load(folder)
     spec = from_trained(load_checkpoint(folder, clf.manifest.task))
-    checks: CheckSet = check_set(spec.model, spec.check_rows, clf.manifest.domain, spec.check_what)
+    m = clf.manifest
+    checks: CheckSet = check_set(spec.model, spec.check_rows, m.domain, spec.check_what, m.thresholds)
     got = (clf.predict_logits(checks.x), clf.predict_proba(checks.x))
-    parity = compare("Classifier", got, checks.full, checks.rounding(len(checks.x)))
+    parity = compare("Classifier", got, checks.full, checks.rounding(len(checks.x)), m.thresholds)
     assert spec.labelled is not None
     x_test, y_test = spec.labelled
-    acc = float((got[1][: len(x_test)].argmax(1) == y_test).mean())
+    p_test = got[1][: len(x_test)]
+    if m.multilabel:  # subset accuracy: every label of the row right
+        acc = float(((p_test >= clf.thresholds_) == y_test.astype(bool)).all(axis=1).mean())
+    else:
+        acc = float((p_test.argmax(1) == y_test).mean())
     return RuntimeCheck(acc, parity.label_agreement, parity)

@@ -35,10 +35,11 @@ class ExportSpec:
     metrics: Mapping[str, Any] = field(default_factory=dict)
     labelled: tuple[np.ndarray, np.ndarray] | None = None  # (x_test, y_test) for accuracy checks, when known
     calibration_rows: np.ndarray | None = None  # training rows, for int8 calibration, when known
+    thresholds: tuple[float, ...] = ()  # multilabel models only (classes are then the labels): one per label
 
     @property
     def kind(self) -> str:
-        return kind_of(len(self.classes))
+        return kind_of(len(self.classes), bool(self.thresholds))
 
     @property
     def n_features(self) -> int:

@@ -39,6 +39,9 @@ class Classifier:
         self.threads = schedule.threads
         self.device = schedule.device  # where the graphs run
         self.classes_ = np.array(manifest.classes)
+        self.multilabel = manifest.multilabel
+        self.labels_ = np.array(manifest.labels)  # multilabel: the label names, one per column; else empty
+        self.thresholds_ = np.array(manifest.thresholds, np.float32)  # multilabel: one per label; else empty
         self.features: tuple[str, ...] = manifest.feature_names
         self.n_features_in_ = len(self.features)
         sig = manifest.signature
@@ -91,16 +94,19 @@ class Classifier:
         return cls(manifest, sessions, n_threads, threaded)
 
     def predict_proba(self, x: Any, allow_nonfinite: bool = False) -> np.ndarray:
-        """(N, C) float32 class probabilities; column i is classes_[i]."""
+        """(N, C) float32 class probabilities; column i is classes_[i]. Multilabel: (N, L) independent
+        probabilities, column i is P(labels_[i]); rows need not sum to 1."""
         return self._run(x, "probabilities", allow_nonfinite)
 
     def predict_logits(self, x: Any, allow_nonfinite: bool = False) -> np.ndarray:
-        """(N, 1) logits for binary tasks, (N, C) for multiclass ones."""
+        """(N, 1) logits for binary tasks, (N, C) for multiclass ones, (N, L) for multilabel ones."""
         return self._run(x, "logits", allow_nonfinite)
 
     def predict(self, x: Any, allow_nonfinite: bool = False) -> np.ndarray:
-        """(N,) class labels (strings from classes_)."""
-        return self.classes_[self.predict_proba(x, allow_nonfinite).argmax(axis=1)]  # type: ignore[no-any-return]
+        """(N,) class labels (strings from classes_). Multilabel: (N, L) bool, column i true where
+        P(labels_[i]) >= thresholds_[i]; a row may have no label at all."""
+        p = self.predict_proba(x, allow_nonfinite)
+        return decide(p, self.classes_, self.thresholds_ if self.multilabel else None)
 
     def out_of_range(self, x: Any) -> np.ndarray:
         """(N,) bool: the rows with a feature outside the range training saw (manifest features' min/max).
@@ -114,6 +120,13 @@ class Classifier:
     def __repr__(self) -> str:
         return (f"Classifier(task={self.manifest.task!r}, classes={list(self.manifest.classes)}, "
                 f"batch_sizes={list(self.batch_sizes)}, providers={self.providers})")
+
+
+def decide(p: np.ndarray, classes: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
+    """The decision from probabilities: (N,) class names (argmax), or with thresholds (N, L) bool (p >= t)."""
+    if thresholds is not None:
+        return p >= thresholds[None, :]  # type: ignore[no-any-return]
+    return classes[p.argmax(axis=1)]  # type: ignore[no-any-return]
 
 
 def _option(name: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from edgeclf.runtime.contract import INPUT_DTYPE, kind_of, n_logits
+from edgeclf.runtime.contract import INPUT_DTYPE, MULTILABEL, kind_of, n_logits
 from edgeclf.runtime.errors import ArtifactError
 from edgeclf.runtime.formats import NAMES, ONNX
 
@@ -250,8 +250,8 @@ class Parity:
 @dataclass(frozen=True)
 class Manifest:
     task: str
-    kind: str  # binary | multiclass
-    classes: tuple[str, ...]  # index i = probability column i
+    kind: str  # binary | multiclass | multilabel
+    classes: tuple[str, ...]  # index i = probability column i (multilabel: the labels)
     features: tuple[Feature, ...]
     signature: Signature
     files: tuple[FileEntry, ...]
@@ -262,6 +262,16 @@ class Manifest:
     metrics: Mapping[str, Any] = field(default_factory=dict)  # training metrics (trained models only)
     versions: Mapping[str, str] = field(default_factory=dict)
     schema: str = SCHEMA
+    thresholds: tuple[float, ...] = ()  # multilabel only: label i is predicted where P(label i) >= thresholds[i]
+
+    @property
+    def multilabel(self) -> bool:
+        return self.kind == MULTILABEL
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The label names of a multilabel model (its probability columns); () for the other kinds."""
+        return self.classes if self.multilabel else ()
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -280,8 +290,12 @@ class Manifest:
         return sorted((f for f in self.files if f.format == fmt), key=lambda f: f.batch_size)
 
     def to_dict(self) -> dict[str, Any]:
+        head: dict[str, Any] = {"schema": self.schema, "task": self.task, "kind": self.kind,
+                                "classes": list(self.classes)}
+        if self.multilabel:  # only multilabel manifests carry these keys: the others stay byte for byte as before
+            head.update(labels=list(self.classes), thresholds=list(self.thresholds))
         return {
-            "schema": self.schema, "task": self.task, "kind": self.kind, "classes": list(self.classes),
+            **head,
             "features": [f.to_dict() for f in self.features], "signature": self.signature.to_dict(),
             "files": [f.to_dict() for f in self.files], "domain": self.domain.to_dict(),
             "origin": self.origin.to_dict(), "data": dict(self.data), "metrics": dict(self.metrics),
@@ -298,8 +312,15 @@ class Manifest:
         if schema != SCHEMA:
             raise ArtifactError(f"{where}: unknown schema {schema!r}, expected {SCHEMA!r}")
         features = r.get("features", list)
+        kind = r.get("kind", str)
+        classes = r.strings("classes")
+        thresholds: tuple[float, ...] = ()
+        if kind == MULTILABEL:
+            if r.strings("labels") != classes:
+                raise ArtifactError(f"{where}: labels {list(r.strings('labels'))} differ from classes {list(classes)}")
+            thresholds = r.numbers("thresholds")
         m = cls(
-            task=r.get("task", str), kind=r.get("kind", str), classes=r.strings("classes"),
+            task=r.get("task", str), kind=kind, classes=classes, thresholds=thresholds,
             features=tuple(Feature.from_dict(f, f"{where}.features[{i}]") for i, f in enumerate(features)),
             signature=Signature.from_dict(r.get("signature", dict), f"{where}.signature"),
             files=tuple(FileEntry.from_dict(f, f"{where}.files[{i}]") for i, f in enumerate(r.get("files", list))),
@@ -314,17 +335,18 @@ class Manifest:
     def validate(self, where: str = MANIFEST) -> None:
         """Cross-section consistency: the parts agree with each other."""
         k, f = len(self.classes), len(self.features)
-        if k < 2 or self.kind != kind_of(k):
+        if k < 2 or self.kind != kind_of(k, self.multilabel):
             raise ArtifactError(f"{where}: kind {self.kind!r} with {k} classes, expected {kind_of(k)!r}")
         if len(set(self.classes)) != k:
             raise ArtifactError(f"{where}: classes {list(self.classes)} has duplicates")
+        self._validate_thresholds(where)
         names = self.feature_names
         if not names or len(set(names)) != f:
             raise ArtifactError(f"{where}: features {list(names)} must be a non-empty list of distinct names")
         sig = self.signature
-        if sig.logits.columns != n_logits(k) or sig.probabilities.columns != k:
+        if sig.logits.columns != n_logits(k, self.kind) or sig.probabilities.columns != k:
             raise ArtifactError(f"{where}: outputs have {sig.logits.columns} logit and {sig.probabilities.columns} "
-                                f"probability columns, expected {n_logits(k)} and {k} for {k} classes")
+                                f"probability columns, expected {n_logits(k, self.kind)} and {k} for {k} classes")
         if len(self.domain.low) != f or len(self.domain.high) != f:
             raise ArtifactError(f"{where}: domain has {len(self.domain.low)}/{len(self.domain.high)} bounds, "
                                 f"expected {f} (one per feature)")
@@ -334,6 +356,15 @@ class Manifest:
             if e.batch_size < 1:
                 raise ArtifactError(f"{where}: file {e.path!r} has batch_size {e.batch_size!r}, expected an integer >= 1")
             _check_relative(e.path, where)
+
+    def _validate_thresholds(self, where: str) -> None:
+        t, k = self.thresholds, len(self.classes)
+        if not self.multilabel:
+            if t:
+                raise ArtifactError(f"{where}: thresholds are for kind 'multilabel', this manifest is {self.kind!r}")
+            return
+        if len(t) != k or not all(0.0 <= v <= 1.0 for v in t):
+            raise ArtifactError(f"{where}: thresholds {list(t)}: expected {k} probabilities in [0, 1], one per label")
 
     @classmethod
     def read(cls, path: str | Path) -> tuple[Manifest, Path]:

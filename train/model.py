@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgeclf.runtime.contract import n_logits
+from edgeclf.runtime.contract import MULTILABEL, n_logits
 from edgeclf.runtime.errors import InputError
 from edgeclf.train.settings import ACTIVATIONS
 
@@ -21,6 +21,7 @@ class ModelConfig:
     hidden: tuple[int, ...]
     activation: str = "relu"
     standardize: bool = False  # a Standardize layer first: (x - mean) / std, statistics kept in the state_dict
+    multilabel: bool = False  # n_classes labels, each its own sigmoid output (binary cross-entropy)
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
@@ -34,7 +35,7 @@ class ModelConfig:
 
     @property
     def n_outputs(self) -> int:
-        return n_logits(self.n_classes)
+        return n_logits(self.n_classes, MULTILABEL if self.multilabel else "")
 
     @property
     def layer_sizes(self) -> list[int]:
@@ -43,6 +44,8 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
+        if not self.multilabel:  # single-label configs are saved exactly as before this field existed
+            del d["multilabel"]
         return d
 
     @classmethod
@@ -116,14 +119,17 @@ class WithProbabilities(nn.Module):
 
     sign: torch.Tensor
 
-    def __init__(self, net: nn.Module, n_classes: int) -> None:
+    def __init__(self, net: nn.Module, n_classes: int, multilabel: bool = False) -> None:
         super().__init__()
         self.net = net
-        self.binary = n_classes == 2
+        self.multilabel = multilabel  # one independent sigmoid per output: (N, L) -> (N, L)
+        self.binary = n_classes == 2 and not multilabel
         self.register_buffer("sign", torch.tensor([[-1.0, 1.0]]), persistent=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.net(x)  # (N, 1) or (N, C)
+        logits = self.net(x)  # (N, 1) or (N, C) or (N, L)
+        if self.multilabel:
+            return logits, torch.sigmoid(logits)  # (N, L)
         if self.binary:
             return logits, torch.sigmoid(logits * self.sign)  # (N, 2)
         return logits, torch.softmax(logits, dim=1)  # (N, C)
