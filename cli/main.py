@@ -356,8 +356,12 @@ def info(folder: str) -> None:
 
     m, root = Manifest.read(Path(folder))
     metrics = m.metrics
-    click.echo(f"task        {m.task} ({m.kind}, {len(m.classes)} classes)")
-    click.echo(f"classes     {', '.join(m.classes)}")
+    if m.multilabel:
+        click.echo(f"task        {m.task} ({m.kind}, {len(m.classes)} labels)")
+        click.echo(f"labels      {', '.join(f'{c} (threshold {t:g})' for c, t in zip(m.classes, m.thresholds))}")
+    else:
+        click.echo(f"task        {m.task} ({m.kind}, {len(m.classes)} classes)")
+        click.echo(f"classes     {', '.join(m.classes)}")
     click.echo(f"features    {', '.join(m.feature_names)}  (input {m.signature.input!r}, {m.signature.dtype})")
     click.echo(f"batch sizes {', '.join(str(f.batch_size) for f in m.onnx_files)} (ONNX)")
     if "test_accuracy" in metrics:

@@ -21,7 +21,8 @@ def split_columns(ctx: click.Context, param: click.Parameter, value: tuple[str, 
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--output", "-o", help="File (.csv, .parquet, .jsonl; default: CSV on stdout), or a folder for "
                                      "--engine dask.")
-@click.option("--proba", is_flag=True, help="Add one proba_<class> column per class.")
+@click.option("--proba", is_flag=True, help="Add one proba_<class> column per class (a multi-label model: one "
+                                           "proba_<label> per label, beside its 0/1 column named after the label).")
 @click.option("--keep", multiple=True, callback=split_columns, help="Columns to pass through, e.g. --keep id,date.")
 @click.option("--batch-rows", type=click.IntRange(min=1), default=DEFAULT_BATCH_ROWS, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")

@@ -36,6 +36,12 @@ class ScoreReport:
                 f"-> {self.output or 'stdout'}{outside}")
 
 
+def output_columns(classes: Sequence[str], multilabel: bool, proba: bool) -> tuple[list[str], list[str]]:
+    """(decision columns, probability columns): `label` (the class), or one 0/1 column named after each label of a
+    multi-label model; with proba, `proba_<class>` / `proba_<label>`."""
+    return ([str(c) for c in classes] if multilabel else [LABEL]), ([f"proba_{c}" for c in classes] if proba else [])
+
+
 class Scorer:
     """Scores batches of rows with a Classifier for an output: class names, probability column names (checked
     against --keep), the training range."""
@@ -43,16 +49,23 @@ class Scorer:
     def __init__(self, clf: Classifier, proba: bool, keep: Sequence[str]) -> None:
         self.clf, self.features = clf, clf.features
         self.classes = [str(c) for c in clf.classes_]
-        self.proba_names = [f"proba_{c}" for c in self.classes] if proba else []
-        clash = [k for k in keep if k in (LABEL, *self.proba_names)]
+        self.multilabel = clf.multilabel
+        self.decision_names, self.proba_names = output_columns(self.classes, self.multilabel, proba)
+        outputs = (*self.decision_names, *self.proba_names)
+        clash = [k for k in keep if k in outputs]
         if clash:
             raise InputError(f"--keep column {clash[0]!r} clashes with an output column: rename it in the input")
+        dup = next((c for c in outputs if outputs.count(c) > 1), None)
+        if dup is not None:
+            raise InputError(f"output column {dup!r} appears twice (a label named like a probability column): "
+                             f"re-export the model with other label names")
         low, high = clf.manifest.training_range()
         self._low, self._high = np.array(low, np.float32), np.array(high, np.float32)  # (F,) each
 
     def score(self, x: np.ndarray, path: str, kind: str, start: int) -> tuple[np.ndarray, np.ndarray, int]:
-        """x (B, F) float32 of rows start.. of the file -> probabilities (B, C), winning class (B,) int32, and how
-        many rows lie outside the training range. NaN or inf stops with the file position."""
+        """x (B, F) float32 of rows start.. of the file -> probabilities (B, C), the decision: winning class (B,)
+        int32, or for a multi-label model (B, L) int8 0/1 (p >= threshold), and how many rows lie outside the
+        training range. NaN or inf stops with the file position."""
         inside = self._inside(x)  # (B,)
         try:
             p = self.clf.predict_proba(x)  # (B, C)
@@ -60,7 +73,8 @@ class Scorer:
             if e.row is None:
                 raise
             raise nonfinite(position(path, kind, start + e.row), e.column) from None
-        return p, winners(p), len(inside) - int(np.count_nonzero(inside))
+        decided = decide(p, self.clf.thresholds_ if self.multilabel else None)
+        return p, decided, len(inside) - int(np.count_nonzero(inside))
 
     def _inside(self, x: np.ndarray) -> np.ndarray:
         """(B,) rows inside the training range (NaN is never inside). Column by column: numpy's reductions along a
@@ -70,6 +84,13 @@ class Scorer:
             c = x[:, j]  # (B,) strided view
             inside &= (c >= self._low[j]) & (c <= self._high[j])
         return inside
+
+
+def decide(p: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
+    """winners(p), or with a multi-label model's thresholds (B, L) int8: 1 where p >= the label's threshold."""
+    if thresholds is None:
+        return winners(p)
+    return (p >= thresholds[None, :]).astype(np.int8)  # type: ignore[no-any-return]
 
 
 def winners(p: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from edgeclf.artifact.store import temp_beside
 from edgeclf.runtime import Classifier, Manifest
 from edgeclf.runtime.errors import InputError, OutputExists
 from edgeclf.runtime.manifest import MANIFEST
-from edgeclf.scale.core import LABEL, ScoreReport, winners
+from edgeclf.scale.core import LABEL, ScoreReport, decide
 from edgeclf.tables.kinds import kind_of
 from edgeclf.tables.messages import check_columns
 
@@ -62,9 +62,13 @@ def _frame(kept: Any, idx: np.ndarray, p: np.ndarray, classes: Sequence[str], pr
     import pyarrow.compute as pc
 
     cols: dict[str, Any] = {str(k): kept[k].array for k in kept.columns}
-    # labels gathered by arrow from the class names (no Python string per row: that was half the partition's time)
-    labels = pc.take(pa.array(list(classes), pa.string()), pa.array(idx.astype(np.int32, copy=False)))
-    cols[LABEL] = pd.arrays.ArrowExtensionArray(labels)
+    if idx.ndim == 2:  # a multi-label model's (N, L) 0/1 decisions: one int8 column per label
+        it = np.ascontiguousarray(idx.T)
+        cols.update({str(c): it[j] for j, c in enumerate(classes)})
+    else:
+        # labels gathered by arrow from the class names (no Python string per row: half the partition's time)
+        labels = pc.take(pa.array(list(classes), pa.string()), pa.array(idx.astype(np.int32, copy=False)))
+        cols[LABEL] = pd.arrays.ArrowExtensionArray(labels)
     if proba:
         pt = np.ascontiguousarray(p.T)  # (C, N): each column contiguous
         for j, c in enumerate(classes):
@@ -82,7 +86,11 @@ def score_partition(pdf: Any, folder: str, proba: bool, keep: Sequence[str]) -> 
             raise
         raise InputError(f"row with index {pdf.index[e.row]!r}: NaN, inf or a missing value in the features: expected "
                          "finite numbers", row=e.row, column=e.column) from None
-    return _frame(pdf[list(keep)], winners(p), p, clf.manifest.classes, proba)
+    return _frame(pdf[list(keep)], decide(p, _thresholds(clf)), p, clf.manifest.classes, proba)
+
+
+def _thresholds(clf: Classifier) -> np.ndarray | None:
+    return clf.thresholds_ if clf.multilabel else None
 
 
 def predict_dask(ddf: Any, artifact: str | os.PathLike[str], *, proba: bool = False, keep: Sequence[str] = ()) -> Any:
@@ -94,7 +102,7 @@ def predict_dask(ddf: Any, artifact: str | os.PathLike[str], *, proba: bool = Fa
     check_columns("the input", [str(c) for c in ddf.columns], clf.features, keep, header=False)
     empty = ddf._meta
     p0 = np.zeros((0, len(clf.classes_)), np.float32)
-    meta = _frame(empty[list(keep)], np.zeros(0, np.int64), p0, clf.manifest.classes, proba)
+    meta = _frame(empty[list(keep)], decide(p0, _thresholds(clf)), p0, clf.manifest.classes, proba)
     return ddf.map_partitions(score_partition, folder, proba, tuple(keep), meta=meta)
 
 

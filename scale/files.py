@@ -133,16 +133,22 @@ class _ColumnScorer:
     def __init__(self, clf: Classifier, proba: bool, keep: tuple[str, ...], first: pa.Schema) -> None:
         self.scorer, self.proba, self.keep, self.features = Scorer(clf, proba, keep), proba, keep, clf.features
         self._classes = arrow_strings(self.scorer.classes)
-        fields = [first.field(k) for k in keep] + [pa.field(LABEL, pa.string())]
-        self.schema = pa.schema(fields + [pa.field(n, pa.float32()) for n in self.scorer.proba_names])
+        kept = [first.field(k) for k in keep]
+        decisions = [pa.field(n, pa.int8()) for n in self.scorer.decision_names] if self.scorer.multilabel \
+            else [pa.field(LABEL, pa.string())]
+        self.schema = pa.schema(kept + decisions + [pa.field(n, pa.float32()) for n in self.scorer.proba_names])
         # numbers never need CSV quotes; text does when it may hold a comma, a quote or a line break
-        self.quote = any(not (pa.types.is_integer(f.type) or pa.types.is_floating(f.type)) for f in fields[:-1]) \
-            or any(ch in c for c in self.scorer.classes for ch in ',"\r\n')
+        self.quote = any(not (pa.types.is_integer(f.type) or pa.types.is_floating(f.type)) for f in kept) \
+            or (not self.scorer.multilabel and any(ch in c for c in self.scorer.classes for ch in ',"\r\n'))
 
     def score(self, batch: pa.RecordBatch, src: Source, start: int) -> tuple[pa.RecordBatch, int]:
         p, idx, outside = self.scorer.score(self._matrix(batch, src, start), src.path, src.kind, start)
-        labels = pc.take(self._classes, pa.Array.from_buffers(pa.int32(), len(idx), [None, pa.py_buffer(idx)]))
-        cols: list[Any] = [self._kept(batch.column(k), i, src) for i, k in enumerate(self.keep)] + [labels]
+        cols: list[Any] = [self._kept(batch.column(k), i, src) for i, k in enumerate(self.keep)]
+        if self.scorer.multilabel:  # (B, L) int8 0/1: one column per label
+            cols += [pa.array(c) for c in np.ascontiguousarray(idx.T)]
+        else:
+            cols.append(pc.take(self._classes, pa.Array.from_buffers(pa.int32(), len(idx),
+                                                                     [None, pa.py_buffer(idx)])))
         if self.proba:
             cols += [arrow_f32(c) for c in np.ascontiguousarray(p.T)]  # (C, B): one contiguous column each
         return pa.RecordBatch.from_arrays(cols, schema=self.schema), outside

@@ -67,9 +67,10 @@ def score_small(artifact: str | os.PathLike[str], inputs: str | Sequence[str], o
     found = expand([inputs] if isinstance(inputs, str) else inputs)
     parsed = [_read(path, kind, stdin, clf.features, keep) for path, kind in found]  # every input read first
     scorer = Scorer(clf, proba, keep)  # after the headers, as score_files checks them: the same first error
-    quote = any(k not in scorer.features for k in keep) or any(ch in c for c in scorer.classes for ch in ',"\r\n')
+    quote = any(k not in scorer.features for k in keep) or \
+        (not scorer.multilabel and any(ch in c for c in scorer.classes for ch in ',"\r\n'))
     header = io.StringIO()
-    csv.writer(header, lineterminator="\n").writerow([*keep, LABEL, *scorer.proba_names])
+    csv.writer(header, lineterminator="\n").writerow([*keep, *scorer.decision_names, *scorer.proba_names])
     if output is None:
         rows, outside = _write(parsed, scorer, quote, header.getvalue(), stdout or sys.stdout.buffer)
     else:
@@ -92,7 +93,10 @@ def _write(parsed: list[_Parsed], scorer: Scorer, quote: bool, header: str, sink
         if not len(src.x):
             continue  # a header and no rows: pyarrow's reader yields no batch
         p, idx, n_outside = scorer.score(src.x, src.path, "csv", 0)
-        cols = [*src.kept, [classes[i] for i in idx.tolist()]]
+        if scorer.multilabel:  # (B, L) 0/1: one column per label
+            cols = [*src.kept, *(np.where(c, "1", "0").tolist() for c in idx.T)]
+        else:
+            cols = [*src.kept, [classes[i] for i in idx.tolist()]]
         if scorer.proba_names:
             cols += [float_texts(c) for c in p.T]
         sink.write("".join(",".join(r) + "\n" for r in zip(*cols)).encode())
