@@ -1,0 +1,243 @@
+"""Multi-label models on the export side (issue 26): a small brought-in nn.Module with one logit per label through
+export_model, the manifest (kind, labels, thresholds), the runtime's (N, L) outputs, parity per label, the C
+header's P_predict, and `edgeclf predict`'s columns. The references are computed here from the module itself."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from edge_helpers import STRICT, gcc, run_program
+from helpers import ARTIFACTS, TASKS, assert_clean_error, run_cli
+from torch import nn
+
+from edgeclf.artifact.store import json_bytes
+from edgeclf.export import export_model
+from edgeclf.export.parity import MARGIN, compare
+from edgeclf.runtime import Classifier
+from edgeclf.runtime.errors import ArtifactError, InputError
+from edgeclf.runtime.manifest import Manifest
+
+FEATURES = ["a", "b", "c"]
+LABELS = ["red", "green", "blue", "rare"]
+THRESHOLDS = [0.5, 0.3, 0.6, 0.2]
+
+
+def _net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 4))
+
+
+def _rows(n: int = 200, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, 3)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, nn.Module]:
+    out = tmp_path_factory.mktemp("ml")
+    net = _net()
+    export_model(net, out, features=FEATURES, labels=LABELS, thresholds=THRESHOLDS, check_data=_rows(),
+                 batch_sizes=(1, 64), edge=("c",), name="tags")
+    return out / "tags", net
+
+
+def _eager(net: nn.Module, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with torch.inference_mode():
+        z = net(torch.from_numpy(x)).double().numpy()
+    return z, 1.0 / (1.0 + np.exp(-z))  # (N, L) each: independent sigmoids
+
+
+def test_manifest_says_multilabel(exported: tuple[Path, nn.Module]) -> None:
+    folder, _ = exported
+    d = json.loads((folder / "manifest.json").read_text())
+    assert d["kind"] == "multilabel" and d["labels"] == LABELS and d["classes"] == LABELS
+    assert d["thresholds"] == THRESHOLDS
+    assert d["signature"]["outputs"]["logits"]["columns"] == 4
+    assert d["signature"]["outputs"]["probabilities"]["columns"] == 4
+    assert "sigmoid" in d["signature"]["outputs"]["logits"]["meaning"]
+    assert "need not sum to 1" in d["signature"]["outputs"]["probabilities"]["meaning"]
+    m = Manifest.from_dict(d)
+    assert m.to_dict() == d and m.thresholds == tuple(THRESHOLDS)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_single_label_manifests_unchanged(task: str) -> None:
+    """The committed manifests read and write back byte for byte: no multilabel key leaks into them."""
+    raw = (ARTIFACTS / task / "manifest.json").read_bytes()
+    assert json_bytes(Manifest.from_dict(json.loads(raw)).to_dict()) == raw
+
+
+@pytest.mark.parametrize("bad, fragment", [
+    ({"thresholds": [0.5, 0.5]}, "expected 4 probabilities"),
+    ({"thresholds": [0.5, 0.5, 0.5, 1.5]}, "expected 4 probabilities"),
+    ({"labels": ["red", "green", "blue", "other"]}, "differ from classes"),
+])
+def test_bad_multilabel_manifest(exported: tuple[Path, nn.Module], bad: dict[str, object], fragment: str) -> None:
+    d = {**json.loads((exported[0] / "manifest.json").read_text()), **bad}
+    with pytest.raises(ArtifactError, match=fragment):
+        Manifest.from_dict(d)
+
+
+def test_thresholds_refused_on_single_label(exported: tuple[Path, nn.Module]) -> None:
+    d = json.loads((ARTIFACTS / TASKS[0] / "manifest.json").read_text())
+    m = Manifest.from_dict(d)
+    from dataclasses import replace
+    with pytest.raises(ArtifactError, match="thresholds are for kind 'multilabel'"):
+        replace(m, thresholds=(0.5,) * len(m.classes)).validate()
+
+
+def test_runtime_outputs(exported: tuple[Path, nn.Module]) -> None:
+    folder, net = exported
+    clf = Classifier.load(folder)
+    x = _rows(300, seed=1)
+    z, p = _eager(net, x)
+    logits, proba, decided = clf.predict_logits(x), clf.predict_proba(x), clf.predict(x)
+    assert logits.shape == proba.shape == decided.shape == (300, 4) and decided.dtype == bool
+    assert np.abs(logits - z).max() <= 1e-5 + 1e-5 * np.abs(z).max()
+    assert np.abs(proba - p).max() <= 1e-5
+    want = p >= np.array(THRESHOLDS)
+    decisive = np.abs(p - np.array(THRESHOLDS)) > MARGIN
+    assert (decided == want)[decisive].all()
+    assert not np.allclose(proba.sum(axis=1), 1.0)  # independent probabilities, not a softmax
+    assert list(clf.labels_) == LABELS and clf.thresholds_.tolist() == pytest.approx(THRESHOLDS)
+
+
+def test_no_label_is_a_valid_row(tmp_path: Path) -> None:
+    """A row under every threshold predicts all zeros."""
+    net = nn.Linear(3, 4)
+    with torch.no_grad():
+        net.weight.zero_()
+        net.bias.fill_(-5.0)  # every p = sigmoid(-5) = 0.0067
+    export_model(net, tmp_path, features=FEATURES, labels=LABELS, check_data=_rows(20), batch_sizes=(8,), name="none")
+    clf = Classifier.load(tmp_path / "none")
+    assert not clf.predict(_rows(5)).any()
+    assert clf.thresholds_.tolist() == [0.5] * 4  # the default
+
+
+def test_parity_per_label() -> None:
+    """A probability moved across its label's threshold (beyond the margin) is a mismatch; within it, not."""
+    t = (0.5, 0.3)
+    ref = np.array([[0.52, 0.1], [0.9, 0.30005]], np.float32)
+    z = np.log(ref / (1 - ref))
+    ok = compare("f", (z, ref), (z, ref), thresholds=t)
+    assert ok and ok.label_mismatches == 0
+    near = ref.copy()
+    near[1, 1] = 0.29999  # crosses 0.3, but the reference is within the margin of it: not counted
+    assert compare("f", (z, near), (z, ref), thresholds=t).label_mismatches == 0
+    far = ref.copy()
+    far[0, 0] = 0.48  # crosses 0.5 where the reference is 0.02 away
+    r = compare("f", (z, far), (z, ref), thresholds=t)
+    assert not r and r.label_mismatches == 1 and r.label_agreement == pytest.approx(3 / 4)
+
+
+def test_perturbed_model_fails_parity(exported: tuple[Path, nn.Module]) -> None:
+    from edgeclf.export.checks import onnx_runner
+    from edgeclf.export.parity import run_chunked
+
+    folder, net = exported
+    x = _rows(256, seed=2)
+    got = run_chunked(onnx_runner(folder / "model.b64.onnx"), x, 64)
+    z, p = _eager(net, x)
+    assert compare("b64", got, (z.astype(np.float32), p.astype(np.float32)), thresholds=THRESHOLDS)
+    z2 = z * 1.01  # the same model with 1% larger logits
+    bad = compare("b64", got, (z2.astype(np.float32), (1 / (1 + np.exp(-z2))).astype(np.float32)),
+                  thresholds=THRESHOLDS)
+    assert not bad
+
+
+PROBE_C = r"""
+#include <stdio.h>
+#include "model.h"
+int main(void) {
+    float x[EDGECLF_N_FEATURES], p[EDGECLF_N_LABELS];
+    int y[EDGECLF_N_LABELS], k;
+    for (;;) {
+        for (k = 0; k < EDGECLF_N_FEATURES; k++)
+            if (scanf(k ? " ,%f" : " %f", &x[k]) != 1) return k == 0 ? 0 : 1;
+        edgeclf_predict_proba(x, p);
+        edgeclf_predict(x, y);
+        for (k = 0; k < EDGECLF_N_LABELS; k++) printf("%.9g ", (double)p[k]);
+        for (k = 0; k < EDGECLF_N_LABELS; k++) printf("%d ", y[k]);
+        printf("\n");
+    }
+}
+"""
+
+
+def test_c_header_writes_one_decision_per_label(exported: tuple[Path, nn.Module], tmp_path: Path) -> None:
+    folder, _ = exported
+    header = (folder / "model.h").read_text()
+    assert "EDGECLF_N_LABELS 4" in header and "edgeclf_thresholds[EDGECLF_N_LABELS] = {0.5f, 0.300000012f" in header
+    (tmp_path / "probe.c").write_text(PROBE_C)
+    exe = gcc([tmp_path / "probe.c"], tmp_path / "probe", [folder], STRICT)
+    x = _rows(400, seed=3)
+    out = run_program(exe, "\n".join(",".join(f"{v:.9g}" for v in r) for r in x) + "\n")
+    got = np.array([[float(v) for v in line.split()] for line in out.splitlines()])  # (N, 2L)
+    clf = Classifier.load(folder)
+    p = clf.predict_proba(x)
+    assert np.abs(got[:, :4] - p).max() <= 1e-5
+    decisive = np.abs(p - np.array(THRESHOLDS, np.float32)) > MARGIN
+    assert (got[:, 4:].astype(bool) == clf.predict(x))[decisive].all()
+    assert set(np.unique(got[:, 4:])) <= {0.0, 1.0}
+
+
+def test_cli_predict_columns(exported: tuple[Path, nn.Module], tmp_path: Path) -> None:
+    folder, _ = exported
+    x = _rows(50, seed=4)
+    src = tmp_path / "in.csv"
+    src.write_text("a,b,c\n" + "".join(",".join(f"{v:.9g}" for v in r) + "\n" for r in x))
+    plain = run_cli("predict", folder, src, "--quiet")
+    assert plain.exit_code == 0, plain.output
+    assert plain.output.splitlines()[0] == ",".join(LABELS)
+    result = run_cli("predict", folder, src, "--proba", "--quiet")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(result.output)))
+    assert rows[0] == [*LABELS, *(f"proba_{label}" for label in LABELS)]
+    body = np.array(rows[1:51], float)  # (N, 2L); the runner adds stderr's summary line after
+    clf = Classifier.load(folder)
+    assert np.array_equal(body[:, :4].astype(bool), clf.predict(x))
+    assert np.abs(body[:, 4:] - clf.predict_proba(x)).max() <= 1e-6
+    parquet = tmp_path / "out.parquet"
+    assert run_cli("predict", folder, src, "--proba", "-o", parquet, "--quiet").exit_code == 0
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(parquet)
+    assert table.column_names == rows[0]
+    assert np.array_equal(np.stack([table.column(c).to_numpy() for c in LABELS], 1).astype(bool), clf.predict(x))
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"classes": ["x", "y"], "labels": LABELS}, "exactly one of them"),
+    ({"labels": LABELS, "thresholds": [0.5]}, "expected 4 probabilities"),
+    ({"labels": ["red", "red", "blue", "rare"]}, "has 'red' twice"),
+    ({"classes": ["x", "y"], "thresholds": [0.5, 0.5]}, "thresholds are for multi-label models"),
+    ({"labels": ["a", "b", "c"]}, "returned shape (200, 4)"),
+])
+def test_export_model_refuses(tmp_path: Path, kwargs: dict[str, object], fragment: str) -> None:
+    with pytest.raises(InputError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        export_model(_net(), tmp_path, features=FEATURES, check_data=_rows(), batch_sizes=(8,), **kwargs)  # type: ignore[arg-type]
+    assert not any(tmp_path.iterdir())
+
+
+def test_int8_refused_for_multilabel(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="int8 is not made for multi-label models"):
+        export_model(_net(), tmp_path, features=FEATURES, labels=LABELS, check_data=_rows(), batch_sizes=(8,),
+                     edge=("int8",), name="q")
+    assert not (tmp_path / "q").exists()
+
+
+def test_cli_bad_thresholds_clean(exported: tuple[Path, nn.Module], tmp_path: Path) -> None:
+    """A hand-edited manifest with a bad threshold: one clean line from the CLI."""
+    import shutil
+
+    folder = tmp_path / "tags"
+    shutil.copytree(exported[0], folder)
+    d = json.loads((folder / "manifest.json").read_text())
+    d["thresholds"] = [0.5, 2.0, 0.5, 0.5]
+    (folder / "manifest.json").write_text(json.dumps(d))
+    assert_clean_error(run_cli("info", folder), 1, "thresholds", "expected 4 probabilities in [0, 1]")
