@@ -16,7 +16,7 @@ from edgeclf.export.geometry import domain_of
 from edgeclf.runtime.contract import kind_of
 from edgeclf.runtime.manifest import Domain, Feature, Origin
 from edgeclf.train.checkpoint import Trained
-from edgeclf.train.model import WithProbabilities
+from edgeclf.train.model import ModelConfig, WithProbabilities
 
 
 @dataclass(frozen=True)
@@ -72,14 +72,21 @@ def from_trained(t: Trained) -> ExportSpec:
     origin = Origin("trained", f"MLP {sizes}" + (" (standardised inputs)" if cfg.standardize else ""),
                     parameter_count(t.model), type(t.model).__name__, state_dict_sha256(t.model),
                     {"hidden": list(cfg.hidden), "activation": cfg.activation, "standardize": cfg.standardize,
-                     "output_activation": "sigmoid ([1-p, p])" if cfg.n_outputs == 1 else "softmax"})
+                     "output_activation": _output_activation(cfg)})
     box = np.array([stats["min"], stats["max"]], np.float32)  # (2, F): the train split's range
     data = {"description": info.description, "train_rows": info.train_rows, "test_rows": info.test_rows,
             "split": info.split}
     summary = {k: v for k, v in t.metrics.items() if k != "history"}
-    return ExportSpec(info.name, info.classes, features, WithProbabilities(t.model, cfg.n_classes).eval(),
+    return ExportSpec(info.name, info.classes, features,
+                      WithProbabilities(t.model, cfg.n_classes, cfg.multilabel).eval(),
                       t.data.x_test, "test set", domain_of(box, relative=cfg.standardize), origin, data, summary,
-                      (t.data.x_test, t.data.y_test), t.data.x_train)
+                      (t.data.x_test, t.data.y_test), t.data.x_train, info.thresholds if cfg.multilabel else ())
+
+
+def _output_activation(cfg: ModelConfig) -> str:
+    if cfg.multilabel:
+        return "sigmoid per label"
+    return "sigmoid ([1-p, p])" if cfg.n_outputs == 1 else "softmax"
 
 
 def versions() -> dict[str, str]:

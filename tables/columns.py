@@ -214,3 +214,39 @@ def check_counts(counts: np.ndarray, classes: tuple[str, ...], label: str, where
             f"{where}: label column {label!r}: class {classes[c]!r} has one row only ({first_row(c)}){more}: "
             "a stratified split needs at least 2 rows per class"
         )
+
+
+# ---------------------------------------------------------------------------------------------- multi-label
+
+TRUE_TEXT, FALSE_TEXT = ("1", "true", "yes"), ("0", "false", "no")
+
+
+def indicator_values(table: Any, label: str, where: str, rows: RowNames) -> np.ndarray:
+    """A multi-label table's label column as (N,) float32 0/1: 0/1 numbers, booleans, or the words true/false and
+    yes/no (any case); anything else (an empty cell too) is refused, naming its row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = table.column(label)
+    if pa.types.is_dictionary(col.type):
+        col = pc.cast(col, col.type.value_type)
+    values = col.to_pylist()
+    out = np.empty(len(values), np.float32)  # (N,)
+    for i, v in enumerate(values):
+        flag = _indicator(v)
+        if flag is None:
+            raise _error(f"{where}: label column {label!r} {rows(i)}: value {_show(v)}: expected 0/1, true/false or "
+                         f"yes/no (each label column says whether the row has that label)")
+        out[i] = flag
+    return out
+
+
+def _indicator(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, (int, float)) and v in (0, 1):
+        return float(v)
+    if isinstance(v, str):
+        t = v.strip().lower()
+        return 1.0 if t in TRUE_TEXT else 0.0 if t in FALSE_TEXT else None
+    return None

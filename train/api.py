@@ -32,7 +32,7 @@ def train_task(task: str, out: Path | str = "artifacts", *, hidden: tuple[int, .
                       **overrides)  # type: ignore[arg-type]
 
 
-def train_data(source: Any, label: str, out: Path | str = "artifacts", *, features: Sequence[str] | None = None,
+def train_data(source: Any, label: str | Sequence[str], out: Path | str = "artifacts", *, features: Sequence[str] | None = None,
                name: str | None = None, test: Any = None, cv: int | None = None, hidden: tuple[int, ...] | None = None,
                activation: str | None = None, progress: bool = False, stream: bool | None = None,
                **overrides: object) -> TrainResult:
@@ -42,9 +42,19 @@ def train_data(source: Any, label: str, out: Path | str = "artifacts", *, featur
     test: a test table (same columns) instead of the stratified 80/20 split; cv: k-fold cross-validation of this
     model and of a logistic-regression baseline (default 5 below 10,000 rows, else none). stream: read the file
     in batches, again every epoch, in bounded memory (train/stream.py); default: only a big file
-    (stream.should_stream)."""
+    (stream.should_stream).
+
+    label: a list of two or more columns (or "a,b,c") trains a multi-label model: one sigmoid output per label,
+    each column 0/1, true/false or yes/no (train/multilabel.py); test, cv and stream do not apply to it yet."""
     from edgeclf.train.stream import should_stream
     from edgeclf.train.tabular import load_table, sanitize_name, standardisation
+
+    if not isinstance(label, str) or "," in label:
+        if test is not None or cv or stream:
+            raise InputError("a multi-label table is split and validated here: test, cv and stream do not apply to "
+                             "it yet; leave them out")
+        return _train_labels(source, label, out, features=features, name=name, hidden=hidden,
+                             activation=activation, progress=progress, **overrides)
 
     if should_stream(source, stream):
         return _train_streamed(source, label, out, features=features, name=name, test=test, cv=cv, hidden=hidden,
@@ -62,6 +72,44 @@ def train_data(source: Any, label: str, out: Path | str = "artifacts", *, featur
     standardisation(data.x_train, table.features)  # warns (DataWarning) about a feature constant in training
     return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, data=data,
                       **overrides)  # type: ignore[arg-type]
+
+
+def _train_labels(source: Any, label: str | Sequence[str], out: Path | str, *, features: Sequence[str] | None,
+                  name: str | None, hidden: tuple[int, ...] | None, activation: str | None, progress: bool,
+                  **overrides: object) -> TrainResult:
+    from edgeclf.train.multilabel import load_label_table, parse_labels
+    from edgeclf.train.tabular import sanitize_name, standardisation
+
+    table = load_label_table(source, parse_labels(label), features)
+    stem = Path(str(source)).stem if isinstance(source, (str, Path)) else "table"
+    where = Path(str(source)).name if isinstance(source, (str, Path)) else "a pandas DataFrame"
+    spec = table_spec(sanitize_name(name or stem), lambda n, s: (table.x, table.y), table.labels, table.features,
+                      len(table.y), f"{where}: {len(table.y):,} rows, label columns {list(table.labels)}, "
+                                    f"{len(table.features)} features", cv=0, multilabel=True)
+    standardisation(table.x, table.features)  # warns (DataWarning) about a constant feature
+    return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, **overrides)
+
+
+def _train_multilabel(spec: TaskSpec, out: Path, cfg: TrainConfig, model_cfg: ModelConfig,
+                      progress: bool) -> TrainResult:
+    """Fit on the fit rows, thresholds on the validation rows (each label's best F1), metrics on the test rows,
+    beside the baselines trained on the same fit rows."""
+    import torch
+
+    from edgeclf.train import multilabel as ml
+
+    x, y = spec.make_data(spec.rows, cfg.seed)
+    parts = ml.split(x, np.asarray(y, np.float32), SPLIT_SEED)
+    data = Dataset(*parts["fit"], *parts["test"], f"random split (seed {SPLIT_SEED}): {len(parts['test'][1]):,} test "
+                   f"rows, then {ml.VALIDATION_SHARE:.0%} of the rest ({len(parts['validation'][1]):,} rows) for the "
+                   f"thresholds; not stratified")
+    result = train(spec, cfg, model_cfg, data, progress=progress)
+    with torch.no_grad():
+        p_val, p_test = (torch.sigmoid(result.model(torch.from_numpy(parts[k][0]))).numpy() for k in ("validation", "test"))
+    thresholds = ml.best_thresholds(p_val, parts["validation"][1])
+    result.metrics.update(ml.summary(p_test, parts, thresholds, spec.classes, cfg.seed))
+    save_training(result, spec, data, out, TaskInfo.of(spec, data, None, thresholds))
+    return result
 
 
 def _default_cv(cv: int | None, rows: int) -> int:
@@ -94,6 +142,8 @@ def train_spec(spec: TaskSpec, out: Path | str, *, hidden: tuple[int, ...] | Non
     writable_parent(folder)  # fail before training, not after
     cfg = TrainConfig.defaults(spec, **overrides)
     model_cfg = _model_config(spec, hidden, activation)
+    if spec.multilabel:
+        return _train_multilabel(spec, folder, cfg, model_cfg, progress)
     data = data or spec.dataset()
     result = train(spec, cfg, model_cfg, data, progress=progress, source=source)
     result.metrics.update(metrics or {})
@@ -109,6 +159,7 @@ def _model_config(spec: TaskSpec, hidden: tuple[int, ...] | None, activation: st
         spec.hidden if hidden is None else tuple(hidden),
         spec.activation if activation is None else activation,
         spec.standardize,
+        spec.multilabel,
     )
 
 

@@ -34,21 +34,28 @@ class TaskInfo:
     split: str
     target_accuracy: float
     stats: dict[str, list[float]]  # min, max, mean, std: one value per feature, over the whole train split
+    thresholds: tuple[float, ...] = ()  # a multi-label model's, one per label (classes are then the labels)
 
     @classmethod
-    def of(cls, spec: TaskSpec, data: Dataset, stats: FeatureStats | None = None) -> TaskInfo:
+    def of(cls, spec: TaskSpec, data: Dataset, stats: FeatureStats | None = None,
+           thresholds: tuple[float, ...] = ()) -> TaskInfo:
         """stats: of every training row, when data holds only some of them (a streamed table)."""
         stats = stats or FeatureStats.of(data.x_train)
         return cls(spec.name, spec.classes, spec.features, spec.description, stats.n, len(data.x_test),
-                   data.split, spec.target_accuracy, stats.as_dict())
+                   data.split, spec.target_accuracy, stats.as_dict(), thresholds)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        if not self.thresholds:  # single-label checkpoints are written exactly as before the field existed
+            del d["thresholds"]
+        else:
+            d["thresholds"] = list(self.thresholds)
         return {**d, "classes": list(self.classes), "features": list(self.features)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TaskInfo:
-        return cls(**{**d, "classes": tuple(d["classes"]), "features": tuple(d["features"])})
+        return cls(**{**d, "classes": tuple(d["classes"]), "features": tuple(d["features"]),
+                      "thresholds": tuple(d.get("thresholds", ()))})
 
 
 @dataclass(frozen=True)

@@ -87,9 +87,12 @@ def resolve_device(requested: str, cuda_available: bool | None = None) -> str:
 @torch.no_grad()
 def evaluate(model: nn.Module, lossf: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """Mean loss and accuracy of model on (x, y)."""
-    logits = model(x)  # (N, 1) or (N, C)
+    logits = model(x)  # (N, 1) or (N, C); multi-label (N, L)
     loss = lossf(logits, y)
-    acc = (predict_labels(logits) == y).float().mean()
+    if y.ndim == 2:  # multi-label: subset accuracy at 0.5 (every label of the row right)
+        acc = ((logits > 0) == (y > 0.5)).all(dim=1).float().mean()
+    else:
+        acc = (predict_labels(logits) == y).float().mean()
     return float(loss), float(acc)
 
 
@@ -235,7 +238,10 @@ def _record(hist: dict[str, list[float]], model: nn.Module, lossf: nn.Module,
 
 @torch.no_grad()
 def calibration(model: nn.Module, model_cfg: ModelConfig, spec: TaskSpec, data: Dataset) -> dict[str, Any]:
-    """Log loss, Brier score and ECE on the test split and, where the task can draw one, a fresh sample."""
+    """Log loss, Brier score and ECE on the test split and, where the task can draw one, a fresh sample.
+    A multi-label model's calibration is per label (train/multilabel.py metrics)."""
+    if model_cfg.multilabel:
+        return {}
     head = WithProbabilities(model, model_cfg.n_classes).eval()
     samples = {"test": (data.x_test, data.y_test)}
     fresh = spec.fresh() if spec.fresh_targets else None

@@ -94,6 +94,8 @@ def build_mlp(cfg: ModelConfig) -> nn.Sequential:
 def loss_fn(cfg: ModelConfig) -> nn.Module:
     """Binary: BCEWithLogits on one logit; multiclass: CrossEntropy on C logits. Both take (N, 1|C) logits and
     (N,) class indices."""
+    if cfg.multilabel:
+        return nn.BCEWithLogitsLoss()  # (N, L) logits against (N, L) 0/1 targets: one sigmoid per label
     if cfg.n_outputs == 1:
         return _BinaryLoss()
     return nn.CrossEntropyLoss()

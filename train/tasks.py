@@ -62,6 +62,7 @@ class TaskSpec:
     fresh_targets: Mapping[str, float] = field(default_factory=dict)  # accuracy/log_loss/ece on the fresh sample
     cv: int = 0  # k-fold cross-validation (and the logistic-regression baseline) in every run; 0 = none
     stratify: bool = True  # False: a plain random split (the toy tasks' committed artifacts were made so)
+    multilabel: bool = False  # classes are labels; make_data's y is (N, L) 0/1 (train/multilabel.py)
 
     @property
     def n_classes(self) -> int:
