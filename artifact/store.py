@@ -28,7 +28,8 @@ CARD = "MODEL_CARD.md"
 # the model files are named by their format's entry in edgeclf.runtime.formats
 CHECK_DATA = "check_data.npy"  # a brought-in model's check rows, kept so `edgeclf verify` can re-run parity
 # what `edgeclf plot` draws (check_data.png: a brought-in model's), in the order the card shows them
-PICTURES = ("boundary.png", "confusion.png", "check_data.png", "calibration.png", "training.png", "parity.png")
+PICTURES = ("boundary.png", "confusion.png", "check_data.png", "calibration.png", "training.png", "parity.png",
+            "reliability.png", "errors.png")  # the last two: multi-label models (report/multilabel.py)
 _RENAME_EXCHANGE = 2
 
 __all__ = ["CARD", "CHECKPOINT", "CHECK_DATA", "MANIFEST", "METRICS", "PICTURES", "json_bytes", "staged_folder",

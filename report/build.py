@@ -39,6 +39,10 @@ def plot_artifact(folder: Path, parity: bool = False) -> list[str]:
         trained = load_checkpoint(tmp, manifest.task)
         spec = from_trained(trained)
         clf = Classifier.load(tmp)  # the regions are the runtime's, from the staged (= shipped) files
+        if manifest.multilabel:
+            written = _plot_multilabel(clf, trained, tmp)
+            write_card(tmp)
+            return [*written, CARD]
         two_d = len(manifest.features) == 2
         if two_d:
             plots.boundary(clf, trained.data, tmp / "boundary.png")
@@ -54,6 +58,16 @@ def plot_artifact(folder: Path, parity: bool = False) -> list[str]:
             written.append("parity.png")
         write_card(tmp)
     return [*written, CARD]
+
+
+def _plot_multilabel(clf: Classifier, trained: Trained, folder: Path) -> list[str]:
+    from edgeclf.report import multilabel, plots
+
+    x, y = trained.data.x_test, trained.data.y_test  # (N, F), (N, L) 0/1
+    multilabel.reliability(clf, x, y, folder / multilabel.RELIABILITY)
+    multilabel.errors(clf, x, y, folder / multilabel.ERRORS)
+    plots.training(trained.metrics, clf.manifest.task, folder / "training.png")
+    return [multilabel.RELIABILITY, multilabel.ERRORS, "training.png"]
 
 
 def _plot_imported(folder: Path, manifest: Manifest) -> list[str]:
