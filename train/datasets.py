@@ -98,3 +98,31 @@ def logreg_baseline(
     test_acc = float(np.mean(model.predict(x_te) == y_te))
     cv_mean, cv_std = cv_accuracy(make_logreg, x_all, y_all, k=k, seed=seed)
     return {"test_accuracy": test_acc, "cv_mean": cv_mean, "cv_std": cv_std, "k": k}
+
+
+MACHINE_FEATURES = ("quality", "air_temperature_K", "process_temperature_K", "rotational_speed_rpm", "torque_Nm",
+                    "tool_wear_min")
+MACHINE_LABELS = ("tool_wear", "heat_dissipation", "power", "overstrain")
+
+
+def machine_faults(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A milling machine's readings and its fault codes, drawn by the rules of the AI4I 2020 predictive-maintenance
+    simulation (Matzka 2020, UCI): product quality L/M/H (0/1/2), air temperature ~300 K (sd 2), process
+    temperature air + 10 K (sd 1), rotational speed ~1538 rpm (sd 180), torque ~40 Nm (sd 10, falling with speed),
+    tool wear 0-250 min. Faults from the true values: tool wear >= 200 min; heat dissipation (process - air
+    < 8.6 K at < 1380 rpm: rare, ~1.5%); power outside 3.5-9 kW; overstrain (wear x torque above 11,000/12,000/
+    13,000 min Nm for L/M/H). The features are the readings with sensor noise, so a label near its rule's edge is
+    not certain from them. x (n, 6) float32, y (n, 4) float32 0/1."""
+    rng = np.random.default_rng(seed)
+    quality = rng.choice(3, n, p=[0.5, 0.3, 0.2])
+    air = 300 + 2 * rng.standard_normal(n)
+    process = air + 10 + rng.standard_normal(n)
+    rpm = np.maximum(1168, 1538 + 180 * rng.standard_normal(n))
+    torque = np.clip(40 + 10 * rng.standard_normal(n) - 0.045 * (rpm - 1538), 3, 77)
+    wear = rng.uniform(0, 250, n) + 2 * quality
+    power = torque * rpm * 2 * np.pi / 60  # W
+    y = np.stack([wear >= 200, (process - air < 8.6) & (rpm < 1380), (power < 3500) | (power > 9000),
+                  wear * torque > np.array([11000, 12000, 13000])[quality]], axis=1)  # (n, 4)
+    noise = [0.0, 0.3, 0.3, 10.0, 1.0, 2.0]  # sensor noise per reading
+    x = np.stack([quality, air, process, rpm, torque, wear], axis=1) + rng.standard_normal((n, 6)) * noise
+    return x.astype(np.float32), y.astype(np.float32)
