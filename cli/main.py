@@ -119,7 +119,8 @@ out_opt = click.option("--out", type=click.Path(file_okay=False), default="artif
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--data", type=click.Path(dir_okay=False), help="Train on your own table instead of TASK: a CSV "
               "(with header) or Parquet file.")
-@click.option("--label", help="With --data: the class column.")
+@click.option("--label", help="With --data: the class column, or two or more label columns a,b,c for a multi-label "
+              "model (each 0/1, true/false or yes/no).")
 @click.option("--features", callback=parse_names, help="With --data: input columns (default: every numeric one).")
 @click.option("--name", help="With --data: the artifact's name (default: the file's stem).")
 @click.option("--test", "test_file", type=click.Path(dir_okay=False), help="With --data: a test table to use "
@@ -140,6 +141,7 @@ def train(task: str | None, device: str, epochs: int | None, lr: float | None, o
       edgeclf train circles --epochs 400 --hidden 16,16 --device cpu
       edgeclf train --data patients.csv --label outcome --features age,bmi,bp --name triage
       edgeclf train --data big.parquet --label y --stream     # read in batches: bounded memory
+      edgeclf train --data tickets.csv --label billing,outage,login   # multi-label: one sigmoid per label
     """
     needs_extra("torch", "sklearn")
     pin_arithmetic()  # before torch is imported: the same bytes on any x86-64 CPU
