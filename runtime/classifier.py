@@ -125,7 +125,7 @@ class Classifier:
 def decide(p: np.ndarray, classes: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
     """The decision from probabilities: (N,) class names (argmax), or with thresholds (N, L) bool (p >= t)."""
     if thresholds is not None:
-        return p >= thresholds[None, :]  # type: ignore[no-any-return]
+        return p >= thresholds[None, :]
     return classes[p.argmax(axis=1)]  # type: ignore[no-any-return]
 
 

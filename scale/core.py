@@ -90,7 +90,7 @@ def decide(p: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
     """winners(p), or with a multi-label model's thresholds (B, L) int8: 1 where p >= the label's threshold."""
     if thresholds is None:
         return winners(p)
-    return (p >= thresholds[None, :]).astype(np.int8)  # type: ignore[no-any-return]
+    return (p >= thresholds[None, :]).astype(np.int8)
 
 
 def winners(p: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ import numpy as np
 
 from edgeclf.runtime import Classifier
 from edgeclf.runtime.errors import InputError
-from edgeclf.scale.core import LABEL, Scorer, ScoreReport
+from edgeclf.scale.core import Scorer, ScoreReport
 from edgeclf.scale.paths import STDIN, expand, output_kind
 from edgeclf.tables.kinds import check_text
 from edgeclf.tables.messages import bad_cell_count, check_columns, empty_feature, not_a_number, position

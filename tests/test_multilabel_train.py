@@ -67,11 +67,12 @@ def test_thresholds_maximise_f1() -> None:
     y = (rng.random((300, 2)) < [0.3, 0.05]).astype(np.float32)
     p = np.clip(y * 0.3 + rng.random((300, 2)) * 0.7, 0, 1).astype(np.float32)
     t = best_thresholds(p, y)
+    def f1(j: int, c: float) -> float:
+        pred, truth = p[:, j] >= c, y[:, j] > 0.5
+        return 2 * float((pred & truth).sum()) / float(pred.sum() + truth.sum())
+
     for j in range(2):  # no threshold on a fine grid does better
-        def f1(c: float) -> float:
-            pred, truth = p[:, j] >= c, y[:, j] > 0.5
-            return 2 * float((pred & truth).sum()) / float(pred.sum() + truth.sum())
-        assert f1(t[j]) >= max(f1(c) for c in np.linspace(0.001, 0.999, 999)) - 1e-12
+        assert f1(j, t[j]) >= max(f1(j, c) for c in np.linspace(0.001, 0.999, 999)) - 1e-12
 
 
 def test_metric_values() -> None:

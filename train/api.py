@@ -32,7 +32,8 @@ def train_task(task: str, out: Path | str = "artifacts", *, hidden: tuple[int, .
                       **overrides)  # type: ignore[arg-type]
 
 
-def train_data(source: Any, label: str | Sequence[str], out: Path | str = "artifacts", *, features: Sequence[str] | None = None,
+def train_data(source: Any, label: str | Sequence[str], out: Path | str = "artifacts", *,
+               features: Sequence[str] | None = None,
                name: str | None = None, test: Any = None, cv: int | None = None, hidden: tuple[int, ...] | None = None,
                activation: str | None = None, progress: bool = False, stream: bool | None = None,
                **overrides: object) -> TrainResult:
@@ -87,7 +88,7 @@ def _train_labels(source: Any, label: str | Sequence[str], out: Path | str, *, f
                       len(table.y), f"{where}: {len(table.y):,} rows, label columns {list(table.labels)}, "
                                     f"{len(table.features)} features", cv=0, multilabel=True)
     standardisation(table.x, table.features)  # warns (DataWarning) about a constant feature
-    return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, **overrides)
+    return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, **overrides)  # type: ignore[arg-type]
 
 
 def _train_multilabel(spec: TaskSpec, out: Path, cfg: TrainConfig, model_cfg: ModelConfig,
