@@ -145,11 +145,14 @@ def model_metadata(loaded: Loaded) -> dict[str, Any]:
     m = loaded.clf.manifest
     outputs = [{"name": "probabilities", "datatype": "FP32", "shape": [-1, m.signature.probabilities.columns]},
                {"name": "logits", "datatype": "FP32", "shape": [-1, m.signature.logits.columns]},
+               {"name": "label", "datatype": "BOOL", "shape": [-1, len(m.classes)]} if m.multilabel else
                {"name": "label", "datatype": "BYTES", "shape": [-1]}]
+    parameters: dict[str, Any] = {"task": m.task, "classes": list(m.classes), "features": list(m.feature_names)}
+    if m.multilabel:  # label is then one true/false per label: P(label) >= its threshold
+        parameters.update(kind=m.kind, labels=list(m.classes), thresholds=list(m.thresholds))
     return {"name": loaded.name, "versions": [loaded.version], "platform": "onnxruntime_onnx",
             "inputs": [{"name": m.signature.input, "datatype": "FP32", "shape": [-1, len(m.features)]}],
-            "outputs": outputs,
-            "parameters": {"task": m.task, "classes": list(m.classes), "features": list(m.feature_names)}}
+            "outputs": outputs, "parameters": parameters}
 
 
 async def protocol_error(request: Request, exc: Exception) -> Response:

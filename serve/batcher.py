@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from edgeclf.runtime import Classifier
+from edgeclf.runtime.classifier import decide
 
 Result = dict[str, np.ndarray]  # output name -> (n, ...) array for one job
 
@@ -150,7 +151,9 @@ class Batcher:
         out: Result = {}
         if wants & {"probabilities", "label"}:
             out["probabilities"] = self.clf.predict_proba(x)
-            out["label"] = self.clf.classes_[out["probabilities"].argmax(axis=1)]  # as Classifier.predict does
+            # as Classifier.predict does: class names (N,), or a multi-label model's (N, L) bool
+            out["label"] = decide(out["probabilities"], self.clf.classes_,
+                                  self.clf.thresholds_ if self.clf.multilabel else None)
         if "logits" in wants:
             out["logits"] = self.clf.predict_logits(x)
         return out

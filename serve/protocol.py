@@ -169,10 +169,9 @@ def encode_response(model: str, version: str, request: InferRequest,
     outputs, blobs = [], []
     for name, binary in request.outputs:
         arr = values[name]
-        entry: dict[str, Any] = {"name": name, "datatype": "BYTES" if name == "label" else "FP32",
-                                 "shape": list(arr.shape)}
+        entry: dict[str, Any] = {"name": name, "datatype": datatype_of(name, arr), "shape": list(arr.shape)}
         if binary:
-            blob = encode_bytes(arr) if name == "label" else np.ascontiguousarray(arr, "<f4").tobytes()
+            blob = _blob(name, arr)
             entry["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:
@@ -183,6 +182,21 @@ def encode_response(model: str, version: str, request: InferRequest,
         head["id"] = request.id
     text = json.dumps(head, separators=(",", ":")).encode()
     return (text + b"".join(blobs), len(text)) if blobs else (text, None)
+
+
+def datatype_of(name: str, arr: np.ndarray) -> str:
+    """FP32 for the probabilities and logits; the label: BYTES class names, or BOOL (N, L) for a multi-label model."""
+    if name != "label":
+        return "FP32"
+    return "BOOL" if arr.dtype == np.bool_ else "BYTES"
+
+
+def _blob(name: str, arr: np.ndarray) -> bytes:
+    if name != "label":
+        return np.ascontiguousarray(arr, "<f4").tobytes()
+    if arr.dtype == np.bool_:
+        return np.ascontiguousarray(arr, np.uint8).tobytes()  # the binary extension's BOOL: one byte per element
+    return encode_bytes(arr)
 
 
 def encode_bytes(values: Sequence[str] | np.ndarray) -> bytes:

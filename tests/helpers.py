@@ -15,7 +15,19 @@ from click.testing import CliRunner, Result
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
 # every committed artifact folder: adding a task adds its folder, not a line here
-TASKS = tuple(sorted(p.name for p in ARTIFACTS.iterdir() if (p / "manifest.json").is_file()))
+ALL_TASKS = tuple(sorted(p.name for p in ARTIFACTS.iterdir() if (p / "manifest.json").is_file()))
+
+
+def _kind(task: str) -> str:
+    import json
+
+    return str(json.loads((ARTIFACTS / task / "manifest.json").read_text())["kind"])
+
+
+# the single-label ones (one class per row): what the per-format, client and card tests are written for; the
+# multi-label ones (label = one yes/no per label) have their own tests (tests/test_multilabel_*.py)
+TASKS = tuple(t for t in ALL_TASKS if _kind(t) != "multilabel")
+MULTILABEL_TASKS = tuple(t for t in ALL_TASKS if _kind(t) == "multilabel")
 TOY_TASKS = ("blobs", "circles", "moons", "spirals")
 TORCH_FORMATS = ("onnx", "torchscript", "torch.export")
 WEB = ROOT / "web"

@@ -7,13 +7,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from edge_helpers import STRICT, gcc, run_program
-from helpers import ARTIFACTS, TASKS, assert_clean_error, run_cli
+from helpers import ALL_TASKS, ARTIFACTS, MULTILABEL_TASKS, TASKS, assert_clean_error, run_cli
 from torch import nn
 
 from edgeclf.artifact.store import json_bytes
@@ -65,9 +66,10 @@ def test_manifest_says_multilabel(exported: tuple[Path, nn.Module]) -> None:
     assert m.to_dict() == d and m.thresholds == tuple(THRESHOLDS)
 
 
-@pytest.mark.parametrize("task", TASKS)
-def test_single_label_manifests_unchanged(task: str) -> None:
-    """The committed manifests read and write back byte for byte: no multilabel key leaks into them."""
+@pytest.mark.parametrize("task", ALL_TASKS)
+def test_committed_manifests_round_trip(task: str) -> None:
+    """The committed manifests read and write back byte for byte: no multilabel key leaks into single-label ones,
+    and a multi-label one keeps its labels and thresholds."""
     raw = (ARTIFACTS / task / "manifest.json").read_bytes()
     assert json_bytes(Manifest.from_dict(json.loads(raw)).to_dict()) == raw
 
@@ -241,3 +243,49 @@ def test_cli_bad_thresholds_clean(exported: tuple[Path, nn.Module], tmp_path: Pa
     d["thresholds"] = [0.5, 2.0, 0.5, 0.5]
     (folder / "manifest.json").write_text(json.dumps(d))
     assert_clean_error(run_cli("info", folder), 1, "thresholds", "expected 4 probabilities in [0, 1]")
+
+
+# ---------------------------------------------------------------- the committed multi-label artifacts
+
+
+@pytest.mark.parametrize("task", MULTILABEL_TASKS)
+def test_committed_runtime_and_thresholds(task: str) -> None:
+    from edgeclf.train.checkpoint import load_checkpoint
+
+    folder = ARTIFACTS / task
+    clf = Classifier.load(folder)
+    t = load_checkpoint(folder)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert clf.thresholds_.tolist() == pytest.approx([metrics["thresholds"][k] for k in clf.labels_], abs=1e-7)
+    x, y = t.data.x_test, t.data.y_test  # (N, F), (N, L)
+    p = clf.predict_proba(x)
+    assert p.shape == y.shape and np.array_equal(clf.predict(x), p >= clf.thresholds_)
+    assert min(y.mean(axis=0)) < 0.05  # the task's rare label
+
+
+@pytest.mark.parametrize("task", MULTILABEL_TASKS)
+def test_committed_c_header(task: str, tmp_path: Path) -> None:
+    folder = ARTIFACTS / task
+    header = (folder / "model.h").read_text()
+    prefix = re.search(r"#define (\w+)_N_LABELS", header)
+    assert prefix is not None
+    p = prefix.group(1)
+    (tmp_path / "probe.c").write_text(PROBE_C.replace("EDGECLF_", f"{p}_").replace("edgeclf_", f"{p.lower()}_"))
+    exe = gcc([tmp_path / "probe.c"], tmp_path / "probe", [folder], STRICT)
+    from edgeclf.train.checkpoint import load_checkpoint
+
+    x = load_checkpoint(folder).data.x_test[:500]
+    out = run_program(exe, "\n".join(",".join(f"{v:.9g}" for v in r) for r in x) + "\n")
+    got = np.array([[float(v) for v in line.split()] for line in out.splitlines()])  # (N, 2L)
+    clf = Classifier.load(folder)
+    proba, n = clf.predict_proba(x), len(clf.labels_)
+    assert np.abs(got[:, :n] - proba).max() <= 1e-5
+    decisive = np.abs(proba - clf.thresholds_) > MARGIN
+    assert (got[:, n:].astype(bool) == clf.predict(x))[decisive].all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", MULTILABEL_TASKS)
+def test_committed_verify(task: str) -> None:
+    r = run_cli("verify", ARTIFACTS / task)
+    assert r.exit_code == 0, r.output
