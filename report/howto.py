@@ -127,7 +127,7 @@ x = np.zeros(({e.batch_size}, {len(m.features)}), np.float32)  # {_pad_note(e.ba
 x[0] = [{_row(m)}]
 net.setInput(x, "{sig.input}")
 p = net.forward("{sig.probabilities.name}")[0]  # name it: forward() alone returns the first output, the logits
-print({list(m.classes)}[int(p.argmax())])
+{_decision(m)}
 print(p.tolist())
 ```"""
 
@@ -149,14 +149,45 @@ import torch
 with torch.inference_mode():
     out = model(x)  # a tuple: out[{lo.index}] = {lo.name} (N, {lo.columns}), out[{pr.index}] = {pr.name} (N, {pr.columns})
 p = out[{pr.index}][0]
-print({list(m.classes)}[int(p.argmax())])
+{_decision(m)}
 print(p.tolist())
+```"""
+
+
+def _decision(m: Manifest) -> str:
+    """The snippet's line that prints the decision from p (one row's probabilities)."""
+    if m.multilabel:  # every label whose probability reaches its threshold (maybe none)
+        return f"print([k for k, pk, t in zip({list(m.classes)}, p.tolist(), {list(m.thresholds)}) if pk >= t])"
+    return f"print({list(m.classes)}[int(p.argmax())])"
+
+
+def _c_multilabel(m: Manifest, e: FileEntry, p: str) -> str:
+    P = p.upper()
+    return f"""`{e.path}` (prefix `{p}`): no malloc, no stdio, only `<math.h>`; `{p}_predict` writes one 0/1 per label.
+```c
+/* gcc -std=c99 -Iartifacts/{m.task} main.c -lm */
+#include <stdio.h>
+#include "{e.path}"
+
+int main(void) {{
+    const float x[{P}_N_FEATURES] = {{{_row(m, "f")}}};  /* raw values, manifest order */
+    float p[{P}_N_LABELS];
+    int y[{P}_N_LABELS], i;
+    {p}_predict_proba(x, p);
+    {p}_predict(x, y);  /* y[i] = p[i] >= {p}_thresholds[i] */
+    for (i = 0; i < {P}_N_LABELS; i++) if (y[i]) printf("%s ", {p}_labels[i]);
+    printf("\\n");
+    for (i = 0; i < {P}_N_LABELS; i++) printf("%.9g%s", p[i], i + 1 < {P}_N_LABELS ? " " : "\\n");
+    return 0;
+}}
 ```"""
 
 
 def c_header(m: Manifest, e: FileEntry) -> str:
     p = str(e.details.get("prefix", "edgeclf"))
     P = p.upper()
+    if m.multilabel:
+        return _c_multilabel(m, e, p)
     return f"""`{e.path}` (prefix `{p}`): no malloc, no stdio, only `<math.h>`; examples/c/predict.c labels CSV rows.
 ```c
 /* gcc -std=c99 -Iartifacts/{m.task} main.c -lm */
