@@ -289,3 +289,20 @@ def test_committed_c_header(task: str, tmp_path: Path) -> None:
 def test_committed_verify(task: str) -> None:
     r = run_cli("verify", ARTIFACTS / task)
     assert r.exit_code == 0, r.output
+
+
+def test_dask_columns(exported: tuple[Path, nn.Module]) -> None:
+    dd = pytest.importorskip("dask.dataframe")
+    import pandas as pd
+
+    from edgeclf.scale.dask import predict_dask
+
+    folder, _ = exported
+    x = _rows(40, seed=6)
+    df = pd.DataFrame(x, columns=FEATURES).assign(id=np.arange(40))
+    out = predict_dask(dd.from_pandas(df, npartitions=2), folder, proba=True, keep=["id"]).compute(
+        scheduler="synchronous")
+    assert list(out.columns) == ["id", *LABELS, *(f"proba_{label}" for label in LABELS)]
+    clf = Classifier.load(folder)
+    assert np.array_equal(out[LABELS].to_numpy().astype(bool), clf.predict(x))
+    assert np.array_equal(out[[f"proba_{label}" for label in LABELS]].to_numpy(), clf.predict_proba(x))
