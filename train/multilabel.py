@@ -174,7 +174,7 @@ def baselines(fit: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.nda
     from sklearn.preprocessing import StandardScaler
 
     models = {"ovr_logreg": OneVsRestClassifier(LogisticRegression(max_iter=2000)),
-              "mlp": MLPClassifier(hidden_layer_sizes=(64, 64), max_iter=500, early_stopping=True, random_state=seed)}
+              "mlp": MLPClassifier(hidden_layer_sizes=(64, 64), max_iter=500, random_state=seed)}
     out = {}
     for name, est in models.items():
         pipe = make_pipeline(StandardScaler(), est)
