@@ -56,7 +56,8 @@ def errors(clf: Classifier, x: np.ndarray, y: np.ndarray, out: Path) -> None:
     ax.imshow(both, cmap="Reds")
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, str(both[i, j]), ha="center", va="center", fontsize=9)
+            dark = both[i, j] > both.max() / 2  # white on the darkest cells, black elsewhere
+            ax.text(j, i, str(both[i, j]), ha="center", va="center", fontsize=9, color="white" if dark else "black")
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
     ax.set_yticks(range(len(labels)), labels)
     ax.set_title(f"{clf.manifest.task}: test rows with both labels wrong ({len(y):,} rows)")
