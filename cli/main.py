@@ -369,6 +369,8 @@ def info(folder: str) -> None:
     if "test_accuracy" in metrics:
         click.echo(f"accuracy    test {metrics['test_accuracy']:.2%}, train {metrics['train_accuracy']:.2%} "
                    f"({metrics.get('epochs')} epochs, seed {metrics.get('seed')}, {metrics.get('device')})")
+    for line in table_lines(metrics):
+        click.echo(line)
     click.echo(f"model       {m.origin.architecture} ({m.origin.kind}, {m.origin.parameters:,} parameters)")
     click.echo(f"parity      checked on {m.parity.checked_on}")
     rows = []
@@ -381,6 +383,28 @@ def info(folder: str) -> None:
     for f in m.files_of("onnx-int8"):
         click.echo(f"int8        {int8_summary(f.path, f.details)}")
     click.echo(f"versions    {', '.join(f'{k} {v}' for k, v in m.versions.items())}")
+
+
+def table_lines(metrics: Mapping[str, Any]) -> list[str]:
+    """A table model's early stopping, its test calibration beside each scikit-learn baseline's, and the verdict."""
+    from edgeclf.train.calibration import baseline_verdict
+
+    lines = []
+    stop = metrics.get("early_stopping")
+    if stop:
+        lines.append(f"stopping    best validation log loss {stop['best_val_loss']:.4f} at epoch {stop['best_epoch']} "
+                     f"of {stop['epochs_run']} (patience {stop['patience']}, {stop['validation_rows']:,} rows)")
+    mine, base = (metrics.get("calibration") or {}).get("test"), metrics.get("baselines")
+    if mine and base:
+        for head, name, b in [("baselines", "this model", mine), *(("", n, v) for n, v in base.items())]:
+            lines.append(f"{head:<12}{name:<23} accuracy {b['accuracy']:.2%}  log loss {b['log_loss']:.4f}  "
+                         f"ECE {b['ece']:.4f}")
+    verdict = baseline_verdict(dict(metrics))
+    if verdict:
+        lines.append(f"verdict     {verdict}")
+    if metrics.get("never_predicted"):
+        lines.append(f"warning     {metrics['never_predicted']}")
+    return lines
 
 
 UNCHECKED = {"c": "not run (C)", "onnx-int8": "int8 report"}  # formats outside the float32 policy

@@ -14,9 +14,10 @@ from edgeclf.tables.stats import FeatureStats
 from edgeclf.train.checkpoint import TaskInfo, save_training
 from edgeclf.train.loop import BatchSource, FileBatches, TrainConfig, TrainResult, train
 from edgeclf.train.model import ModelConfig
+from edgeclf.train.search import search, searches
 from edgeclf.train.settings import SPLIT_SEED
 from edgeclf.train.stream import HOLD_OUT, SHUFFLE_ROWS, TEST_MAX_ROWS
-from edgeclf.train.tasks import Dataset, TaskSpec, get_task, table_spec
+from edgeclf.train.tasks import Dataset, TaskSpec, get_task, table_spec, user_table_spec
 
 CV_MAX_ROWS = 10_000  # k-fold cross-validation by default only below this many rows
 CV_MARGIN = 0.01  # a table task meets its target when its CV accuracy >= the baseline's - 1 point
@@ -64,9 +65,9 @@ def train_data(source: Any, label: str | Sequence[str], out: Path | str = "artif
     table = load_table(source, label, features)
     test_table = load_table(test, label, reference=table) if test is not None else None
     stem = Path(str(source)).stem if isinstance(source, (str, Path)) else "table"
-    spec = table_spec(sanitize_name(name or stem), lambda n, s: (table.x, table.y), table.classes, table.features,
-                      len(table.y), _describe(source, label, table.features, len(table.y)),
-                      cv=_default_cv(cv, len(table.y)))
+    spec = user_table_spec(sanitize_name(name or stem), lambda n, s: (table.x, table.y), table.classes,
+                           table.features, len(table.y), _describe(source, label, table.features, len(table.y)),
+                           cv=_default_cv(cv, len(table.y)))
     for note in table.warnings:
         warnings.warn(note, stacklevel=2)
     data = _split(table, test_table, overrides.get("seed"), test)
@@ -146,12 +147,39 @@ def train_spec(spec: TaskSpec, out: Path | str, *, hidden: tuple[int, ...] | Non
     if spec.multilabel:
         return _train_multilabel(spec, folder, cfg, model_cfg, progress)
     data = data or spec.dataset()
-    result = train(spec, cfg, model_cfg, data, progress=progress, source=source)
+    if source is None and searches(spec, hidden, overrides):
+        chosen = search(spec, cfg, model_cfg, data, progress)
+        result, cfg, model_cfg = chosen.result, chosen.config, chosen.model_config
+    else:
+        result = train(spec, cfg, model_cfg, data, progress=progress, source=source)
     result.metrics.update(metrics or {})
+    if spec.baselines:
+        result.metrics.update(compare(result, spec, data, cfg.seed))
     if spec.cv:
         result.metrics.update(cross_validate(spec, cfg, model_cfg, data))
     save_training(result, spec, data, folder, TaskInfo.of(spec, data, stats))
     return result
+
+
+def compare(result: TrainResult, spec: TaskSpec, data: Dataset, seed: int) -> dict[str, Any]:
+    """The model's recall per class on the test rows (a class it never predicts is warned about in one line) and
+    the scikit-learn baselines on the same split."""
+    import torch
+
+    from edgeclf.tables.stats import DataWarning
+    from edgeclf.train.calibration import class_recall, never_predicted
+    from edgeclf.train.datasets import baselines
+    from edgeclf.train.model import WithProbabilities
+
+    with torch.no_grad():
+        proba = WithProbabilities(result.model, spec.n_classes).eval()(torch.from_numpy(data.x_test))[1].numpy()
+    recall = class_recall(proba, data.y_test, spec.classes)
+    note = never_predicted(recall)
+    if note:
+        warnings.warn(f"{spec.name}: {note}", DataWarning, stacklevel=3)
+    return {"class_recall": recall, "never_predicted": note,
+            "baselines": baselines(data.x_train, data.y_train, data.x_test, data.y_test, n_classes=spec.n_classes,
+                                   seed=seed)}
 
 
 def _model_config(spec: TaskSpec, hidden: tuple[int, ...] | None, activation: str | None) -> ModelConfig:
@@ -187,7 +215,7 @@ def _train_streamed(path: str | Path, label: str, out: Path | str, *, features: 
     else:
         data = Dataset(s.x_sample, s.y_sample, s.x_test, s.y_test, _held_out(len(s.y_test), seed))
     spec = table_spec(folder.name, lambda n, r: (data.x_train, data.y_train),
-                      s.classes, s.features, s.rows, _describe(path, label, s.features, s.rows), cv=0)
+                      s.classes, s.features, s.rows, _describe(path, label, s.features, s.rows), cv=0, baselines=True)
     source = FileBatches(lambda size, epoch: train_batches(s, size, epoch), s.train_rows,
                          s.stats.standardisation(s.features))  # warns (DataWarning) about a constant feature
     metrics = {"stream": {"rows": s.rows, "train_rows": s.train_rows, "test_rows": len(data.y_test),

@@ -9,7 +9,7 @@ first class on a tie), which for two classes is the runtime's `p > 0.5` rule.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -132,3 +132,39 @@ def calibration_summary(proba: Any, y: Any) -> dict[str, Any]:
         "ece": _round(ece(p, labels)),
         "rows": int(len(labels)),
     }
+
+
+def class_recall(proba: Any, y: Any, classes: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per class: its rows, the share of them predicted as it (recall), and how many rows are predicted as it."""
+    p, labels = _checked(proba, y)
+    pred = np.argmax(p, axis=1)  # (N,)
+    out = {}
+    for i, name in enumerate(classes):
+        rows = int(np.sum(labels == i))
+        hit = int(np.sum((labels == i) & (pred == i)))
+        out[name] = {"rows": rows, "recall": _round(hit / rows) if rows else None, "predicted": int(np.sum(pred == i))}
+    return out
+
+
+def never_predicted(recall: dict[str, dict[str, Any]], sample: str = "test") -> str | None:
+    """One line naming the classes with rows that the model predicts for no row at all (None if there is none)."""
+    missed = [c for c, r in recall.items() if r["rows"] and not r["predicted"]]
+    if not missed:
+        return None
+    names = ", ".join(f"{c!r} ({recall[c]['rows']} rows)" for c in missed)
+    return (f"the model never predicts class {names} on the {sample} rows: its recall is 0; weigh or resample the "
+            f"classes, or compare the baselines in metrics.json")
+
+
+def baseline_verdict(metrics: dict[str, Any]) -> str | None:
+    """One sentence when a scikit-learn baseline beats this model on the test rows (accuracy or log loss)."""
+    mine, base = (metrics.get("calibration") or {}).get("test"), metrics.get("baselines")
+    if not mine or not base:
+        return None
+    acc = [n for n, b in base.items() if b["accuracy"] > mine["accuracy"]]
+    ll = [n for n, b in base.items() if b["log_loss"] < mine["log_loss"]]
+    if not acc and not ll:
+        return None
+    parts = ([f"higher test accuracy ({', '.join(acc)})"] if acc else []) + \
+        ([f"lower test log loss ({', '.join(ll)})"] if ll else [])
+    return f"A baseline beats this model: {' and '.join(parts)} on the same split."

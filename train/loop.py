@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -15,7 +15,7 @@ from torch import nn
 from edgeclf.runtime.errors import InputError
 from edgeclf.train.calibration import calibration_summary
 from edgeclf.train.model import ModelConfig, Standardize, WithProbabilities, build_mlp, loss_fn, predict_labels
-from edgeclf.train.settings import DEFAULT_SEED, DEVICES, OPTIMIZERS, PORTABLE_THREADS, SGD_MOMENTUM
+from edgeclf.train.settings import DEFAULT_SEED, DEVICES, OPTIMIZERS, PORTABLE_THREADS, SGD_MOMENTUM, VALIDATION
 from edgeclf.train.tasks import Dataset, TaskSpec
 
 
@@ -28,6 +28,7 @@ class TrainConfig:
     batch_size: int = 0  # 0 = full batch
     device: str = "auto"
     weight_decay: float = 0.0  # decoupled (AdamW) only: SGD never takes it
+    patience: int = 0  # early stopping on validation log loss, best weights restored (0 = off)
 
     def __post_init__(self) -> None:
         if self.epochs <= 0:
@@ -40,6 +41,8 @@ class TrainConfig:
             raise InputError(f"batch size must be >= 0 (0 = full batch), got {self.batch_size}")
         if self.weight_decay < 0 or (self.weight_decay and self.optimizer != "adam"):
             raise InputError(f"weight decay {self.weight_decay} is only for adam (decoupled, AdamW), expected >= 0")
+        if self.patience < 0:
+            raise InputError(f"patience must be >= 0 (0 = no early stopping), got {self.patience}")
         if self.device not in DEVICES:
             raise InputError(f"unknown device {self.device!r}: expected one of {', '.join(DEVICES)}")
 
@@ -51,7 +54,7 @@ class TrainConfig:
         recipe = spec.recipes.get(optimizer)
         base: dict[str, Any] = {"optimizer": optimizer, "batch_size": spec.batch_size}
         if recipe is not None:
-            base.update(epochs=recipe.epochs, lr=recipe.lr, weight_decay=recipe.weight_decay)
+            base.update(epochs=recipe.epochs, lr=recipe.lr, weight_decay=recipe.weight_decay, patience=recipe.patience)
         missing = [k for k in ("epochs", "lr") if k not in base and k not in given]
         if missing:
             raise InputError(f"task {spec.name!r} has no {optimizer} recipe: give --{missing[0]}")
@@ -190,21 +193,59 @@ def train(spec: TaskSpec, cfg: TrainConfig, model_cfg: ModelConfig, data: Datase
           progress: bool = False, source: BatchSource | None = None) -> TrainResult:
     """Train spec's classifier with cfg on source's batches (default: data's training rows in memory); returns the
     CPU model and its metrics. data's rows in memory (for a streamed table, a sample of the training rows and the
-    held-out rows) give the per-epoch metrics and the calibration."""
+    held-out rows) give the per-epoch metrics and the calibration. cfg.patience: a stratified VALIDATION share of
+    data's training rows is held out of training, and the weights of its lowest log loss are restored."""
     data = data or spec.dataset()
+    if cfg.patience and source is not None and source.streamed:
+        raise InputError("early stopping (patience) needs the training rows in memory: give patience 0 for a "
+                         "streamed table")
+    fit, val = validation_split(data, cfg)
     with _one_thread():
-        return _train(spec, cfg, model_cfg, data, source or MemoryBatches(data.x_train, data.y_train), progress)
+        return _train(spec, cfg, model_cfg, data, fit, val, source or MemoryBatches(fit.x_train, fit.y_train),
+                      progress)
 
 
-def _train(spec: TaskSpec, cfg: TrainConfig, model_cfg: ModelConfig, data: Dataset, source: BatchSource,
-           progress: bool) -> TrainResult:
+XY = tuple[np.ndarray, np.ndarray]
+
+
+def validation_split(data: Dataset, cfg: TrainConfig) -> tuple[Dataset, XY | None]:
+    """(data less the validation rows, the validation rows (x, y)): a stratified VALIDATION share of the training
+    rows, seeded by cfg.seed; none without patience, or where a class has too few rows to be on both sides."""
+    counts = np.bincount(data.y_train)
+    n_val = int(np.ceil(VALIDATION * len(data.y_train)))
+    if not cfg.patience or counts[counts > 0].min() < 2 or n_val < len(counts) or len(data.y_train) - n_val < len(counts):
+        return data, None
+    from sklearn.model_selection import train_test_split
+
+    x_fit, x_val, y_fit, y_val = train_test_split(data.x_train, data.y_train, test_size=VALIDATION,
+                                                  random_state=cfg.seed, stratify=data.y_train)
+    return replace(data, x_train=x_fit, y_train=y_fit), (x_val, y_val)
+
+
+class _Best:
+    """The lowest validation loss so far, its epoch and a copy of the weights then."""
+
+    def __init__(self) -> None:
+        self.loss, self.epoch, self.state = float("inf"), -1, {}  # type: tuple[float, int, dict[str, torch.Tensor]]
+
+    def waited(self, loss: float, epoch: int, model: nn.Module) -> int:
+        """Record this epoch's loss; returns how many epochs have passed without a new lowest."""
+        if loss < self.loss:
+            self.loss, self.epoch = loss, epoch
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return epoch - self.epoch
+
+
+def _train(spec: TaskSpec, cfg: TrainConfig, model_cfg: ModelConfig, data: Dataset, fit: Dataset, val: XY | None,
+           source: BatchSource, progress: bool) -> TrainResult:
     device = resolve_device(cfg.device)
-    model = init_model(model_cfg, cfg, data.x_train, device, source.standardize)
+    model = init_model(model_cfg, cfg, fit.x_train, device, source.standardize)
     lossf, opt = loss_fn(model_cfg), _optimizer(model, cfg)
-    kept = [(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
-            for x, y in ((data.x_train, data.y_train), (data.x_test, data.y_test))]
+    splits = {"train": (fit.x_train, fit.y_train), "test": (data.x_test, data.y_test), **({"val": val} if val else {})}
+    kept = {k: (torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)) for k, (x, y) in splits.items()}
     epoch_batches = source.epochs(cfg, device)
-    hist: dict[str, list[float]] = {k: [] for k in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")}
+    hist: dict[str, list[float]] = {f"{k}_{m}": [] for k in kept for m in ("loss", "accuracy")}
+    best = _Best()
     start = time.perf_counter()
     with _progress(cfg.epochs, source, progress, spec.name) as bar:
         for epoch in range(cfg.epochs):
@@ -221,16 +262,28 @@ def _train(spec: TaskSpec, cfg: TrainConfig, model_cfg: ModelConfig, data: Datas
             if not cfg.batch_size:
                 opt.step()
             model.eval()
-            _record(hist, model, lossf, *kept)
+            _record(hist, model, lossf, kept)
+            if val is not None and best.waited(hist["val_loss"][-1], epoch, model) >= cfg.patience:
+                break
+    if val is not None:
+        model.load_state_dict(best.state)
     seconds = time.perf_counter() - start
     model = model.cpu().eval()
-    metrics = _metrics(hist, cfg, device, spec, calibration(model, model_cfg, spec, data))
+    metrics = _metrics(hist, cfg, device, spec, calibration(model, model_cfg, spec, data), best.epoch)
+    if val is not None:
+        metrics["early_stopping"] = _stopping(cfg, best, len(val[1]), len(hist["val_loss"]))
     return TrainResult(model, model_cfg, device, metrics, seconds)
 
 
+def _stopping(cfg: TrainConfig, best: _Best, rows: int, ran: int) -> dict[str, Any]:
+    return {"validation": f"stratified {VALIDATION:.0%} of the training rows (seed {cfg.seed})", "validation_rows": rows,
+            "patience": cfg.patience, "max_epochs": cfg.epochs, "epochs_run": ran, "best_epoch": best.epoch + 1,
+            "best_val_loss": round(best.loss, 6)}
+
+
 def _record(hist: dict[str, list[float]], model: nn.Module, lossf: nn.Module,
-            train_xy: tuple[torch.Tensor, torch.Tensor], test_xy: tuple[torch.Tensor, torch.Tensor]) -> None:
-    for split, (x, y) in (("train", train_xy), ("test", test_xy)):
+            kept: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+    for split, (x, y) in kept.items():
         loss_v, acc_v = evaluate(model, lossf, x, y)
         hist[f"{split}_loss"].append(loss_v)
         hist[f"{split}_accuracy"].append(acc_v)
@@ -251,16 +304,20 @@ def calibration(model: nn.Module, model_cfg: ModelConfig, spec: TaskSpec, data: 
 
 
 def _metrics(hist: dict[str, list[float]], cfg: TrainConfig, device: str, spec: TaskSpec,
-             calib: dict[str, Any]) -> dict[str, Any]:
+             calib: dict[str, Any], best: int) -> dict[str, Any]:
+    """The epoch whose weights the model has (best: the restored one; -1: the last) and the whole history."""
     # rounded so that metrics.json stays small and its bytes stable
     r = {k: [round(v, 6) for v in vs] for k, vs in hist.items()}
-    test_acc = r["test_accuracy"][-1]
+    test_acc = r["test_accuracy"][best]
+    config = asdict(cfg)
+    if not cfg.patience:  # the field came later: runs without it keep their metrics.json bytes
+        del config["patience"]
     return {
-        "test_accuracy": test_acc, "test_loss": r["test_loss"][-1],
-        "train_accuracy": r["train_accuracy"][-1], "train_loss": r["train_loss"][-1],
+        "test_accuracy": test_acc, "test_loss": r["test_loss"][best],
+        "train_accuracy": r["train_accuracy"][best], "train_loss": r["train_loss"][best],
         "target_accuracy": spec.target_accuracy, "target_met": test_acc >= spec.target_accuracy,
-        "epochs": cfg.epochs, "seed": cfg.seed, "device": device, "arithmetic": arithmetic(),
-        "train_config": asdict(cfg), "calibration": calib, "history": r,
+        "epochs": cfg.epochs if best < 0 else best + 1, "seed": cfg.seed, "device": device,
+        "arithmetic": arithmetic(), "train_config": config, "calibration": calib, "history": r,
     }
 
 

@@ -9,6 +9,7 @@ SGD_MOMENTUM = 0.9
 DEFAULT_SEED = 42
 SPLIT_SEED = 42
 TEST_SIZE = 0.2
+VALIDATION = 0.15  # early stopping's share of the training rows (stratified), held out of the gradient steps
 SPLIT = f"stratified train_test_split(test_size={TEST_SIZE}, random_state={SPLIT_SEED})"
 FRESH_ROWS = 20_000  # the fresh sample calibration is measured on: new points from the task's own generator
 FRESH_SEED = 2026
