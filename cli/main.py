@@ -128,7 +128,8 @@ out_opt = click.option("--out", type=click.Path(file_okay=False), default="artif
 @click.option("--cv", type=click.IntRange(min=0), help="With --data: k-fold cross-validation of the model and of "
               "a logistic-regression baseline (default 5 below 10,000 rows; 0 = none).")
 @click.option("--stream/--no-stream", default=None, help="With --data: read the file in batches, again every epoch, "
-              "in bounded memory (held-out rows chosen by hash, not stratified). Default: only a big file "
+              "in bounded memory (held-out rows chosen by hash within each class: stratified). Default: only a big "
+              "file "
               "(Parquet over 4,000,000 cells, CSV over 64 MiB).")
 def train(task: str | None, device: str, epochs: int | None, lr: float | None, optimizer: str | None,
           weight_decay: float | None, hidden: tuple[int, ...] | None, activation: str | None, seed: int, out: str,

@@ -4,12 +4,14 @@ per-class recall with the never-predicted warning."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import run_cli
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
@@ -25,8 +27,7 @@ from edgeclf.train.loop import TrainConfig, train
 from edgeclf.train.model import ModelConfig, WithProbabilities
 from edgeclf.train.search import search
 from edgeclf.train.settings import VALIDATION
-from edgeclf.train.tasks import Candidate, Dataset, user_table_spec
-from helpers import run_cli
+from edgeclf.train.tasks import Candidate, Dataset, TaskSpec, user_table_spec
 
 
 def _data(rows: int = 400, seed: int = 0, flip: float = 0.2) -> Dataset:
@@ -36,10 +37,9 @@ def _data(rows: int = 400, seed: int = 0, flip: float = 0.2) -> Dataset:
     return Dataset(x_tr, y_tr, x_te, y_te)
 
 
-def _spec(data: Dataset, candidates: tuple[Candidate, ...] | None = None):  # type: ignore[no-untyped-def]
+def _spec(data: Dataset, candidates: tuple[Candidate, ...] | None = None) -> TaskSpec:
     spec = user_table_spec("t", lambda n, s: (data.x_train, data.y_train), ("0", "1"), tuple(f"f{i}" for i in range(6)),
                            len(data.y_train), "test table", cv=0)
-    from dataclasses import replace
     return spec if candidates is None else replace(spec, candidates=candidates)
 
 
@@ -144,7 +144,8 @@ def test_baselines_in_metrics_card_and_info(exported: tuple[Path, pd.DataFrame])
     base = metrics["baselines"]
     assert set(base) == {"logistic_regression", "mlp", "hist_gradient_boosting"}
     for b in base.values():
-        assert {"accuracy", "log_loss", "ece", "brier", "rows"} <= set(b) and b["rows"] == metrics["calibration"]["test"]["rows"]
+        assert {"accuracy", "log_loss", "ece", "brier"} <= set(b)
+        assert b["rows"] == metrics["calibration"]["test"]["rows"]
     # the logistic baseline's accuracy, refitted here on the same stratified 80/20 split
     x, y = frame[[f"f{i}" for i in range(4)]].to_numpy(np.float32), (frame["label"] == "rare").to_numpy().astype(int)
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, random_state=42, stratify=y)

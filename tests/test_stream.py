@@ -84,7 +84,7 @@ def test_streamed_artifact_is_complete(trained):
     feats = {f.name: f for f in manifest.features}
     assert list(feats) == FEATURES and all(None not in (f.min, f.max, f.mean, f.std) for f in feats.values())
     t = load_checkpoint(out / "stream_parquet")
-    assert t.task.train_rows + t.task.test_rows == ROWS and "not stratified" in t.task.split
+    assert t.task.train_rows + t.task.test_rows == ROWS and "stratified" in t.task.split
     assert len(t.data.x_train) == len(t.data.x_test) == 5000  # KEPT_ROWS of each split, as in memory
 
 
@@ -93,16 +93,23 @@ def test_statistics_are_numpy_s_over_every_training_row(files):
     s = scan(paths["csv"], "kind", seed=7)
     x = frame[FEATURES].to_numpy(np.float32).astype(np.float64)  # (N, F), as the reader sees it
     key = row_hash(np.arange(ROWS), 7)
-    test = key <= s.test_cut
-    assert test.sum() == len(s.y_test) == min(TEST_MAX_ROWS, int((key < HOLD_OUT).sum()))
+    cls = np.searchsorted(np.array(s.classes), frame["kind"].to_numpy())  # (N,) class index of each row
+    test = key <= s.test_cut[cls]
+    counts = np.bincount(cls)
+    want = np.minimum(np.ceil(HOLD_OUT * counts), np.ceil(TEST_MAX_ROWS * counts / ROWS))  # stratified, per class
+    np.testing.assert_array_equal(np.bincount(cls[test]), want)
+    for c in range(len(counts)):  # each class's held-out rows are its smallest hashes
+        assert key[test & (cls == c)].max() < key[~test & (cls == c)].min()
+    assert test.sum() == len(s.y_test)
     train = x[~test]
     assert s.train_rows == len(train)
     np.testing.assert_allclose(s.stats.mean, train.mean(axis=0), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(s.stats.std, train.std(axis=0), rtol=1e-10)
     np.testing.assert_array_equal(s.stats.lo, train.min(axis=0))
     np.testing.assert_array_equal(s.stats.hi, train.max(axis=0))
-    # the held-out rows are those rows, in hash order, with their labels
-    order = np.flatnonzero(test)[np.argsort(key[test])]
+    # the held-out rows are those rows, class by class, in hash order, with their labels
+    order = np.concatenate([np.flatnonzero(test & (cls == c))[np.argsort(key[test & (cls == c)])]
+                            for c in range(len(counts))])
     np.testing.assert_array_equal(s.x_test, x[order].astype(np.float32))
     assert s.classes == ("ash", "birch", "cedar")
     np.testing.assert_array_equal(np.array(s.classes)[s.y_test], frame["kind"].to_numpy()[order])
@@ -226,3 +233,14 @@ def test_peak_memory_does_not_grow_with_rows(tmp_path):
         assert res.returncode == 0, res.stderr
         peaks[n] = int(res.stdout.split()[-1])
     assert peaks[400_000] - peaks[50_000] < 120, peaks
+
+
+def test_held_out_rows_stay_stratified_under_the_cap(files, monkeypatch):
+    import edgeclf.train.stream as stream
+
+    frame, paths = files
+    monkeypatch.setattr(stream, "TEST_MAX_ROWS", 301)  # the cap binds: each class keeps its part of it
+    s = scan(paths["parquet"], "kind", seed=3)
+    counts = frame["kind"].value_counts().reindex(list(s.classes)).to_numpy()
+    np.testing.assert_array_equal(np.bincount(s.y_test), np.ceil(301 * counts / ROWS))
+    assert s.train_rows == ROWS - len(s.y_test)

@@ -196,7 +196,8 @@ def _train_streamed(path: str | Path, label: str, out: Path | str, *, features: 
                     test: Any, cv: int | None, hidden: tuple[int, ...] | None, activation: str | None, progress: bool,
                     **overrides: object) -> TrainResult:
     """train_data for a file read in batches: pass 1 checks and measures it (train/stream.py), each epoch reads it
-    again; the test rows (held out by hash, or the given test table) and a training sample stay in memory."""
+    again; the test rows (held out by hash within each class, or the given test table) and a training sample stay
+    in memory."""
     from edgeclf.train.stream import scan, train_batches
     from edgeclf.train.tabular import load_table, sanitize_name
 
@@ -225,8 +226,8 @@ def _train_streamed(path: str | Path, label: str, out: Path | str, *, features: 
 
 
 def _held_out(rows: int, seed: int) -> str:
-    return (f"streamed; {rows:,} rows held out by a hash of the row index with seed {seed} (hash < {HOLD_OUT}, at "
-            f"most {TEST_MAX_ROWS:,}; not stratified)")
+    return (f"streamed; {rows:,} rows held out, stratified: per class the {HOLD_OUT:.0%} with the smallest hash of "
+            f"the row index with seed {seed} (at most {TEST_MAX_ROWS:,} in all)")
 
 
 def cross_validate(spec: TaskSpec, cfg: TrainConfig, model_cfg: ModelConfig, data: Dataset) -> dict[str, Any]:

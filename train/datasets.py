@@ -155,12 +155,14 @@ def baselines(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.nda
     """Each of BASELINES fitted on the training rows and scored on the test rows like the model (accuracy, log loss,
     Brier, ECE): the same split, so the numbers compare."""
     from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
 
     from edgeclf.train.calibration import calibration_summary
 
     out = {}
     for name, (what, make) in BASELINES.items():
-        with warnings.catch_warnings():
+        # one thread, like the model's training: on a busy machine OpenMP's spinning threads cost more than they give
+        with warnings.catch_warnings(), threadpool_limits(1):
             # an MLP or logistic fit that stops at its iteration cap is still the baseline a user would get
             warnings.simplefilter("ignore", ConvergenceWarning)
             est = make(seed).fit(x_tr, y_tr)

@@ -5,15 +5,16 @@ rows, whatever the number of rows.
 Pass 1 applies the in-memory reader's checks batch by batch (the same one-line errors, rows counted across batches),
 collects the classes, and measures every feature of the training rows (count, mean and M2 merged per batch in
 float64, Chan et al.; min and max). Which rows are held out is decided by a hash of the row index and the seed
-(splitmix64), not by the data: a row whose hash is below HOLD_OUT is a test candidate, and the TEST_MAX_ROWS
-candidates with the smallest hashes are the test rows (kept in memory); the others train. The split is therefore
-random but not stratified. The SAMPLE_ROWS training rows with the smallest hashes above HOLD_OUT are kept too: the
-per-epoch train accuracy, the checkpoint's rows and the pictures use them.
+(splitmix64) within each class: the held-out rows of a class are its rows with the smallest hashes, as many as
+its share allows: ceil(HOLD_OUT x its rows), and at most its part of TEST_MAX_ROWS (so the split is stratified and
+the held-out rows kept in memory are at most TEST_MAX_ROWS + one per class). The SAMPLE_ROWS training rows with
+the smallest hashes are kept too: the per-epoch train accuracy, the checkpoint's rows and the pictures use them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import ceil
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -69,18 +70,61 @@ def row_hash(rows: np.ndarray, seed: int) -> np.ndarray:
 
 
 class _Pool:
-    """The `cap` rows with the smallest keys seen so far; offer() returns the rows it pushes out."""
+    """The `cap` rows with the smallest keys seen so far; offer() returns the rows it pushes out (x, y, key)."""
 
     def __init__(self, cap: int, f: int) -> None:
         self.cap = cap
         self.x, self.y, self.key = np.empty((0, f), np.float32), np.empty(0, np.int64), np.empty(0)
 
-    def offer(self, x: np.ndarray, y: np.ndarray, key: np.ndarray) -> np.ndarray:
+    def offer(self, x: np.ndarray, y: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         xs, ys, keys = np.concatenate([self.x, x]), np.concatenate([self.y, y]), np.concatenate([self.key, key])
         order = np.argsort(keys, kind="stable")
         keep, out = order[: self.cap], order[self.cap:]
         self.x, self.y, self.key = xs[keep], ys[keep], keys[keep]
-        return np.asarray(xs[out])
+        return xs[out], ys[out], keys[out]
+
+
+class _HeldOut:
+    """The held-out rows, one _Pool per class. As rows come, each class's cap follows its share of the rows seen so
+    far; a row pushed out trains, and the pool never again takes a key above one it pushed out (its floor), so in
+    the end a class's held-out rows are exactly its rows whose key is <= the largest it kept (its cut)."""
+
+    def __init__(self, f: int, on: bool) -> None:
+        self.f, self.on = f, on
+        self.pools: list[_Pool] = []
+        self.floor: list[float] = []
+
+    def offer(self, x: np.ndarray, ids: np.ndarray, key: np.ndarray, counts: np.ndarray,
+              n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Take this batch's rows (ids: first-appearance class ids; counts, n: rows so far); returns the rows that
+        train: those refused and those pushed out."""
+        if not self.on:
+            return x, ids, key
+        while len(self.pools) < len(counts):
+            self.pools.append(_Pool(0, self.f))
+            self.floor.append(np.inf)
+        order = np.argsort(ids, kind="stable")  # (B,) the batch grouped by class
+        bounds = np.searchsorted(ids[order], np.arange(len(counts) + 1))
+        out = [(x[:0], ids[:0], key[:0])]
+        for c, pool in enumerate(self.pools):
+            rows = order[bounds[c]:bounds[c + 1]]
+            taken = key[rows] < self.floor[c]
+            out.append((x[rows[~taken]], ids[rows[~taken]], key[rows[~taken]]))
+            pool.cap = min(ceil(HOLD_OUT * counts[c]), ceil(TEST_MAX_ROWS * counts[c] / n))
+            if taken.any() or len(pool.y) > pool.cap:
+                pushed = pool.offer(x[rows[taken]], ids[rows[taken]], key[rows[taken]])
+                self.floor[c] = min(self.floor[c], float(pushed[2].min(initial=np.inf)))
+                out.append(pushed)
+        return tuple(np.concatenate([o[i] for o in out]) for i in range(3))  # type: ignore[return-value]
+
+    def rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(x, first-appearance ids, cut (K,)) of the held-out rows, grouped in class order (ids: class index ->
+        first-appearance id), each class's in hash order; a class with none held out has cut -1."""
+        pools = [self.pools[i] for i in ids] if self.on else []
+        x = np.concatenate([np.empty((0, self.f), np.float32), *(p.x for p in pools)])
+        y = np.concatenate([np.empty(0, np.int64), *(p.y for p in pools)])
+        cut = np.array([float(p.key.max()) if len(p.key) else -1.0 for p in pools] if pools else [-1.0] * len(ids))
+        return x, y, cut
 
 
 class _Classes:
@@ -147,7 +191,7 @@ class Scan:
     values: Any  # pyarrow array of the raw label values in class order
     rows: int
     stats: FeatureStats  # of the training rows
-    test_cut: float  # a row whose hash is <= test_cut is held out (-1.0: none is)
+    test_cut: np.ndarray  # (K,) per class: a row of class k whose hash is <= test_cut[k] is held out (-1.0: none is)
     x_test: np.ndarray  # (T, F) float32
     y_test: np.ndarray  # (T,) int64
     x_sample: np.ndarray  # (S, F) float32, training rows
@@ -173,22 +217,20 @@ def scan(path: Path | str, label: str, features: Sequence[str] | None = None, *,
     file = TableFile(Path(path), label, features, where)
     f = len(file.features)
     moments, classes = Moments(f), _Classes(label, file.where)
-    test, sample = _Pool(TEST_MAX_ROWS if hold_out else 0, f), _Pool(SAMPLE_ROWS, f)
-    share = HOLD_OUT if hold_out else 0.0
+    test, sample = _HeldOut(f, hold_out), _Pool(SAMPLE_ROWS, f)
     n = 0
     for start, batch in file.batches():
         x, col = read_rows(file, batch, start)
         ids = classes.ids(col, start)  # (B,) first-appearance ids
         key = row_hash(np.arange(start, start + len(x)), seed)  # (B,)
-        cand = key < share
-        moments.add(test.offer(x[cand], ids[cand], key[cand]))  # rows pushed out of the test pool train
-        moments.add(x[~cand])
-        sample.offer(x[~cand], ids[~cand], key[~cand])
         n += len(x)
+        x_tr, y_tr, k_tr = test.offer(x, ids, key, classes.counts, n)  # the rows that train
+        moments.add(x_tr)
+        sample.offer(x_tr, y_tr, k_tr)
     return _finish(file, seed, n, moments, classes, test, sample)
 
 
-def _finish(file: TableFile, seed: int, n: int, moments: Moments, classes: _Classes, test: _Pool,
+def _finish(file: TableFile, seed: int, n: int, moments: Moments, classes: _Classes, test: _HeldOut,
             sample: _Pool) -> Scan:
     import pyarrow as pa
 
@@ -197,11 +239,9 @@ def _finish(file: TableFile, seed: int, n: int, moments: Moments, classes: _Clas
     names, values, remap = classes.sorted()
     ids = np.argsort(remap)  # (K,) class index -> first-appearance id
     check_counts(classes.counts[ids], names, file.label, file.where, lambda c: f"row {int(classes.first[ids[c]]) + 1}")
-    if test.cap and not len(test.y):
-        raise _error(f"{file.where}: {n} rows: too few to hold out a test share by hashing; train it in memory "
-                     "(--no-stream) or give a test table (--test)")
-    return Scan(file, seed, names, pa.array(values, type=classes.type), n, moments.stats(),
-                float(test.key.max()) if len(test.key) else -1.0, test.x, remap[test.y], sample.x, remap[sample.y])
+    x_test, y_test, cut = test.rows(ids)
+    return Scan(file, seed, names, pa.array(values, type=classes.type), n, moments.stats(), cut, x_test,
+                remap[y_test], sample.x, remap[sample.y])
 
 
 # ---------------------------------------------------------------------------------------------- epochs
@@ -241,8 +281,9 @@ def _training_rows(s: Scan) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         n += len(x)
         if idx.null_count or n > s.rows:
             raise _changed(s)
-        train = row_hash(np.arange(start, start + len(x)), s.seed) > s.test_cut  # (B,)
-        yield x[train], np.asarray(idx, dtype=np.int64)[train]
+        y = np.asarray(idx, dtype=np.int64)  # (B,) class indices
+        train = row_hash(np.arange(start, start + len(x)), s.seed) > s.test_cut[y]  # (B,)
+        yield x[train], y[train]
     if n != s.rows:
         raise _changed(s)
 
