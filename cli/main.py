@@ -177,6 +177,8 @@ def report_training(name: str, r: Any, folder: Path) -> None:
         click.echo(f"{name}: {m['cv']['k']}-fold CV {m['cv']['cv_mean']:.2%} ± {m['cv']['cv_std']:.2%}; "
                    f"logistic-regression baseline CV {m['baseline']['cv_mean']:.2%}, "
                    f"test {m['baseline']['test_accuracy']:.2%}")
+    for line in table_lines(m):  # early stopping, the baselines and their verdict
+        click.echo(f"{name}: {line}")
     if not r.target_met:
         target = m.get("target") or f"test accuracy >= {m['target_accuracy']:.2%}"
         click.echo(f"warning: {name} missed its target ({target}): test accuracy {m['test_accuracy']:.2%} "
