@@ -177,7 +177,7 @@ def report_training(name: str, r: Any, folder: Path) -> None:
         click.echo(f"{name}: {m['cv']['k']}-fold CV {m['cv']['cv_mean']:.2%} ± {m['cv']['cv_std']:.2%}; "
                    f"logistic-regression baseline CV {m['baseline']['cv_mean']:.2%}, "
                    f"test {m['baseline']['test_accuracy']:.2%}")
-    for line in table_lines(m):  # early stopping, the baselines and their verdict
+    for line in table_lines(m, warn=False):  # the never-predicted warning came as the data's warning
         click.echo(f"{name}: {line}")
     if not r.target_met:
         target = m.get("target") or f"test accuracy >= {m['target_accuracy']:.2%}"
@@ -388,7 +388,7 @@ def info(folder: str) -> None:
     click.echo(f"versions    {', '.join(f'{k} {v}' for k, v in m.versions.items())}")
 
 
-def table_lines(metrics: Mapping[str, Any]) -> list[str]:
+def table_lines(metrics: Mapping[str, Any], warn: bool = True) -> list[str]:
     """A table model's early stopping, its test calibration beside each scikit-learn baseline's, and the verdict."""
     from edgeclf.train.calibration import baseline_verdict
 
@@ -405,7 +405,7 @@ def table_lines(metrics: Mapping[str, Any]) -> list[str]:
     verdict = baseline_verdict(dict(metrics))
     if verdict:
         lines.append(f"verdict     {verdict}")
-    if metrics.get("never_predicted"):
+    if warn and metrics.get("never_predicted"):
         lines.append(f"warning     {metrics['never_predicted']}")
     return lines
 
