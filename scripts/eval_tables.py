@@ -145,7 +145,7 @@ def main() -> None:
     ap.add_argument("--only", default=",".join(TABLES))
     args = ap.parse_args()
     print(f"Means over {args.splits} stratified 80/20 splits (random_state 0..{args.splits - 1}); seconds: training "
-          "one model (the default: both candidates of the search).\n")
+          "one model (the default: every candidate of the search, early stopping included).\n")
     print("| table | model | accuracy | log loss | ECE | train s |\n|---|---|---|---|---|---|")
     verdicts = []
     for name in args.only.split(","):
