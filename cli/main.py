@@ -126,7 +126,7 @@ out_opt = click.option("--out", type=click.Path(file_okay=False), default="artif
 @click.option("--test", "test_file", type=click.Path(dir_okay=False), help="With --data: a test table to use "
               "instead of the stratified 80/20 split.")
 @click.option("--cv", type=click.IntRange(min=0), help="With --data: k-fold cross-validation of the model and of "
-              "a logistic-regression baseline (default 5 below 10,000 rows; 0 = none).")
+              "a logistic-regression baseline (default 5 below 2,000 rows; 0 = none).")
 @click.option("--stream/--no-stream", default=None, help="With --data: read the file in batches, again every epoch, "
               "in bounded memory (held-out rows chosen by hash within each class: stratified). Default: only a big "
               "file "
