@@ -211,9 +211,11 @@ XY = tuple[np.ndarray, np.ndarray]
 def validation_split(data: Dataset, cfg: TrainConfig) -> tuple[Dataset, XY | None]:
     """(data less the validation rows, the validation rows (x, y)): a stratified VALIDATION share of the training
     rows, seeded by cfg.seed; none without patience, or where a class has too few rows to be on both sides."""
+    if not cfg.patience:
+        return data, None
     counts = np.bincount(data.y_train)
     n_val = int(np.ceil(VALIDATION * len(data.y_train)))
-    if not cfg.patience or counts[counts > 0].min() < 2 or n_val < len(counts) or len(data.y_train) - n_val < len(counts):
+    if counts[counts > 0].min() < 2 or n_val < len(counts) or len(data.y_train) - n_val < len(counts):
         return data, None
     from sklearn.model_selection import train_test_split
 
