@@ -218,7 +218,7 @@ def export(name: str | None, batch_sizes: tuple[int, ...], opset: int, out: str,
     \b
     Example:
       edgeclf export circles --batch-size 1 --batch-size 4096 --opset 20
-      edgeclf export circles --format c --format int8 --c-prefix circles
+      edgeclf export digits --format c --format ort --format pte --c-prefix digits
       edgeclf export --from model.pt2 --features a,b,c --classes no,yes --check-data rows.csv --out artifacts
     """
     needs_extra(*EXPORT_NEEDS)

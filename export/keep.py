@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 from edgeclf.artifact.store import CARD, CHECK_DATA, MANIFEST, PICTURES
 from edgeclf.export.ort_format import CONFIG_NAME
 from edgeclf.runtime.errors import ArtifactError, InputError
-from edgeclf.runtime.formats import C_HEADER, OPT_IN, PT2, TORCHSCRIPT
+from edgeclf.runtime.formats import C_HEADER, OPT_IN, PT2, TORCHSCRIPT, by_option, installed, named
 from edgeclf.runtime.manifest import Manifest
 
 EDGE_OF_FORMAT = {f.name: f.option for f in OPT_IN}  # manifest format -> the --format that makes it
@@ -41,6 +41,7 @@ class Previous:
     c_prefix: str | None  # its C header's prefix
     weights: str | None  # the state_dict sha256 its files were made from (None: no readable manifest)
     lossy_int8_allowed: bool = False  # its int8 files were written with --allow-lossy-int8
+    formats: tuple[tuple[str, str], ...] = ()  # (file, manifest format) of every file its manifest lists
 
 
 def previous(folder: Path) -> Previous:
@@ -55,12 +56,15 @@ def previous(folder: Path) -> Previous:
     edge = tuple(dict.fromkeys(EDGE_OF_FORMAT[f.format] for f in m.files if f.format in EDGE_OF_FORMAT))
     prefix = next((str(f.details["prefix"]) for f in m.files if f.format == "c" and "prefix" in f.details), None)
     allowed = any("lossy_allowed" in f.details for f in m.files)
-    return Previous(folder, names, edge, prefix, m.origin.state_dict_sha256, allowed)
+    files = tuple((f.path, f.format) for f in m.files)
+    return Previous(folder, names, edge, prefix, m.origin.state_dict_sha256, allowed, files)
 
 
 def edge_formats(asked: Sequence[str], before: Previous) -> tuple[str, ...]:
-    """The edge formats to write: those asked for, and those the folder had."""
-    return tuple(dict.fromkeys([*asked, *before.edge]))
+    """The edge formats to write: those asked for, and those the folder had that this Python can write (one
+    whose extra is missing is dropped with a warning naming the extra, not a failed export)."""
+    kept = [o for o in before.edge if (f := by_option(o)) is not None and installed(f)]
+    return tuple(dict.fromkeys([*asked, *kept]))
 
 
 def carry_over(before: Previous, staged: Path, weights: str, card: CardWriter | None) -> list[str]:
@@ -97,6 +101,10 @@ def _sizes_advice(before: Previous) -> str:
 
 def _why_dropped(name: str, before: Previous, weights: str) -> str | None:
     """None: carry it over as it is."""
+    fmt = named(dict(before.formats).get(name, ""))
+    if fmt is not None and not installed(fmt):
+        return (f"their format ({fmt.label}) needs the {fmt.extra} extra, which is not installed here: "
+                f"pip install 'edgeclf[{fmt.extra}]' and export again to make them")
     if name in PICTURES:
         if before.weights == weights:
             return None

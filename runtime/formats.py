@@ -27,6 +27,7 @@ class Format:
     option: str = ""  # opt-in formats: the CLI's --format value; "" = written by every export
     help: str = ""  # opt-in formats: what --format OPTION adds, for the CLI's help
     loadable: bool = False  # edgeclf.runtime.Classifier runs it
+    extra: str = ""  # the edgeclf extra whose package (of the same name) its writer needs beyond [train]
 
     def file_name(self, batch: int) -> str:
         return self.file.format(batch=batch)
@@ -50,7 +51,7 @@ INT8 = Format("onnx-int8", "model.b{batch}.int8.onnx", "edgeclf.export.edge:writ
               label="int8 ONNX", option="int8", help="quantised ONNX")
 # two files: model.pte (XNNPACK, batch 64) and model.portable.pte (portable kernels, batch 1): export/pte.py
 PTE = Format("pte", "model.pte", "edgeclf.export.pte:write_pte", "edgeclf.export.pte:runner", label="ExecuTorch",
-             option="pte", help="ExecuTorch programs: XNNPACK model.pte, portable model.portable.pte",
+             option="pte", help="ExecuTorch programs: XNNPACK model.pte, portable model.portable.pte", extra="executorch",
              cards=(("ExecuTorch (Python, executorch.runtime)", "edgeclf.export.pte:python_snippet"),
                     ("ExecuTorch (C++)", "edgeclf.export.pte:cpp_snippet")))
 
@@ -59,6 +60,18 @@ FORMATS: tuple[Format, ...] = (ONNX, TORCHSCRIPT, PT2, C_HEADER, ORT, INT8, PTE)
 NAMES = tuple(f.name for f in FORMATS)
 OPT_IN = tuple(f for f in FORMATS if f.option)
 OPTIONS = tuple(f.option for f in OPT_IN)  # the CLI's --format choices
+
+
+def installed(fmt: Format) -> bool:
+    """Whether this Python can write the format (its extra's package is importable; checked, not imported)."""
+    if not fmt.extra:
+        return True
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(fmt.extra) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def named(name: str) -> Format | None:

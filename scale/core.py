@@ -42,6 +42,22 @@ def output_columns(classes: Sequence[str], multilabel: bool, proba: bool) -> tup
     return ([str(c) for c in classes] if multilabel else [LABEL]), ([f"proba_{c}" for c in classes] if proba else [])
 
 
+def checked_outputs(classes: Sequence[str], multilabel: bool, proba: bool,
+                    keep: Sequence[str]) -> tuple[list[str], list[str]]:
+    """output_columns, refused (one line) where a kept column or a label would take an output column's name: every
+    engine (local, Dask) writes each column once and never overwrites a kept one."""
+    decisions, probas = output_columns(classes, multilabel, proba)
+    outputs = (*decisions, *probas)
+    clash = [k for k in keep if k in outputs]
+    if clash:
+        raise InputError(f"--keep column {clash[0]!r} clashes with an output column: rename it in the input")
+    dup = next((c for c in outputs if outputs.count(c) > 1), None)
+    if dup is not None:
+        raise InputError(f"output column {dup!r} appears twice (a label named like a probability column): "
+                         f"re-export the model with other label names")
+    return decisions, probas
+
+
 class Scorer:
     """Scores batches of rows with a Classifier for an output: class names, probability column names (checked
     against --keep), the training range."""
@@ -50,15 +66,7 @@ class Scorer:
         self.clf, self.features = clf, clf.features
         self.classes = [str(c) for c in clf.classes_]
         self.multilabel = clf.multilabel
-        self.decision_names, self.proba_names = output_columns(self.classes, self.multilabel, proba)
-        outputs = (*self.decision_names, *self.proba_names)
-        clash = [k for k in keep if k in outputs]
-        if clash:
-            raise InputError(f"--keep column {clash[0]!r} clashes with an output column: rename it in the input")
-        dup = next((c for c in outputs if outputs.count(c) > 1), None)
-        if dup is not None:
-            raise InputError(f"output column {dup!r} appears twice (a label named like a probability column): "
-                             f"re-export the model with other label names")
+        self.decision_names, self.proba_names = checked_outputs(self.classes, self.multilabel, proba, keep)
         low, high = clf.manifest.training_range()
         self._low, self._high = np.array(low, np.float32), np.array(high, np.float32)  # (F,) each
 

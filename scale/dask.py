@@ -22,7 +22,7 @@ from edgeclf.artifact.store import temp_beside
 from edgeclf.runtime import Classifier, Manifest
 from edgeclf.runtime.errors import InputError, OutputExists
 from edgeclf.runtime.manifest import MANIFEST
-from edgeclf.scale.core import LABEL, ScoreReport, decide
+from edgeclf.scale.core import LABEL, ScoreReport, checked_outputs, decide
 from edgeclf.tables.kinds import kind_of
 from edgeclf.tables.messages import check_columns
 
@@ -100,6 +100,7 @@ def predict_dask(ddf: Any, artifact: str | os.PathLike[str], *, proba: bool = Fa
     folder = str(Path(artifact).resolve())
     clf = Classifier.load(folder, threads=1)  # here only to check the artifact and the columns before any work
     check_columns("the input", [str(c) for c in ddf.columns], clf.features, keep, header=False)
+    checked_outputs([str(c) for c in clf.classes_], clf.multilabel, proba, keep)  # a kept column is never overwritten
     empty = ddf._meta
     p0 = np.zeros((0, len(clf.classes_)), np.float32)
     meta = _frame(empty[list(keep)], decide(p0, _thresholds(clf)), p0, clf.manifest.classes, proba)

@@ -51,6 +51,7 @@ def test_export_with_every_edge_format_then_reexport_keeps_the_folder(plotted):
                     allow_lossy_int8=True)  # circles' int8 files are larger than its float ones: allowed once
     edge_files = {f"model.b{b}.{s}" for b in SIZES for s in ("ort", "int8.onnx")} | {"model.h",
                                                                                       "required_operators.config"}
+    edge_files |= {"model.pte", "model.portable.pte"}  # the committed folder had the .pte programs: made again
     first = listing(plotted)
     assert first == PLOTTED | edge_files | {"notes.txt", "extra", "checkpoint.pt", "metrics.json", "manifest.json",
                                             "model.b1.onnx", "model.b64.onnx", "model.torchscript.pt", "model.pt2"}
@@ -64,7 +65,7 @@ def test_export_with_every_edge_format_then_reexport_keeps_the_folder(plotted):
     assert "warning" not in done.stderr and "Traceback" not in done.stderr
     assert listing(plotted) == first
     m, _ = Manifest.read(plotted)
-    assert {f.format for f in m.files} >= {"c", "ort", "onnx-int8"}
+    assert {f.format for f in m.files} >= {"c", "ort", "onnx-int8", "pte"}
     assert next(f for f in m.files if f.format == "c").details["prefix"] == "circ"  # the folder's prefix kept
     assert all("lossy_allowed" in f.details for f in m.files_of("onnx-int8"))  # allowed once, stays allowed
     assert "circ_predict" in (plotted / "model.h").read_text()
@@ -90,3 +91,35 @@ def test_what_an_export_drops_it_names_with_the_reason(plotted):
     with pytest.warns(DroppedWarning, match=r"boundary.png, calibration.png, training.png dropped .*other weights"):
         export_artifact(plotted, (1,), task="circles")
     assert not listing(plotted) & PLOTTED
+
+
+BLOCK_EXECUTORCH = """
+import sys
+class _NoExecutorch:  # this Python as one without the executorch extra
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "executorch":
+            raise ModuleNotFoundError(f"No module named {name!r}")
+sys.meta_path.insert(0, _NoExecutorch())
+from edgeclf.cli import console
+sys.argv = ["edgeclf", *sys.argv[1:]]
+console()
+"""
+
+
+def test_a_format_whose_extra_is_missing_is_dropped_with_the_extra_named(tmp_path):
+    """The committed folders list .pte programs; re-exported where ExecuTorch is not installed, the export still
+    succeeds, drops the two programs and says which extra makes them again (it does not fail, or keep stale files
+    the manifest no longer lists)."""
+    folder = tmp_path / "circles"
+    shutil.copytree(ARTIFACTS / "circles", folder)
+    assert {"model.pte", "model.portable.pte"} <= listing(folder)
+    cmd = [sys.executable, "-c", BLOCK_EXECUTORCH, "export", "circles", "--out", str(tmp_path),
+           "--batch-size", "1", "--batch-size", "64"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    dropped = [ln for ln in done.stderr.splitlines() if "model.portable.pte, model.pte dropped" in ln]
+    assert len(dropped) == 1 and "pip install 'edgeclf[executorch]'" in dropped[0], done.stderr
+    assert not {"model.pte", "model.portable.pte"} & listing(folder)
+    m, _ = Manifest.read(folder)
+    assert not m.files_of("pte") and m.files_of("c")  # the other edge format is made again

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from edge_helpers import STRICT, gcc, run_program
-from helpers import ALL_TASKS, ARTIFACTS, MULTILABEL_TASKS, TASKS, assert_clean_error, run_cli
+from helpers import ALL_TASKS, ARTIFACTS, MULTILABEL_TASKS, TASKS, assert_clean_error, run_cli, skip_or_fail
 from torch import nn
 
 from edgeclf.artifact.store import json_bytes
@@ -292,7 +292,10 @@ def test_committed_verify(task: str) -> None:
 
 
 def test_dask_columns(exported: tuple[Path, nn.Module]) -> None:
-    dd = pytest.importorskip("dask.dataframe")
+    try:
+        import dask.dataframe as dd
+    except ImportError:
+        skip_or_fail("dask[dataframe] is not installed (the scale extra has it)")
     import pandas as pd
 
     from edgeclf.scale.dask import predict_dask

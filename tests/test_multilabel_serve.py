@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import skip_or_fail
 from test_serve import Server, _get, _missing, _request, binary_body, json_body
 from torch import nn
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.slow  # an export and a server process: ~30-50 s
 def served(tmp_path_factory: pytest.TempPathFactory) -> tuple[Server, Path]:
     why = _missing()
     if why:
-        pytest.skip(why)
+        skip_or_fail(why)
     root = tmp_path_factory.mktemp("mlserve")
     torch.manual_seed(1)
     net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 3))

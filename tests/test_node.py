@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from edge_helpers import ATOL, MARGIN, margin
-from helpers import ARTIFACTS, ROOT, TASKS, node_missing, skip_or_fail
+from helpers import ARTIFACTS, MULTILABEL_TASKS, ROOT, TASKS, node_missing, skip_or_fail
 
 from edgeclf.runtime import Classifier, plan_chunks
 
@@ -61,6 +61,25 @@ def test_node_matches_python(node, task, tmp_path):
     print(f"{task}: {len(x)} rows, max |diff| {diff:.2e}, labels {same.mean():.2%}")
     assert diff <= ATOL
     assert same[margin(ref) > MARGIN].all()
+
+
+@pytest.mark.parametrize("task", MULTILABEL_TASKS)
+def test_node_multilabel_matches_python(node, task, tmp_path):
+    """A multi-label artifact: every label's probability, and the labels at or above their thresholds (a row may
+    have none), as the Python runtime's (N, L) decisions, wherever |p - threshold| exceeds the margin."""
+    clf = Classifier.load(ARTIFACTS / task)
+    x = domain_rows(clf, N_ROWS)
+    done = run_script(ARTIFACTS / task, x.tolist(), tmp_path)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    probs = np.array(got["probabilities"], np.float64)  # (N, L)
+    ref = clf.predict_proba(x).astype(np.float64)
+    assert probs.shape == ref.shape and np.abs(probs - ref).max() <= ATOL
+    thresholds = np.array(json.loads((ARTIFACTS / task / "manifest.json").read_text())["thresholds"])
+    mine = np.array([[c in labels for c in clf.classes_] for labels in got["labels"]])  # (N, L) from the names
+    decisive = np.abs(ref - thresholds) > MARGIN
+    assert np.array_equal(mine[decisive], clf.predict(x)[decisive])
+    assert (ref >= thresholds).any() and not (ref >= thresholds).all()  # both answers occur on these rows
 
 
 def test_node_plan_is_the_runtimes(node):

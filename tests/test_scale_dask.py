@@ -80,6 +80,17 @@ def test_predict_dask_matches_the_classifier(cluster, clf):
     assert np.array_equal(out["proba_inner"].to_numpy(np.float32), clf.predict_proba(x)[:, 1])
 
 
+@pytest.mark.parametrize("kept", ["label", "proba_inner"])
+def test_a_kept_column_named_like_an_output_is_refused_as_locally(kept):
+    """The local engine refuses --keep label (it would be overwritten by the prediction); Dask says the same line
+    before any work instead of silently replacing the user's column (the true label, typically)."""
+    import pandas as pd
+
+    pdf = pd.DataFrame({"x1": [0.0, 0.5], "x2": [0.1, 0.2], kept: ["a", "b"]})
+    with pytest.raises(InputError, match=rf"^--keep column '{kept}' clashes with an output column"):
+        predict_dask(dd.from_pandas(pdf, npartitions=1), ART, proba=True, keep=[kept])
+
+
 def test_score_dask_writes_one_part_per_partition(cluster, clf, inputs, tmp_path):
     glob, x = inputs
     report = score_dask(ART, glob, str(tmp_path / "out"), proba=True, keep=["id"], scheduler=cluster.scheduler_address)

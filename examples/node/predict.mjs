@@ -106,7 +106,11 @@ async function main() {
   const ort = loadOrt();
   const sessions = await openSessions(ort, folder, manifest);
   const probabilities = await predictProba(ort, sessions, manifest, rows);
-  const labels = probabilities.map((p) => manifest.classes[p.indexOf(Math.max(...p))]);
+  // a multi-label model answers each label on its own (at or above its threshold; none is a valid answer),
+  // any other model with its most probable class
+  const labels = manifest.kind === "multilabel"
+    ? probabilities.map((p) => manifest.classes.filter((_, i) => p[i] >= manifest.thresholds[i]))
+    : probabilities.map((p) => manifest.classes[p.indexOf(Math.max(...p))]);
   process.stdout.write(JSON.stringify({ task: manifest.task, classes: manifest.classes, labels, probabilities }) + "\n");
 }
 
