@@ -40,7 +40,7 @@ class Progress:
         if self._total and done:
             eta = f"  ETA {_clock((now - self._t0) * (self._total - done) / done)}"
             eta = f"  {min(done / self._total, 1.0):4.0%}" + eta
-        sys.stderr.write(f"\r{self._seen_rows:>14,} rows  {rate / 1e6:6.2f} M rows/s{eta}   ")
+        sys.stderr.write(f"\r{self._seen_rows:>14,} rows  {_rate(rate)}{eta}   ")
         sys.stderr.flush()
 
     def _done_units(self, file_rows: int, file_bytes: int | None) -> int:
@@ -57,6 +57,11 @@ class Progress:
             self._last = 0.0
             self.update(self._seen_rows - self._done_rows, None)
             sys.stderr.write("\n")
+
+
+def _rate(rows_per_s: float) -> str:
+    """M rows/s where that reads well; a slow or tiny input in rows/s (never "0.00 M rows/s")."""
+    return f"{rows_per_s / 1e6:6.2f} M rows/s" if rows_per_s >= 100_000 else f"{rows_per_s:9,.0f} rows/s"
 
 
 def _clock(seconds: float) -> str:

@@ -302,3 +302,10 @@ def test_winners_is_argmax_and_a_tie_keeps_the_first_class(classes):
     p[1::5] = 0.5
     assert winners(p).dtype == np.int32
     np.testing.assert_array_equal(winners(p), p.argmax(axis=1))
+
+
+def test_progress_rate_never_reads_zero_millions():
+    from edgeclf.scale.progress import _rate
+
+    assert _rate(12.0).strip() == "12 rows/s" and _rate(99_999).strip() == "99,999 rows/s"
+    assert _rate(3_400_000).strip() == "3.40 M rows/s"
