@@ -20,7 +20,7 @@ from edgeclf.cli.predict import predict as predict_command
 from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, EDGE_FORMATS, LAYOUT_CHOICES, MAX_BATCH, MAX_OPSET, MIN_OPSET
 from edgeclf.report.text import table
 from edgeclf.runtime.errors import EdgeclfError, OutputExists
-from edgeclf.runtime.formats import C_HEADER, OPT_IN, PTE
+from edgeclf.runtime.formats import C_HEADER, INT8, OPT_IN, PTE
 from edgeclf.train.settings import ACTIVATIONS, DEVICES, OPTIMIZERS, pin_arithmetic
 from edgeclf.train.tasks import TASK_NAMES
 
@@ -232,7 +232,7 @@ def export(name: str | None, batch_sizes: tuple[int, ...], opset: int, out: str,
     echo_warnings(seen)
     for r in results:
         click.echo(str(r))
-    for f in manifest.files_of("onnx-int8"):  # not held to the policy: its report is the claim
+    for f in manifest.files_of(INT8.name):  # not held to the policy: its report is the claim
         lossy = f" (lossy, allowed: {f.details['lossy_allowed']})" if "lossy_allowed" in f.details else ""
         click.echo(f"int8 {int8_summary(f.path, f.details)}{lossy}")
     click.echo(f"wrote {len(manifest.files)} files and manifest.json to {folder}")
@@ -383,7 +383,7 @@ def info(folder: str) -> None:
         rows.append((f.path, f.format, f.batch_size if f.fixed_batch else "any", f.opset or "-", f"{f.bytes:,}",
                      f.sha256[:12], verdict))
     click.echo(table(rows, ["file", "format", "batch", "opset", "bytes", "sha256", "parity"]))
-    for f in m.files_of("onnx-int8"):
+    for f in m.files_of(INT8.name):
         click.echo(f"int8        {int8_summary(f.path, f.details)}")
     click.echo(f"versions    {', '.join(f'{k} {v}' for k, v in m.versions.items())}")
 
@@ -410,7 +410,7 @@ def table_lines(metrics: Mapping[str, Any], warn: bool = True) -> list[str]:
     return lines
 
 
-UNCHECKED = {"c": "not run (C)", "onnx-int8": "int8 report"}  # formats outside the float32 policy
+UNCHECKED = {C_HEADER.name: "not run (C)", INT8.name: "int8 report"}  # formats outside the float32 policy
 
 
 def int8_summary(path: str, d: Mapping[str, Any]) -> str:

@@ -54,7 +54,7 @@ def previous(folder: Path) -> Previous:
     except (ArtifactError, InputError):
         return Previous(folder, names, (), None, None)
     edge = tuple(dict.fromkeys(EDGE_OF_FORMAT[f.format] for f in m.files if f.format in EDGE_OF_FORMAT))
-    prefix = next((str(f.details["prefix"]) for f in m.files if f.format == "c" and "prefix" in f.details), None)
+    prefix = next((str(f.details["prefix"]) for f in m.files if f.format == C_HEADER.name and "prefix" in f.details), None)
     allowed = any("lossy_allowed" in f.details for f in m.files)
     files = tuple((f.path, f.format) for f in m.files)
     return Previous(folder, names, edge, prefix, m.origin.state_dict_sha256, allowed, files)

@@ -10,6 +10,7 @@ from edgeclf.report.howto import how_to_load
 from edgeclf.report.multilabel import card_tables
 from edgeclf.report.plots import FEW_ROWS
 from edgeclf.runtime import Manifest
+from edgeclf.runtime.formats import C_HEADER, INT8
 from edgeclf.train.calibration import baseline_verdict
 
 
@@ -146,15 +147,15 @@ def _parity_rows(m: Manifest) -> str:
 
 
 _UNCHECKED = {
-    "c": "not run at export (C): edgeclf's tests (`tests/test_c_header.py`) compile it with gcc and hold it to "
+    C_HEADER.name: "not run at export (C): edgeclf's tests (`tests/test_c_header.py`) compile it with gcc and hold it to "
          "this policy against eager PyTorch",
-    "onnx-int8": "int8: not held to the float32 policy; its report (size, accuracy, label agreement) is the claim",
+    INT8.name: "int8: not held to the float32 policy; its report (size, accuracy, label agreement) is the claim",
 }
 
 
 def _int8(m: Manifest) -> str:
     """The int8 files' report (export/int8.py): their only claim, since the float32 policy does not hold them."""
-    files = m.files_of("onnx-int8")
+    files = m.files_of(INT8.name)
     if not files:
         return ""
     rows = "\n".join(
