@@ -131,10 +131,14 @@ out_opt = click.option("--out", type=click.Path(file_okay=False), default="artif
               "in bounded memory (held-out rows chosen by hash within each class: stratified). Default: only a big "
               "file "
               "(Parquet over 4,000,000 cells, CSV over 64 MiB).")
+@click.option("--impute", type=click.Choice(["median"]), help="With --data: fill the empty cells of a feature with "
+              "the training median, inside the exported model too (NaN is then accepted in those features). Off by "
+              "default: filling hides data problems and changes what the model sees; without it an empty cell is "
+              "an error naming its row.")
 def train(task: str | None, device: str, epochs: int | None, lr: float | None, optimizer: str | None,
           weight_decay: float | None, hidden: tuple[int, ...] | None, activation: str | None, seed: int, out: str,
           quiet: bool, data: str | None, label: str | None, features: tuple[str, ...] | None, name: str | None,
-          test_file: str | None, cv: int | None, stream: bool | None) -> None:
+          test_file: str | None, cv: int | None, stream: bool | None, impute: str | None) -> None:
     """Train TASK (or your own table, --data) and write OUT/NAME/checkpoint.pt and metrics.json.
 
     \b
@@ -143,6 +147,7 @@ def train(task: str | None, device: str, epochs: int | None, lr: float | None, o
       edgeclf train --data patients.csv --label outcome --features age,bmi,bp --name triage
       edgeclf train --data big.parquet --label y --stream     # read in batches: bounded memory
       edgeclf train --data tickets.csv --label billing,outage,login   # multi-label: one sigmoid per label
+      edgeclf train --data visits.csv --label outcome --impute median   # empty cells: the training median
     """
     needs_extra("torch", "sklearn")
     pin_arithmetic()  # before torch is imported: the same bytes on any x86-64 CPU
@@ -156,12 +161,12 @@ def train(task: str | None, device: str, epochs: int | None, lr: float | None, o
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always", UserWarning)
             r = train_data(data, label, out, features=features, name=name, test=test_file, cv=cv, stream=stream,
-                           **hyper)
+                           impute=impute, **hyper)
         echo_warnings(seen)  # the data's warnings (a constant feature, columns left out)
         report_training(r.model_config.task, r, Path(out) / r.model_config.task)
         return
-    if stream is not None:
-        raise click.UsageError("--stream/--no-stream is for --data FILE")
+    if stream is not None or impute is not None:
+        raise click.UsageError("--stream/--no-stream and --impute are for --data FILE")
     if task is None:
         raise click.UsageError(f"give TASK (one of {', '.join(TASK_NAMES)}) or --data FILE --label COLUMN")
     from edgeclf.train.api import train_task

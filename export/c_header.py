@@ -134,29 +134,80 @@ def _check_names(features: Sequence[str], classes: Sequence[str]) -> None:
 
 def c_header(layers: Sequence[Layer], activation: str, *, features: Sequence[str], classes: Sequence[str],
              prefix: str = "edgeclf", mean: Any = None, std: Any = None,
-             thresholds: Sequence[float] | None = None) -> CHeader:
+             thresholds: Sequence[float] | None = None, fill: Sequence[float | None] | None = None,
+             categories: Sequence[int] | None = None) -> CHeader:
     """Emit the MLP Linear, act, ..., Linear (W (out, in), b (out,)) as one C99 header; see the module doc.
-    thresholds: a multi-label model's (classes are then its labels): P_predict writes one 0/1 per label."""
+    thresholds: a multi-label model's (classes are then its labels): P_predict writes one 0/1 per label.
+    fill: per feature, the value a NaN input takes before standardisation (None: not filled), as the graph.
+    categories: per feature, its number of categories (0: a number): the input is the category's index, one-hot
+    encoded before the first layer, as the graph."""
     if activation not in ACTIVATIONS:
         raise InputError(f"cannot emit activation {activation!r} in C: expected one of {', '.join(ACTIVATIONS)}")
     check_prefix(prefix)
     _check_names(features, classes)
     multilabel = thresholds is not None
-    checked = _check_layers(layers, len(features), len(classes), multilabel)
+    cats = list(categories) if categories is not None and any(categories) else None
+    if cats is not None and (len(cats) != len(features) or mean is None):
+        raise InputError(f"categories has {len(cats)} counts: expected one per feature ({len(features)}), with mean and std")
+    checked = _check_layers(layers, sum(k or 1 for k in cats) if cats else len(features), len(classes), multilabel)
     scale = _check_standardisation(mean, std, len(features))
-    plan = _Plan(prefix, checked, activation, scale is not None)
+    filled = _check_fill(fill, len(features), scale is not None)
+    plan = _Plan(prefix, checked, activation, scale is not None, filled is not None, cats)
+    inputs = _fill_doc(prefix, features, fill) + _category_doc(prefix, features, cats)
+    arrays = _arrays(prefix, checked, scale) + _fill_arrays(prefix, filled) + _category_arrays(prefix, cats)
     if thresholds is not None:
         if len(thresholds) != len(classes):
             raise InputError(f"thresholds {list(thresholds)}: expected {len(classes)}, one per label")
-        head = [_multilabel_preamble(prefix, features, classes, thresholds), _arrays(prefix, checked, scale),
-                _logits_fn(plan), _multilabel_fns(prefix)]
+        head = [_multilabel_preamble(prefix, features, classes, thresholds) + inputs, arrays, _logits_fn(plan),
+                _multilabel_fns(prefix)]
     else:
-        head = [_preamble(prefix, features, classes, checked[-1][0].shape[0]), _arrays(prefix, checked, scale),
+        head = [_preamble(prefix, features, classes, checked[-1][0].shape[0]) + inputs, arrays,
                 _logits_fn(plan), _proba_fn(prefix, len(classes)), _predict_fn(prefix, len(classes))]
     parts = [*head, f"#endif /* {_guard(prefix)} */\n"]
-    floats = sum(w.size + b.size for w, b in checked) + (2 * len(features) if scale is not None else 0)
+    floats = sum(w.size + b.size for w, b in checked) + (2 * len(features) if scale is not None else 0) + \
+        (len(features) if filled is not None else 0)
     n_logits = checked[-1][0].shape[0]
     return CHeader(prefix, "\n".join(parts), flash_bytes=4 * floats, ram_bytes=4 * (plan.buffer_floats + n_logits))
+
+
+def _check_fill(fill: Sequence[float | None] | None, n_features: int, scale: bool) -> np.ndarray | None:
+    """(F,) float32 fill values, NaN where a feature is not filled; None without fill."""
+    if fill is None or all(v is None for v in fill):
+        return None
+    if len(fill) != n_features or not scale:
+        raise InputError(f"fill has {len(fill)} values: expected one per feature ({n_features}), with mean and std")
+    return np.array([np.nan if v is None else v for v in fill], np.float32)
+
+
+def _fill_doc(p: str, features: Sequence[str], fill: Sequence[float | None] | None) -> str:
+    if fill is None or all(v is None for v in fill):
+        return ""
+    names = ", ".join(f for f, v in zip(features, fill) if v is not None)
+    return (f"/* Empty cells: pass NAN (math.h) for {names}; {p}_logits puts the training median there, as the\n"
+            " * exported graph does. isnan needs IEEE floats: do not build with -ffast-math. */\n")
+
+
+def _fill_arrays(p: str, filled: np.ndarray | None) -> str:
+    if filled is None:
+        return ""
+    flags = ", ".join("0" if np.isnan(v) else "1" for v in filled)
+    return (f"static const float {p}_fill[{filled.size}] = {_c_vector(np.nan_to_num(filled, nan=0.0))};\n"
+            f"static const unsigned char {p}_filled[{filled.size}] = {{{flags}}};\n")
+
+
+def _category_doc(p: str, features: Sequence[str], cats: list[int] | None) -> str:
+    if cats is None:
+        return ""
+    names = ", ".join(f"{f} (0..{k - 1})" for f, k in zip(features, cats) if k)
+    return (f"/* Categories: pass the value's index in its vocabulary (manifest.json, features[].categories) as a\n"
+            f" * float for {names}; {p}_logits one-hot encodes it, as the exported graph does (an index outside\n"
+            " * the range gives an all-zero code: check it before calling). */\n")
+
+
+def _category_arrays(p: str, cats: list[int] | None) -> str:
+    if cats is None:
+        return ""
+    return f"static const int {p}_n_categories[{len(cats)}] = {{{', '.join(map(str, cats))}}};\n"
 
 
 def _guard(prefix: str) -> str:
@@ -260,8 +311,10 @@ class _Plan:
     """Which stack buffer each layer reads and writes: two ping-pong buffers, each as wide as the widest
     activation it ever holds; the last layer writes straight into the caller's logits."""
 
-    def __init__(self, prefix: str, layers: list[Layer], activation: str, standardise: bool) -> None:
+    def __init__(self, prefix: str, layers: list[Layer], activation: str, standardise: bool, fill: bool = False,
+                 categories: list[int] | None = None) -> None:
         self.prefix, self.layers, self.activation, self.standardise = prefix, layers, activation, standardise
+        self.fill, self.categories = fill, categories
         self.sizes = [0, 0]  # floats in h0, h1
         self.sources: list[str] = []
         self.targets: list[str] = []
@@ -302,12 +355,28 @@ def _logits_fn(plan: _Plan) -> str:
     body = [f"    float h{i}[{n}];" for i, n in enumerate(plan.sizes) if n]
     body.append("    int o, i;")
     if plan.standardise:
-        body.append(f"    for (i = 0; i < {p.upper()}_N_FEATURES; i++) h0[i] = (x[i] - {p}_mean[i]) / {p}_std[i];")
+        v = f"({p}_filled[i] && isnan(x[i]) ? {p}_fill[i] : x[i])" if plan.fill else "x[i]"
+        if plan.categories:
+            body.append(_one_hot_loop(p, v))
+        else:
+            body.append(f"    for (i = 0; i < {p.upper()}_N_FEATURES; i++) h0[i] = ({v} - {p}_mean[i]) / {p}_std[i];")
     last = len(plan.layers) - 1
     for k, (w, _) in enumerate(plan.layers):
         act = "none" if k == last else plan.activation
         body.append(_layer_loop(p, k, w, plan.sources[k], plan.targets[k], act))
     return f"static inline void {p}_logits(const float *x, float *logits) {{\n" + "\n".join(body) + "\n}\n"
+
+
+def _one_hot_loop(p: str, v: str) -> str:
+    """Standardise each input into h0, a category's index expanded to its one-hot code (mean 0, std 1 there)."""
+    return f"""    {{
+        int pos = 0, k;
+        for (i = 0; i < {p.upper()}_N_FEATURES; i++) {{
+            float s = ({v} - {p}_mean[i]) / {p}_std[i];
+            if ({p}_n_categories[i] == 0) h0[pos++] = s;
+            else for (k = 0; k < {p}_n_categories[i]; k++) h0[pos++] = s == (float)k ? 1.0f : 0.0f;
+        }}
+    }}"""
 
 
 def _proba_fn(p: str, n_classes: int) -> str:

@@ -16,7 +16,7 @@ from edgeclf.export.registry import ExportJob
 from edgeclf.runtime.errors import InputError
 from edgeclf.runtime.formats import C_HEADER, INT8, ONNX, ORT
 from edgeclf.runtime.manifest import FileEntry, file_sha256, onnx_metadata
-from edgeclf.train.model import Standardize
+from edgeclf.train.model import OneHot, Standardize
 
 
 def write_c(job: ExportJob) -> list[FileEntry]:
@@ -25,10 +25,14 @@ def write_c(job: ExportJob) -> list[FileEntry]:
     s, prefix = job.spec, job.c_prefix
     check_prefix(prefix)
     net: nn.Module = s.model.net  # type: ignore[assignment]
-    mean = std = None
+    mean = std = fill = None
     if isinstance(net, nn.Sequential) and len(net) and isinstance(net[0], Standardize):
         mean, std = net[0].mean.numpy(), net[0].std.numpy()  # applied first in C, exactly as in the graph
+        fill = [f.fill for f in s.features] if net[0].fill is not None else None
         net = net[1:]
+    categories = None
+    if isinstance(net, nn.Sequential) and len(net) and isinstance(net[0], OneHot):
+        categories, net = list(net[0].categories), net[1:]  # expanded first in C, exactly as in the graph
     try:
         layers, activation = mlp_layers(net)
     except InputError:
@@ -36,7 +40,8 @@ def write_c(job: ExportJob) -> list[FileEntry]:
             raise
         layers, activation = graph_layers(_first_onnx(job))  # a brought-in module or .pt2: read from its graph
     header = c_header(layers, activation, features=[f.name for f in s.features], classes=s.classes, prefix=prefix,
-                      mean=mean, std=std, thresholds=s.thresholds or None)
+                      mean=mean, std=std, thresholds=s.thresholds or None, fill=fill,
+                      categories=categories)
     header.write(job.folder / C_HEADER.file)
     return [file_entry(job.folder, C_HEADER.file, C_HEADER.name, 1,
                        details={"prefix": prefix, "flash_bytes": header.flash_bytes, "ram_bytes": header.ram_bytes})]

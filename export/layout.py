@@ -53,6 +53,7 @@ class MLP:
     layers: tuple[tuple[torch.Tensor, torch.Tensor, str | None], ...]
     binary: bool
     multilabel: bool = False
+    fill: torch.Tensor | None = None  # (F,) NaN inputs take these values first (NaN: not filled)
 
     @property
     def max_width(self) -> int:
@@ -64,9 +65,10 @@ def mlp_of(model: nn.Module) -> MLP | None:
     if not isinstance(model, WithProbabilities) or not isinstance(model.net, nn.Sequential):
         return None
     mods = list(model.net)
-    mean = std = None
+    mean = std = fill = None
     if mods and isinstance(mods[0], Standardize):
         mean, std = mods[0].mean.detach().clone(), mods[0].std.detach().clone()
+        fill = None if mods[0].fill is None else mods[0].fill.detach().clone()
         mods = mods[1:]
     layers: list[tuple[torch.Tensor, torch.Tensor, str | None]] = []
     for m in mods:
@@ -79,7 +81,7 @@ def mlp_of(model: nn.Module) -> MLP | None:
             return None
     if not layers or layers[-1][2] is not None:
         return None
-    return MLP(mean, std, tuple(layers), model.binary, model.multilabel)
+    return MLP(mean, std, tuple(layers), model.binary, model.multilabel, fill)
 
 
 def _check_wanted(wanted: str) -> None:
@@ -104,6 +106,7 @@ class Arranged(nn.Module):
 
     zero: torch.Tensor
     mean: torch.Tensor
+    fill: torch.Tensor | None
 
     def __init__(self, mlp: MLP, layout: str) -> None:
         super().__init__()
@@ -125,11 +128,17 @@ class Arranged(nn.Module):
             self.register_buffer(f"b{i}", (b[:, None] if fm else b).contiguous())
         if mlp.mean is not None:
             self.register_buffer("mean", (mlp.mean[:, None] if fm else mlp.mean).contiguous())
+        if mlp.fill is not None:
+            self.register_buffer("fill", (mlp.fill[:, None] if fm else mlp.fill).contiguous())
+        else:
+            self.fill = None
         self.register_buffer("zero", torch.zeros(1, 1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         fm = self.feature_major
         h = x.t() if fm else x  # (F, B) or (B, F)
+        if self.fill is not None:
+            h = torch.where(torch.isnan(h), self.fill, h)
         if self.standardise:
             h = h - self.mean
         for i, act in enumerate(self.acts):

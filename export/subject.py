@@ -66,8 +66,10 @@ Subject = ExportSpec  # the former name, for code written against it
 def from_trained(t: Trained) -> ExportSpec:
     cfg, info = t.config, t.task
     stats = info.stats
-    features = tuple(Feature(n, "float32", stats["min"][i], stats["max"][i], stats["mean"][i], stats["std"][i])
-                     for i, n in enumerate(info.features))
+    fill = cfg.fill or (None,) * len(info.features)
+    cats = cfg.categories or ((),) * len(info.features)
+    features = tuple(Feature(n, "float32", stats["min"][i], stats["max"][i], stats["mean"][i], stats["std"][i],
+                             fill[i], cats[i] or None) for i, n in enumerate(info.features))
     sizes = "-".join(map(str, cfg.layer_sizes))
     origin = Origin("trained", f"MLP {sizes}" + (" (standardised inputs)" if cfg.standardize else ""),
                     parameter_count(t.model), type(t.model).__name__, state_dict_sha256(t.model),
@@ -79,7 +81,8 @@ def from_trained(t: Trained) -> ExportSpec:
     summary = {k: v for k, v in t.metrics.items() if k != "history"}
     return ExportSpec(info.name, info.classes, features,
                       WithProbabilities(t.model, cfg.n_classes, cfg.multilabel).eval(),
-                      t.data.x_test, "test set", domain_of(box, relative=cfg.standardize), origin, data, summary,
+                      with_empty_cells(t.data.x_test, cfg.fill), "test set" + (" (and copies with empty cells)"
+                      if cfg.fill else ""), domain_of(box, relative=cfg.standardize), origin, data, summary,
                       (t.data.x_test, t.data.y_test), t.data.x_train, info.thresholds if cfg.multilabel else ())
 
 
@@ -87,6 +90,20 @@ def _output_activation(cfg: ModelConfig) -> str:
     if cfg.multilabel:
         return "sigmoid per label"
     return "sigmoid ([1-p, p])" if cfg.n_outputs == 1 else "softmax"
+
+
+def with_empty_cells(x: np.ndarray, fill: tuple[float | None, ...] | None) -> np.ndarray:
+    """The check rows, plus for a model that imputes a copy of them with NaN in the filled features (every
+    other row one feature, cycling; then all of them at once on a quarter of the rows), so every file's parity
+    is measured on the graph's NaN path too."""
+    if not fill:
+        return x
+    cols = [j for j, v in enumerate(fill) if v is not None]
+    holes = np.array(x, dtype=np.float32, copy=True)  # (N, F)
+    for i in range(0, len(holes), 2):
+        holes[i, cols[(i // 2) % len(cols)]] = np.nan
+    holes[::4, cols] = np.nan
+    return np.concatenate([x, holes])
 
 
 def versions() -> dict[str, str]:

@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import onnxruntime as ort
 
+from edgeclf.runtime.categories import encode
 from edgeclf.runtime.errors import ArtifactError
 from edgeclf.runtime.formats import ONNX, named
 from edgeclf.runtime.inputs import as_matrix, out_of_range
@@ -44,6 +45,9 @@ class Classifier:
         self.thresholds_ = np.array(manifest.thresholds, np.float32)  # multilabel: one per label; else empty
         self.features: tuple[str, ...] = manifest.feature_names
         self.n_features_in_ = len(self.features)
+        self._imputed = manifest.imputed()  # the columns where NaN is an empty cell the graph fills
+        vocabs = manifest.vocabularies()
+        self._vocabs = vocabs if any(v is not None for v in vocabs) else None  # text or index in, index out
         sig = manifest.signature
         # output key -> (graph output name, columns), resolved once: predict calls stay cheap
         self._outputs = {k: (sig.output(k).name, sig.output(k).columns) for k in ("logits", "probabilities")}
@@ -111,10 +115,13 @@ class Classifier:
     def out_of_range(self, x: Any) -> np.ndarray:
         """(N,) bool: the rows with a feature outside the range training saw (manifest features' min/max).
         The model still answers for them, but nothing was checked there: callers may want to flag them."""
+        x = encode(x, self.features, self._vocabs) if self._vocabs is not None else x
         return out_of_range(as_matrix(x, self.features, allow_nonfinite=True), *self.manifest.training_range())
 
     def _run(self, x: Any, output: str, allow_nonfinite: bool) -> np.ndarray:
-        mat = as_matrix(x, self.features, allow_nonfinite)  # (N, F), checked, not yet float32
+        if self._vocabs is not None:
+            x = encode(x, self.features, self._vocabs)
+        mat = as_matrix(x, self.features, allow_nonfinite, self._imputed)  # (N, F), checked, not yet float32
         return self._schedule.run(mat, *self._outputs[output])
 
     def __repr__(self) -> str:

@@ -44,8 +44,10 @@ def _from_frame(frame: Any, features: Sequence[str]) -> np.ndarray:
     return np.asarray(frame.to_numpy())
 
 
-def as_matrix(x: Any, features: Sequence[str], allow_nonfinite: bool = False) -> np.ndarray:
+def as_matrix(x: Any, features: Sequence[str], allow_nonfinite: bool = False,
+              imputed: Sequence[bool] = ()) -> np.ndarray:
     """A checked (N, F) real array; a single row (F,) becomes (1, F). Raises InputError on anything else.
+    imputed: per feature, whether the model fills NaN there (manifest fill): NaN passes in those columns only.
 
     Not converted: float32 C-contiguous input comes back as is, anything else is cast chunk by chunk by the
     caller (as_float32_rows), so a 10-million-row float64 input is never copied whole.
@@ -59,7 +61,7 @@ def as_matrix(x: Any, features: Sequence[str], allow_nonfinite: bool = False) ->
         if arr.dtype.itemsize > 4:
             _check_fits_float32(arr)
         if not allow_nonfinite:
-            _check_finite(arr, features)
+            _check_finite(arr, features, imputed)
     return arr
 
 
@@ -110,7 +112,7 @@ SMALL_CHECK = 32  # values: up to this, a Python sum (see _check_finite)
 MEDIUM_CHECK = 1 << 20  # values: up to this, np.isfinite (a bool temporary of at most 1 MB)
 
 
-def _check_finite(arr: np.ndarray, features: Sequence[str]) -> None:
+def _check_finite(arr: np.ndarray, features: Sequence[str], imputed: Sequence[bool] = ()) -> None:
     """A fast test of the whole array, then the row scan only when it fails.
     - A few values are summed in Python: a numpy call costs more than that here.
     - Contiguous native float32/float64 (C or Fortran order: a DataFrame's values): the dot product of the values
@@ -129,13 +131,17 @@ def _check_finite(arr: np.ndarray, features: Sequence[str]) -> None:
         ok = math.isfinite(arr.sum(dtype=np.float64))
     if not ok:
         bad = ~np.isfinite(arr)
+        if any(imputed):
+            bad &= ~(np.isnan(arr) & np.asarray(imputed, dtype=bool))  # (N, F): NaN the model fills is fine
         if bad.any():
             rows = np.unique(np.nonzero(bad)[0])
-            first_col = features[int(np.nonzero(bad[rows[0]])[0][0])]
+            j = int(np.nonzero(bad[rows[0]])[0][0])
+            filled = [f for f, m in zip(features, imputed) if m]
+            why = (f" (the model fills NaN in {filled} only)" if filled else "")
             raise InputError(
-                f"NaN or inf in row(s) {_row_list(rows)} (first in row {int(rows[0])}, column {first_col!r}): "
-                f"expected finite numbers (pass allow_nonfinite=True to keep them)",
-                row=int(rows[0]), column=first_col,
+                f"NaN or inf in row(s) {_row_list(rows)} (first in row {int(rows[0])}, column {features[j]!r}): "
+                f"expected finite numbers{why} (pass allow_nonfinite=True to keep them)",
+                row=int(rows[0]), column=features[j],
             )
 
 

@@ -96,7 +96,8 @@ def onnx_metadata(task: str, kind: str, classes: Sequence[str], features: Sequen
 
 @dataclass(frozen=True)
 class Feature:
-    """One input column: its name, dtype and what training saw (range, mean, std)."""
+    """One input column: its name, dtype and what training saw (range, mean, std). fill: the value the model puts
+    in place of NaN (an empty cell) in this column, trained with --impute median; None: NaN is refused."""
 
     name: str
     dtype: str = INPUT_DTYPE
@@ -104,6 +105,9 @@ class Feature:
     max: float | None = None
     mean: float | None = None
     std: float | None = None
+    fill: float | None = None
+    # a category: its vocabulary; the model's input holds the value's index in it (the graph one-hots it)
+    categories: tuple[str, ...] | None = None
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> Feature:
@@ -111,11 +115,14 @@ class Feature:
         dtype = r.get("dtype", str)
         if dtype != INPUT_DTYPE:
             raise ArtifactError(f"{where}.dtype: {dtype!r}, expected {INPUT_DTYPE!r}")
-        return cls(r.get("name", str), dtype, *(r.number(k, None) for k in ("min", "max", "mean", "std")))
+        cats = r.strings("categories") if r.get("categories", list, None) is not None else None
+        low, high, mean, std, fill = (r.number(k, None) for k in ("min", "max", "mean", "std", "fill"))
+        return cls(r.get("name", str), dtype, low, high, mean, std, fill, cats)
 
     def to_dict(self) -> dict[str, Any]:
         return _drop_none(dict(name=self.name, dtype=self.dtype, min=self.min, max=self.max, mean=self.mean,
-                               std=self.std))
+                               std=self.std, fill=self.fill,
+                               categories=None if self.categories is None else list(self.categories)))
 
 
 @dataclass(frozen=True)
@@ -276,6 +283,14 @@ class Manifest:
     @property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features)
+
+    def vocabularies(self) -> tuple[tuple[str, ...] | None, ...]:
+        """Per feature: its categories (the input is the value's index) or None for a number."""
+        return tuple(f.categories for f in self.features)
+
+    def imputed(self) -> tuple[bool, ...]:
+        """Per feature: whether the model fills NaN there (so the runtime passes NaN through)."""
+        return tuple(f.fill is not None for f in self.features)
 
     def training_range(self) -> tuple[list[float], list[float]]:
         """(low, high) per feature: what training saw, unbounded where the manifest does not say."""

@@ -78,12 +78,18 @@ def _frame(kept: Any, idx: np.ndarray, p: np.ndarray, classes: Sequence[str], pr
 
 def score_partition(pdf: Any, folder: str, proba: bool, keep: Sequence[str]) -> Any:
     clf = cached_classifier(folder)
-    x = np.ascontiguousarray(pdf[list(clf.features)].to_numpy(np.float32))  # (N, F)
+    frame = pdf[list(clf.features)]
+    # category columns hold text: the Classifier maps them with the manifest's vocabularies
+    text = any(v is not None for v in clf.manifest.vocabularies())
+    x = frame if text else np.ascontiguousarray(frame.to_numpy(np.float32))  # (N, F)
     try:
         p = clf.predict_proba(x)  # (N, C)
     except InputError as e:
         if e.row is None:
             raise
+        if "category" in str(e):
+            raise InputError(f"row with index {pdf.index[e.row]!r}: {str(e).split(': ', 1)[1]}", row=e.row,
+                             column=e.column) from None
         raise InputError(f"row with index {pdf.index[e.row]!r}: NaN, inf or a missing value in the features: expected "
                          "finite numbers", row=e.row, column=e.column) from None
     return _frame(pdf[list(keep)], decide(p, _thresholds(clf)), p, clf.manifest.classes, proba)

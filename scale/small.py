@@ -64,6 +64,8 @@ def score_small(artifact: str | os.PathLike[str], inputs: str | Sequence[str], o
     if output is not None and output_kind(output, overwrite) != "csv":
         raise InputError(f"output {output!r}: the small-input path writes CSV only")
     clf = Classifier.load(artifact)
+    if any(v is not None for v in clf.manifest.vocabularies()):
+        raise Unsupported("category columns: pyarrow's reader maps their text")
     found = expand([inputs] if isinstance(inputs, str) else inputs)
     parsed = [_read(path, kind, stdin, clf.features, keep) for path, kind in found]  # every input read first
     scorer = Scorer(clf, proba, keep)  # after the headers, as score_files checks them: the same first error
@@ -86,9 +88,12 @@ def _write(parsed: list[_Parsed], scorer: Scorer, quote: bool, header: str, sink
     classes = [_text(c, quote) for c in scorer.classes]
     rows = outside = 0
     for src in parsed:
-        if src.missing.any():
-            j = int(np.flatnonzero(src.missing.any(axis=0))[0])  # the first feature with a gap, as pyarrow's path
-            row = int(np.flatnonzero(src.missing[:, j])[0])
+        imputed = np.asarray(scorer.clf.manifest.imputed(), bool)  # (F,) features whose empty cells the model fills
+        src.x[src.missing & imputed] = np.nan
+        gaps = src.missing & ~imputed  # (N, F)
+        if gaps.any():
+            j = int(np.flatnonzero(gaps.any(axis=0))[0])  # the first feature with a gap, as pyarrow's path
+            row = int(np.flatnonzero(gaps[:, j])[0])
             raise empty_feature(position(src.path, "csv", row), scorer.features[j])
         if not len(src.x):
             continue  # a header and no rows: pyarrow's reader yields no batch

@@ -8,6 +8,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from edgeclf.tables.categories import (
+    MAX_CATEGORIES,
+    category_codes,
+    distinct_values,
+    is_text_type,
+    text_kind,
+    vocabulary,
+)
+from edgeclf.tables.idlike import id_like, id_note
 from edgeclf.tables.messages import one_line as _error
 from edgeclf.tables.messages import show as _show
 
@@ -42,15 +51,11 @@ def is_numeric_type(t: Any) -> bool:
 
 
 def pick_features(table: Any, label: str, features: Sequence[str] | None, where: str) -> tuple[list[str], list[str]]:
-    """(feature names, notes on the columns left out)."""
-    names = list(table.column_names)
+    """(feature names, notes on the columns left out). By default: every numeric column but the label and the
+    id-like ones (tables/idlike.py); `features` takes any column, an id-like one too."""
     if features is None:
-        picked = [n for n in names if n != label and is_numeric_type(table.schema.field(n).type)]
-        skipped = [f"{n!r} ({table.schema.field(n).type})" for n in names if n != label and n not in picked]
-        if not picked:
-            raise _error(f"{where}: no numeric column besides the label {label!r} (columns: {names})")
-        notes = [f"{where}: non-numeric columns left out of the features: {', '.join(skipped)}"] if skipped else []
-        return picked, notes
+        return _default_features(table, label, where)
+    names = list(table.column_names)
     picked = [str(f) for f in features]
     if not picked:
         raise _error(f"{where}: the feature list is empty: name at least one column")
@@ -61,6 +66,47 @@ def pick_features(table: Any, label: str, features: Sequence[str] | None, where:
         if f not in names:
             raise _error(f"{where}: feature column {f!r} not found; columns: {names}")
     return picked, []
+
+
+def _default_features(table: Any, label: str, where: str) -> tuple[list[str], list[str]]:
+    """Numeric columns and text columns of few values (categories), less the id-like ones. A schema without rows
+    (a file streamed in batches) cannot tell a category from free text: its text columns are left out."""
+    names = [n for n in table.column_names if n != label]
+    ids = id_like(table, names)
+    kinds = {n: _kind(table, n) for n in names if n not in ids}
+    picked = [n for n, k in kinds.items() if k in ("number", "category")]
+    if not picked:
+        left = f"; id-like columns left out: {list(ids)} (name them in the features to use them)" if ids else ""
+        raise _error(f"{where}: no numeric column besides the label {label!r} (columns: {list(table.column_names)}){left}")
+    notes = [id_note(ids, where)] if ids else []
+    many = [f"{n!r} ({len(distinct_values(table, n))} values)" for n, k in kinds.items() if k == "many"]
+    if many:
+        notes.append(f"{where}: text columns with more than {MAX_CATEGORIES} distinct values (free text, not "
+                     f"categories) left out of the features: {', '.join(many)}")
+    other = [f"{n!r} ({table.schema.field(n).type})" for n, k in kinds.items() if k == "other"]
+    if other:
+        notes.append(f"{where}: non-numeric columns left out of the features: {', '.join(other)}")
+    return picked, notes
+
+
+def _kind(table: Any, name: str) -> str:
+    """number, category (text of few values), many (text of many values) or other."""
+    t = table.schema.field(name).type
+    if is_numeric_type(t):
+        return "number"
+    if not is_text_type(t) or table.num_rows == 0:
+        return "other"
+    kind = text_kind(table, name)
+    return kind if kind in ("category", "many") else "other"
+
+
+def vocabularies(table: Any, names: Sequence[str], where: str,
+                 known: Sequence[tuple[str, ...] | None] | None = None) -> tuple[tuple[str, ...] | None, ...]:
+    """Per feature: its vocabulary when it is a text column (a category), else None. known: the training
+    table's (a test table is coded with those)."""
+    if known is not None:
+        return tuple(known)
+    return tuple(vocabulary(table, n, where) if is_text_type(table.schema.field(n).type) else None for n in names)
 
 
 def first_index(mask: np.ndarray) -> int:
@@ -85,17 +131,19 @@ def first_uncastable(col: Any, to: Any = None) -> int:
     return lo
 
 
-def feature_column(table: Any, name: str, where: str, rows: RowNames) -> np.ndarray:
-    """One feature as float64 (N,), or an InputError naming the first bad cell."""
+def feature_column(table: Any, name: str, where: str, rows: RowNames, empty_ok: bool = False) -> np.ndarray:
+    """One feature as float64 (N,), or an InputError naming the first bad cell. empty_ok: an empty cell is NaN
+    (to be imputed) instead of an error."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     col = table.column(name)
     if pa.types.is_dictionary(col.type):
         col = pc.cast(col, col.type.value_type)
-    if col.null_count:
+    if col.null_count and not empty_ok:
         i = first_index(np.asarray(pc.is_null(col)))
-        raise _error(f"{where}: column {name!r} {rows(i)}: empty cell; expected a number in every row")
+        raise _error(f"{where}: column {name!r} {rows(i)}: empty cell; expected a number in every row "
+                     "(or train with --impute median to fill empty cells with the training median)")
     if pa.types.is_boolean(col.type):
         raise _error(f"{where}: column {name!r} holds true/false values: expected numbers (encode it as 0/1)")
     if not is_numeric_type(col.type):
@@ -108,16 +156,23 @@ def feature_column(table: Any, name: str, where: str, rows: RowNames) -> np.ndar
                 f"{where}: column {name!r} {rows(i)}: non-numeric value {_show(value)}; expected numbers "
                 "(leave the column out of the features to ignore it)"
             ) from None
-    return np.asarray(pc.cast(col, pa.float64()), dtype=np.float64)
+    return np.asarray(pc.fill_null(pc.cast(col, pa.float64()), float("nan")), dtype=np.float64)
 
 
-def features_matrix(table: Any, names: list[str], where: str, rows: RowNames) -> np.ndarray:
+def features_matrix(table: Any, names: list[str], where: str, rows: RowNames, empty_ok: bool = False,
+                    vocabs: Sequence[tuple[str, ...] | None] = ()) -> np.ndarray:
+    """(N, F) float32, finite; empty_ok: empty cells (and NaN) are NaN, to be imputed. vocabs: per feature, its
+    categories (the column's values become their indices) or None."""
     x = np.empty((table.num_rows, len(names)), dtype=np.float32)  # (N, F)
     for j, name in enumerate(names):
-        x64 = feature_column(table, name, where, rows)  # (N,)
+        vocab = vocabs[j] if vocabs else None
+        if vocab is not None:
+            x[:, j] = category_codes(table, name, vocab, where, rows)
+            continue
+        x64 = feature_column(table, name, where, rows, empty_ok)  # (N,)
         with np.errstate(over="ignore", under="ignore"):  # a subnormal float64 becomes 0 or a float32 subnormal
             x[:, j] = x64
-        bad = ~np.isfinite(x[:, j])
+        bad = ~np.isfinite(x[:, j]) & ~(empty_ok & np.isnan(x64))
         if bad.any():
             i = first_index(bad)
             what = "NaN" if np.isnan(x64[i]) else ("infinite" if np.isinf(x64[i]) else "beyond float32's range")

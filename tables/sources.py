@@ -35,12 +35,12 @@ class Source:
 
 
 def csv_options(features: Sequence[str], keep: Sequence[str], block: int, threads: bool = True,
-                text: bool = False) -> dict[str, Any]:
+                text: bool = False, categories: Sequence[str] = ()) -> dict[str, Any]:
     """Only the wanted columns are converted; features straight to float32, kept columns as their text (an id
     like 007 passes through unchanged and never trips type inference half-way through a file). A kept feature is
     read once, as a number."""
     types = {k: pa.string() for k in keep}
-    types.update({f: pa.string() if text else pa.float32() for f in features})
+    types.update({f: pa.string() if text or f in categories else pa.float32() for f in features})
     return {
         "read_options": pcsv.ReadOptions(block_size=block, use_threads=threads),
         "convert_options": pcsv.ConvertOptions(column_types=types, include_columns=wanted_columns(features, keep)),
@@ -53,10 +53,10 @@ def wanted_columns(features: Sequence[str], keep: Sequence[str]) -> list[str]:
 
 
 def open_stream(path: str, kind: str, features: Sequence[str], keep: Sequence[str], batch_rows: int,
-                stdin: IO[bytes] | None = None) -> tuple[Any, Any]:
+                stdin: IO[bytes] | None = None, categories: Sequence[str] = ()) -> tuple[Any, Any]:
     """(reader, handle): a pyarrow reader for a csv/jsonl/parquet source or the .npy memory map, and the file
     handle to close (its tell() is how far a text reader got, for the progress bar). '-' reads stdin (or the
-    stream given in its place)."""
+    stream given in its place). categories: the features read as text (a model's category columns)."""
     block = min(max(1 << 20, batch_rows * 24), 1 << 26)  # ~24 bytes a CSV row: a block near batch_rows rows
     handle = None
     try:
@@ -68,8 +68,8 @@ def open_stream(path: str, kind: str, features: Sequence[str], keep: Sequence[st
             _check_csv_head(path, stdin)
         handle = (stdin or sys.stdin.buffer) if path == STDIN else pa.OSFile(path)
         if kind == "csv":
-            return pcsv.open_csv(handle, **csv_options(features, keep, block)), handle
-        schema = pa.schema([(f, pa.float32()) for f in features])
+            return pcsv.open_csv(handle, **csv_options(features, keep, block, categories=categories)), handle
+        schema = pa.schema([(f, pa.string() if f in categories else pa.float32()) for f in features])
         return pjson.open_json(handle, read_options=pjson.ReadOptions(block_size=block),
                                parse_options=pjson.ParseOptions(explicit_schema=schema)), handle
     except KeyError:  # pyarrow's ArrowKeyError: a wanted column is not in the CSV's header
@@ -128,15 +128,18 @@ def _header_error(path: str, features: Sequence[str], keep: Sequence[str], stdin
     return InputError(f"{path}: a column is missing: {expected_header(features, keep)}", file=path)
 
 
-def describe(path: str, kind: str, reader: Any, features: Sequence[str], keep: Sequence[str]) -> Source:
-    """Check the columns (features by name, kept ones) and say how big the input is."""
+def describe(path: str, kind: str, reader: Any, features: Sequence[str], keep: Sequence[str],
+             categories: Sequence[str] = ()) -> Source:
+    """Check the columns (features by name, kept ones) and say how big the input is. categories: features that
+    may be text (a model's category columns)."""
     if kind == "npy":
         return _describe_npy(path, reader, features, keep)
     schema = reader.schema_arrow if kind == "parquet" else reader.schema
     check_columns(path, list(schema.names), features, keep, header=kind == "csv")
     for f in features:
         t = schema.field(f).type
-        if not (pa.types.is_floating(t) or pa.types.is_integer(t)):
+        text = f in categories and (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t))
+        if not (pa.types.is_floating(t) or pa.types.is_integer(t) or text):
             raise InputError(f"{path}: feature column {f!r} has type {t}: expected numbers (float or int)")
     if kind == "parquet":
         return Source(path, kind, schema, reader.metadata.num_rows, False)

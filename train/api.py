@@ -39,7 +39,7 @@ def train_data(source: Any, label: str | Sequence[str], out: Path | str = "artif
                features: Sequence[str] | None = None,
                name: str | None = None, test: Any = None, cv: int | None = None, hidden: tuple[int, ...] | None = None,
                activation: str | None = None, progress: bool = False, stream: bool | None = None,
-               **overrides: object) -> TrainResult:
+               impute: str | None = None, **overrides: object) -> TrainResult:
     """Train on a table: a CSV (with header) or Parquet path, or a pandas DataFrame, with `label` as the class
     column and every numeric column (or `features`) as input; writes out/NAME/ like train_task.
 
@@ -49,23 +49,30 @@ def train_data(source: Any, label: str | Sequence[str], out: Path | str = "artif
     (stream.should_stream).
 
     label: a list of two or more columns (or "a,b,c") trains a multi-label model: one sigmoid output per label,
-    each column 0/1, true/false or yes/no (train/multilabel.py); test, cv and stream do not apply to it yet."""
+    each column 0/1, true/false or yes/no (train/multilabel.py); test, cv, stream and impute do not apply to it yet.
+
+    impute="median": empty cells of a feature take the training split's median, inside the exported model too
+    (train/impute.py says why it is off by default)."""
+    from edgeclf.train.impute import check_impute
     from edgeclf.train.stream import should_stream
     from edgeclf.train.tabular import load_table, sanitize_name, standardisation
 
+    check_impute(impute)
     if not isinstance(label, str) or "," in label:
-        if test is not None or cv or stream:
-            raise InputError("a multi-label table is split and validated here: test, cv and stream do not apply to "
-                             "it yet; leave them out")
+        if test is not None or cv or stream or impute:
+            raise InputError("a multi-label table is split and validated here: test, cv, stream and impute do not "
+                             "apply to it yet; leave them out")
         return _train_labels(source, label, out, features=features, name=name, hidden=hidden,
                              activation=activation, progress=progress, **overrides)
 
     if should_stream(source, stream):
+        if impute is not None:
+            raise InputError("impute needs the table in memory: do not stream it (--no-stream)")
         return _train_streamed(source, label, out, features=features, name=name, test=test, cv=cv, hidden=hidden,
                                activation=activation, progress=progress, **overrides)
 
-    table = load_table(source, label, features)
-    test_table = load_table(test, label, reference=table) if test is not None else None
+    table = load_table(source, label, features, impute=impute)
+    test_table = load_table(test, label, reference=table, impute=impute) if test is not None else None
     stem = Path(str(source)).stem if isinstance(source, (str, Path)) else "table"
     spec = user_table_spec(sanitize_name(name or stem), lambda n, s: (table.x, table.y), table.classes,
                            table.features, len(table.y), _describe(source, label, table.features, len(table.y)),
@@ -73,9 +80,27 @@ def train_data(source: Any, label: str | Sequence[str], out: Path | str = "artif
     for note in table.warnings:
         warnings.warn(note, stacklevel=2)
     data = _split(table, test_table, overrides.get("seed"), test)
+    fill = _impute(table, test_table, data) if impute is not None else None
     standardisation(data.x_train, table.features)  # warns (DataWarning) about a feature constant in training
-    return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, data=data,
-                      **overrides)  # type: ignore[arg-type]
+    cats = tuple(v or () for v in table.categories) if table.categories else None
+    return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, data=data, fill=fill,
+                      categories=cats, **overrides)  # type: ignore[arg-type]
+
+
+def _impute(table: Any, test_table: Any, data: Dataset) -> tuple[float | None, ...] | None:
+    """The training split's medians for the features with an empty cell (in either table), applied in place to
+    every row in memory (training, test, cross-validation and the baselines see the filled values)."""
+    from edgeclf.train.impute import apply_fill, fill_note, median_fill
+
+    empty_cells = np.isnan(table.x).sum(axis=0) + (np.isnan(test_table.x).sum(axis=0) if test_table is not None else 0)
+    fill = median_fill(data.x_train, empty_cells > 0, table.features, table.source)
+    if fill is None:
+        warnings.warn(f"{table.source}: impute: no empty cell in any feature, nothing filled", stacklevel=3)
+        return None
+    for x in (table.x, data.x_train, data.x_test, *((test_table.x,) if test_table is not None else ())):
+        apply_fill(x, fill)
+    warnings.warn(fill_note(fill, empty_cells, table.features, table.source), stacklevel=3)
+    return fill
 
 
 def _train_labels(source: Any, label: str | Sequence[str], out: Path | str, *, features: Sequence[str] | None,
@@ -138,14 +163,16 @@ def _split(table: Any, test_table: Any, seed: object, test: Any) -> Dataset:
 def train_spec(spec: TaskSpec, out: Path | str, *, hidden: tuple[int, ...] | None = None,
                activation: str | None = None, progress: bool = False, data: Dataset | None = None,
                source: BatchSource | None = None, stats: FeatureStats | None = None,
-               metrics: dict[str, Any] | None = None, **overrides: object) -> TrainResult:
+               metrics: dict[str, Any] | None = None, fill: tuple[float | None, ...] | None = None,
+               categories: tuple[tuple[str, ...], ...] | None = None, **overrides: object) -> TrainResult:
     """The one training flow of a task, a table in memory and a streamed table. source: where the training rows
     come from (default: data's, in memory); stats: the training rows' statistics when they are not all in data;
-    metrics: more entries for metrics.json."""
+    metrics: more entries for metrics.json; fill: the model's fill values (train/impute.py); categories: per
+    feature its vocabulary, () for a number (tables/categories.py)."""
     folder = Path(out) / spec.name
     writable_parent(folder)  # fail before training, not after
     cfg = TrainConfig.defaults(spec, **overrides)
-    model_cfg = _model_config(spec, hidden, activation)
+    model_cfg = _model_config(spec, hidden, activation, fill, categories)
     if spec.multilabel:
         return _train_multilabel(spec, folder, cfg, model_cfg, progress)
     data = data or spec.dataset()
@@ -184,13 +211,17 @@ def compare(result: TrainResult, spec: TaskSpec, data: Dataset, seed: int) -> di
                                    seed=seed)}
 
 
-def _model_config(spec: TaskSpec, hidden: tuple[int, ...] | None, activation: str | None) -> ModelConfig:
+def _model_config(spec: TaskSpec, hidden: tuple[int, ...] | None, activation: str | None,
+                  fill: tuple[float | None, ...] | None = None,
+                  categories: tuple[tuple[str, ...], ...] | None = None) -> ModelConfig:
     return ModelConfig(
         spec.name, len(spec.features), spec.n_classes,
         spec.hidden if hidden is None else tuple(hidden),
         spec.activation if activation is None else activation,
         spec.standardize,
         spec.multilabel,
+        fill,
+        categories,
     )
 
 
@@ -224,7 +255,7 @@ def _train_streamed(path: str | Path, label: str, out: Path | str, *, features: 
     metrics = {"stream": {"rows": s.rows, "train_rows": s.train_rows, "test_rows": len(data.y_test),
                           "train_metrics_rows": len(data.y_train), "shuffle_rows": SHUFFLE_ROWS}}
     return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, data=data, source=source,
-                      stats=s.stats, metrics=metrics, **overrides)
+                      stats=s.stats, metrics=metrics, **overrides)  # type: ignore[arg-type]
 
 
 def _held_out(rows: int, seed: int) -> str:

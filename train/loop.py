@@ -126,6 +126,9 @@ def init_model(model_cfg: ModelConfig, cfg: TrainConfig, x_train: np.ndarray, de
             first.fit(torch.from_numpy(x_train))
         else:
             first.set(torch.from_numpy(stats[0]), torch.from_numpy(stats[1]))
+        for j, vocab in enumerate(model_cfg.categories or ()):
+            if vocab:  # a category's index passes unchanged, so the OneHot layer compares whole numbers
+                first.mean[j], first.std[j] = 0.0, 1.0
     return model.to(device)
 
 

@@ -22,6 +22,12 @@ class ModelConfig:
     activation: str = "relu"
     standardize: bool = False  # a Standardize layer first: (x - mean) / std, statistics kept in the state_dict
     multilabel: bool = False  # n_classes labels, each its own sigmoid output (binary cross-entropy)
+    # per feature, the value an empty cell (NaN) takes before standardisation (--impute median); None: NaN there
+    # is refused. Absent from older checkpoints, and not written when None, so they load and save as before.
+    fill: tuple[float | None, ...] | None = None
+    # per feature, its vocabulary (the input holds the value's index in it; a OneHot layer after Standardize
+    # expands it) or () for a number; None: no category. Not written when None, as fill.
+    categories: tuple[tuple[str, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
@@ -32,38 +38,65 @@ class ModelConfig:
             raise InputError(f"n_features must be >= 1, got {self.n_features}")
         if any(h <= 0 for h in self.hidden):
             raise InputError(f"hidden sizes must be positive integers, got {self.hidden}")
+        if self.fill is not None and (len(self.fill) != self.n_features or not self.standardize):
+            raise InputError(f"fill has {len(self.fill)} values for {self.n_features} features: expected one per "
+                             "feature (None where nothing is filled), in a model with standardize=True")
+        if self.categories is not None and (len(self.categories) != self.n_features or not self.standardize):
+            raise InputError(f"categories has {len(self.categories)} counts for {self.n_features} features: expected "
+                             "one per feature (0 for a number), in a model with standardize=True")
 
     @property
     def n_outputs(self) -> int:
         return n_logits(self.n_classes, MULTILABEL if self.multilabel else "")
 
     @property
+    def n_inputs(self) -> int:
+        """The first Linear layer's width: a number is one input, a category one per value."""
+        return sum(len(v) or 1 for v in self.categories) if self.categories else self.n_features
+
+    @property
     def layer_sizes(self) -> list[int]:
-        return [self.n_features, *self.hidden, self.n_outputs]
+        return [self.n_inputs, *self.hidden, self.n_outputs]
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
         if not self.multilabel:  # single-label configs are saved exactly as before this field existed
             del d["multilabel"]
+        for key in ("fill", "categories"):
+            if d[key] is None:
+                del d[key]
+        if self.fill is not None:
+            d["fill"] = list(self.fill)
+        if self.categories is not None:
+            d["categories"] = [list(v) for v in self.categories]
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        return cls(**{**d, "hidden": tuple(d["hidden"])})
+        fill, cats = d.get("fill"), d.get("categories")
+        return cls(**{**d, "hidden": tuple(d["hidden"]), "fill": None if fill is None else tuple(fill),
+                      "categories": None if cats is None else tuple(tuple(v) for v in cats)})
 
 
 class Standardize(nn.Module):
     """(x - mean) / std with the train split's statistics as buffers: exported as plain Sub and Div nodes, so every
-    runtime (browser, C) takes raw feature values."""
+    runtime (browser, C) takes raw feature values. With `fill`: where(isnan(x), fill, x) first, so an empty cell
+    of an imputed feature takes the training median inside the graph (NaN fill: that feature's NaN stays NaN;
+    the runtimes refuse it before it gets here)."""
 
     mean: torch.Tensor
     std: torch.Tensor
+    fill: torch.Tensor | None
 
-    def __init__(self, n_features: int) -> None:
+    def __init__(self, n_features: int, fill: tuple[float | None, ...] | None = None) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("std", torch.ones(n_features))
+        if fill is not None:  # a buffer only then: models without it keep their state_dict (and its hash)
+            self.register_buffer("fill", fill_tensor(fill))
+        else:
+            self.fill = None
 
     def fit(self, x: torch.Tensor) -> None:
         """x (N, F): a constant feature (std 0) keeps std 1, so it is only centred."""
@@ -77,12 +110,41 @@ class Standardize(nn.Module):
         self.std.copy_(std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fill is not None:
+            x = torch.where(torch.isnan(x), self.fill, x)  # (N, F)
         return (x - self.mean) / self.std  # (N, F)
 
 
+def fill_tensor(fill: tuple[float | None, ...]) -> torch.Tensor:
+    """(F,) float32: the fill values, NaN where a feature has none (where(isnan(x), NaN, x) is x)."""
+    return torch.tensor([float("nan") if v is None else float(v) for v in fill], dtype=torch.float32)
+
+
+class OneHot(nn.Module):
+    """x (N, F) -> (N, n_inputs): a category column (its value's index) becomes (x[:, j] == 0..K-1) as floats, a
+    number column stays. An index outside 0..K-1 (or not whole) gives all zeros; the runtimes refuse it first."""
+
+    def __init__(self, categories: tuple[int, ...]) -> None:
+        super().__init__()
+        self.categories = categories
+        for j, k in enumerate(categories):
+            if k:
+                self.register_buffer(f"codes{j}", torch.arange(k, dtype=torch.float32), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = []
+        for j, k in enumerate(self.categories):
+            col = x[:, j:j + 1]  # (N, 1)
+            parts.append((col == getattr(self, f"codes{j}")).to(x.dtype) if k else col)  # (N, K) or (N, 1)
+        return torch.cat(parts, dim=1)  # (N, n_inputs)
+
+
 def build_mlp(cfg: ModelConfig) -> nn.Sequential:
-    """[Standardize], then Linear layers of cfg.hidden sizes with cfg.activation between them, then the logits."""
-    layers: list[nn.Module] = [Standardize(cfg.n_features)] if cfg.standardize else []
+    """[Standardize [OneHot]], then Linear layers of cfg.hidden sizes with cfg.activation between them, then the
+    logits."""
+    layers: list[nn.Module] = [Standardize(cfg.n_features, cfg.fill)] if cfg.standardize else []
+    if cfg.categories:
+        layers.append(OneHot(tuple(len(v) for v in cfg.categories)))
     sizes = cfg.layer_sizes
     for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
         layers.append(nn.Linear(a, b))

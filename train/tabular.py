@@ -25,6 +25,7 @@ from edgeclf.tables.columns import (
     features_matrix,
     label_values,
     pick_features,
+    vocabularies,
 )
 from edgeclf.tables.messages import one_line as _error
 from edgeclf.tables.read import is_frame, read_table
@@ -38,12 +39,14 @@ NAME_MAX = 64
 
 @dataclass(frozen=True)
 class Table:
-    x: np.ndarray  # (N, F) float32, finite
+    x: np.ndarray  # (N, F) float32, finite (NaN only for an empty cell loaded to be imputed)
     y: np.ndarray  # (N,) int64 indices into classes
     classes: tuple[str, ...]  # sorted distinct labels, as strings
     features: tuple[str, ...]
     source: str  # how messages name where the table came from
     warnings: tuple[str, ...] = field(default=())  # notes on what was read (e.g. columns left out)
+    # per feature: its categories (x holds the value's index) or None for a number; () when there are none
+    categories: tuple[tuple[str, ...] | None, ...] = field(default=())
 
     @property
     def n_classes(self) -> int:
@@ -60,6 +63,7 @@ def load_table(
     *,
     where: str | None = None,
     reference: Table | None = None,
+    impute: str | None = None,
 ) -> Table:
     """Read and check a table: a CSV path (header required), a .parquet/.pq path, or a pandas DataFrame.
 
@@ -67,7 +71,8 @@ def load_table(
     defaults to every numeric column but the label. `where` is how messages name the source (default: the
     path, or "DataFrame"). `reference`: load this as the test table of that training table: its features
     (by name, any column order) and its classes (a class it never saw is an error); the training-only checks
-    (10 rows, 2 classes, 2 rows per class) are then skipped. Raises InputError naming file, column and row.
+    (10 rows, 2 classes, 2 rows per class) are then skipped. `impute`: empty feature cells are NaN in x (to
+    be filled by train/impute.py) instead of an error. Raises InputError naming file, column and row.
     """
     raw, where = read_table(source, where)
     names = [str(n) for n in raw.column_names]
@@ -85,8 +90,12 @@ def load_table(
         check_classes(y, classes, label, where, rows)
     else:
         y, classes = _onto_classes(y, classes, reference.classes, label, where), reference.classes
-    x = features_matrix(raw, picked, where, rows)
-    return Table(x=x, y=y, classes=classes, features=tuple(picked), source=where, warnings=tuple(notes))
+    known = None if reference is None else (reference.categories or (None,) * len(picked))
+    vocabs = vocabularies(raw, picked, where, known)
+    x = features_matrix(raw, picked, where, rows, empty_ok=impute is not None, vocabs=vocabs)
+    cats = vocabs if any(v is not None for v in vocabs) else ()
+    return Table(x=x, y=y, classes=classes, features=tuple(picked), source=where, warnings=tuple(notes),
+                 categories=cats)
 
 
 def _rows_of(source: Any) -> RowNames:
