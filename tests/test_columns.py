@@ -19,6 +19,7 @@ from edgeclf.train.checkpoint import load_checkpoint
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 from mixed_table import COLORS, mixed_table  # noqa: E402
+from test_c_header import PROBE_C as C_HEADER_PROBE  # noqa: E402
 
 EDGECLF = Path(sys.executable).with_name("edgeclf")
 FAST = ("--epochs", "3", "--cv", "0", "--quiet")
@@ -97,23 +98,7 @@ def test_only_ids_is_a_clear_error(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- --impute median
 
-PROBE_C = r"""
-#include <stdio.h>
-#include "model.h"
-int main(void) {
-    float x[EDGECLF_N_FEATURES], z[EDGECLF_N_LOGITS], p[EDGECLF_N_CLASSES];
-    int k;
-    for (;;) {
-        for (k = 0; k < EDGECLF_N_FEATURES; k++)
-            if (scanf(k ? " ,%f" : " %f", &x[k]) != 1) return k == 0 ? 0 : 1;
-        edgeclf_logits(x, z);
-        edgeclf_predict_proba(x, p);
-        for (k = 0; k < EDGECLF_N_LOGITS; k++) printf("%.9g ", (double)z[k]);
-        for (k = 0; k < EDGECLF_N_CLASSES; k++) printf("%.9g ", (double)p[k]);
-        printf("%d\n", edgeclf_predict(x));
-    }
-}
-"""
+PROBE_C = C_HEADER_PROBE  # the C header's own probe program (tests/test_c_header.py)
 FILLED = ("f0", "f1", "f2")  # f3 is complete in training: NaN there stays an error
 
 
