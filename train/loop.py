@@ -308,15 +308,21 @@ def calibration(model: nn.Module, model_cfg: ModelConfig, spec: TaskSpec, data: 
     return {k: calibration_summary(head(torch.from_numpy(x))[1].numpy(), y) for k, (x, y) in samples.items()}
 
 
+def config_record(cfg: TrainConfig) -> dict[str, Any]:
+    """The training config as metrics.json records it."""
+    config = asdict(cfg)
+    if not cfg.patience:  # the field came later: runs without it keep their metrics.json bytes
+        del config["patience"]
+    return config
+
+
 def _metrics(hist: dict[str, list[float]], cfg: TrainConfig, device: str, spec: TaskSpec,
              calib: dict[str, Any], best: int) -> dict[str, Any]:
     """The epoch whose weights the model has (best: the restored one; -1: the last) and the whole history."""
     # rounded so that metrics.json stays small and its bytes stable
     r = {k: [round(v, 6) for v in vs] for k, vs in hist.items()}
     test_acc = r["test_accuracy"][best]
-    config = asdict(cfg)
-    if not cfg.patience:  # the field came later: runs without it keep their metrics.json bytes
-        del config["patience"]
+    config = config_record(cfg)
     return {
         "test_accuracy": test_acc, "test_loss": r["test_loss"][best],
         "train_accuracy": r["train_accuracy"][best], "train_loss": r["train_loss"][best],

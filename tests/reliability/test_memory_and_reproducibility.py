@@ -69,18 +69,16 @@ def test_committed_artifacts_are_what_the_current_defaults_make(task):
     """Machine-independent staleness check: the committed checkpoint was trained with today's registry
     defaults and exported with today's ladder (byte equality with a fresh run is checked on the same
     machine by the test above and by `make run` leaving `git status` clean)."""
-    from dataclasses import asdict
-
     from edgeclf.export import DEFAULT_BATCH_SIZES
     from edgeclf.runtime import Manifest
     from edgeclf.train.checkpoint import load_checkpoint
-    from edgeclf.train.loop import TrainConfig
+    from edgeclf.train.loop import TrainConfig, config_record
     from edgeclf.train.tasks import get_task
 
     spec = get_task(task)
     t = load_checkpoint(ARTIFACTS / task, task)
     assert (t.config.hidden, t.config.activation, t.config.standardize) == (spec.hidden, spec.activation, spec.standardize)
-    assert t.metrics["train_config"] == asdict(TrainConfig.defaults(spec, device="cpu"))
+    assert t.metrics["train_config"] == config_record(TrainConfig.defaults(spec, device="cpu"))
     assert tuple(f.batch_size for f in Manifest.read(ARTIFACTS / task)[0].onnx_files) == DEFAULT_BATCH_SIZES
 
 
