@@ -11,7 +11,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Mapping, NoReturn
+from typing import Any, Mapping, NoReturn, Sequence
 
 import click
 
@@ -61,6 +61,13 @@ def needs_extra(*modules: str, extra: str = "train") -> None:
         if not found:
             raise click.ClickException(
                 f"this command needs the {extra} extra ({name} is missing): pip install 'edgeclf[{extra}]'")
+
+
+def needs_format_extras(options: Sequence[str]) -> None:
+    """The extra each asked-for format needs beyond [train] (the registry's Format.extra), named if missing."""
+    for fmt in OPT_IN:
+        if fmt.option in options and fmt.extra:
+            needs_extra(fmt.extra, extra=fmt.extra)
 
 
 def parse_hidden(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
@@ -227,8 +234,7 @@ def export(name: str | None, batch_sizes: tuple[int, ...], opset: int, out: str,
       edgeclf export --from model.pt2 --features a,b,c --classes no,yes --check-data rows.csv --out artifacts
     """
     needs_extra(*EXPORT_NEEDS)
-    if PTE.option in edge:
-        needs_extra("executorch", extra="executorch")
+    needs_format_extras(edge)
     sizes = batch_sizes or DEFAULT_BATCH_SIZES
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always", UserWarning)
@@ -329,7 +335,7 @@ def run(out: str, device: str, quiet: bool) -> None:
       edgeclf run --out artifacts --device cpu
     """
     needs_extra(*EXPORT_NEEDS, "matplotlib")
-    needs_extra("executorch", extra="executorch")  # RUN_EDGE's .pte programs
+    needs_format_extras(RUN_EDGE)
     pin_arithmetic()  # before torch is imported: the same bytes on any x86-64 CPU
     from edgeclf.export.pipeline import export_artifact, runtime_check
     from edgeclf.report.build import plot_artifact

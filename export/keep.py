@@ -19,11 +19,13 @@ from typing import Callable, Sequence
 from edgeclf.artifact.store import CARD, CHECK_DATA, MANIFEST, PICTURES
 from edgeclf.export.ort_format import CONFIG_NAME
 from edgeclf.runtime.errors import ArtifactError, InputError
-from edgeclf.runtime.formats import C_HEADER, OPT_IN, PT2, TORCHSCRIPT, by_option, installed, named
+from edgeclf.runtime.formats import C_HEADER, FORMATS, OPT_IN, PT2, TORCHSCRIPT, by_option, installed, named
 from edgeclf.runtime.manifest import Manifest
 
 EDGE_OF_FORMAT = {f.name: f.option for f in OPT_IN}  # manifest format -> the --format that makes it
-_BATCH_FILE = re.compile(r"model\.b(\d+)\.(onnx|ort|int8\.onnx)")
+# the files of every per-batch format ("{batch}" in its registry file name): model.b64.onnx, model.b64.ort, ...
+_BATCH_FILES = tuple(re.compile(re.escape(f.file).replace(re.escape("{batch}"), r"(\d+)"))
+                     for f in FORMATS if "{batch}" in f.file)
 CardWriter = Callable[[Path], None]  # writes MODEL_CARD.md into a folder that holds its manifest (report.build)
 
 
@@ -95,8 +97,13 @@ def carry_over(before: Previous, staged: Path, weights: str, card: CardWriter | 
 
 
 def _sizes_advice(before: Previous) -> str:
-    sizes = sorted({int(m.group(1)) for n in before.names if (m := _BATCH_FILE.fullmatch(n))})
+    sizes = sorted({b for n in before.names if (b := _batch_of(n)) is not None})
     return "to keep them, export with " + " ".join(f"--batch-size {b}" for b in sizes)
+
+
+def _batch_of(name: str) -> int | None:
+    """The batch size of a per-batch format's file, or None for any other name."""
+    return next((int(m.group(1)) for p in _BATCH_FILES if (m := p.fullmatch(name))), None)
 
 
 def _why_dropped(name: str, before: Previous, weights: str) -> str | None:
@@ -109,7 +116,7 @@ def _why_dropped(name: str, before: Previous, weights: str) -> str | None:
         if before.weights == weights:
             return None
         return f"drawn from other weights than this export's; `edgeclf plot {before.folder}` draws them again"
-    if _BATCH_FILE.fullmatch(name):
+    if _batch_of(name) is not None:
         return f"their batch sizes are not among this export's; {_sizes_advice(before)}"
     if name in (MANIFEST, TORCHSCRIPT.file, PT2.file, C_HEADER.file, CONFIG_NAME, CHECK_DATA):
         return "made by the previous export from a manifest that cannot be read any more, not by this one"

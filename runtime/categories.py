@@ -57,9 +57,9 @@ def _column(values: np.ndarray, name: str, vocab: tuple[str, ...] | None) -> np.
     if vocab is None:
         try:
             return np.asarray(values, np.float64)
-        except (TypeError, ValueError):
-            bad = next(v for v in values.tolist() if not isinstance(v, (int, float)))
-            raise InputError(f"column {name!r}: value {bad!r} is not a number") from None
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float64 (10**400)
+            bad = next((v for v in values.tolist() if not _is_float64(v)), values.tolist()[0])
+            raise InputError(f"column {name!r}: value {str(bad)[:40]!r} is not a number that fits float64") from None
     lookup = {v: float(i) for i, v in enumerate(vocab)}
     out = np.empty(len(values), np.float64)
     for i, v in enumerate(values.tolist()):
@@ -70,8 +70,16 @@ def _column(values: np.ndarray, name: str, vocab: tuple[str, ...] | None) -> np.
     return out
 
 
+def _is_float64(v: Any) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return isinstance(v, (int, float, np.integer, np.floating))
+
+
 def _index(v: Any, k: int) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+    if isinstance(v, bool) or not _is_float64(v):
         return None
     f = float(v)
     return f if f.is_integer() and 0 <= f < k else None

@@ -35,6 +35,7 @@ def ok(obj: Any) -> Response:
 
 def build_app(models: Models, metrics: Metrics, max_body: int) -> Starlette:
     """The routes; auth, metrics and the access log are the Front middleware's (edgeclf.serve.front)."""
+    about_server = {"name": "edgeclf", "version": metadata.version("edgeclf"), "extensions": ["binary_tensor_data"]}
 
     def acquire(request: Request) -> Loaded:
         name = request.path_params["name"]
@@ -59,7 +60,7 @@ def build_app(models: Models, metrics: Metrics, max_body: int) -> Starlette:
         return ok({"ready": True})
 
     async def server(request: Request) -> Response:
-        return ok({"name": "edgeclf", "version": metadata.version("edgeclf"), "extensions": ["binary_tensor_data"]})
+        return ok(about_server)
 
     async def model(request: Request) -> Response:
         return ok(model_metadata(about(request)))

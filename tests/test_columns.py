@@ -345,3 +345,15 @@ def test_parity_check_sees_a_wrong_fill(mixed: Path, tmp_path: Path) -> None:
         bad.net[0].fill[0] += 0.5  # f0's median moved: only rows with an empty f0 change
     write_onnx(bad.eval(), spec.n_features, 64, 20, tmp_path / "bad.onnx", {}, graph_docs(spec))
     assert not check_file(tmp_path / "bad.onnx", FileEntry("bad.onnx", "onnx", 64, "", 0, 20), check)
+
+
+def test_an_int_beyond_float64_in_a_category_model_is_one_clean_error():
+    """A row list with 10**400 in a number column: float() overflows; the Classifier names the column (no
+    OverflowError traceback)."""
+    from edgeclf.runtime import InputError
+    from edgeclf.runtime.categories import encode
+
+    vocabs = (None, ("red", "blue"))
+    with pytest.raises(InputError, match=r"^column 'f0': value '1000000000.*' is not a number that fits float64$"):
+        encode([[10**400, "red"]], ("f0", "color"), vocabs)
+    assert encode([[1.5, "blue"]], ("f0", "color"), vocabs).tolist() == [[1.5, 1.0]]
