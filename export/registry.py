@@ -53,8 +53,9 @@ def load(ref: str) -> Any:
 
 
 def example_row(m: Manifest) -> list[float]:
-    """The row every card snippet classifies: the training means to 4 significant digits (0.0 where unknown)."""
-    return [float(f"{f.mean:.4g}") if f.mean is not None else 0.0 for f in m.features]
+    """The row every card snippet classifies: the training means to 4 significant digits (0.0 where unknown); a
+    category column takes its first value's index, 0.0 (the mean of the indices is no category's index)."""
+    return [float(f"{f.mean:.4g}") if f.mean is not None and f.categories is None else 0.0 for f in m.features]
 
 
 def selected(options: Sequence[str]) -> tuple[Format, ...]:

@@ -44,14 +44,26 @@ CSV out: `label` and one `proba_<class>` column per class; any number of rows (C
 `-` reads CSV from stdin), columns matched to the features by name."""
 
 
+def _js_decision(m: Manifest) -> str:
+    """The JS line that prints the decision from p: every label's on/off for a multi-label model (any number of
+    them on, none included), else the most probable class."""
+    if m.multilabel:
+        labels = json.dumps(list(m.classes))
+        return (f"const labels = {labels};\n"
+                f"const thresholds = {json.dumps(list(m.thresholds))};  // label i is on where P >= thresholds[i]\n"
+                "console.log(JSON.stringify(Object.fromEntries(labels.map((k, i) => [k, p[i] >= thresholds[i]]))));")
+    return f"console.log({list(m.classes)}[p.indexOf(Math.max(...p))]);"
+
+
 def _js_run(m: Manifest, e: FileEntry, session: str) -> str:
     f, c, sig = len(m.features), len(m.classes), m.signature
+    what = "labels" if m.multilabel else "classes"
     return f"""{session}
 const x = new Float32Array({e.batch_size} * {f});  // {_pad_note(e.batch_size)}
 x.set([{_row(m)}]);
 const out = await session.run({{ "{sig.input}": new ort.Tensor("float32", x, [{e.batch_size}, {f}]) }});
-const p = Array.from(out["{sig.probabilities.name}"].data.subarray(0, {c}));  // row 0, classes in manifest order
-console.log({list(m.classes)}[p.indexOf(Math.max(...p))]);
+const p = Array.from(out["{sig.probabilities.name}"].data.subarray(0, {c}));  // row 0, {what} in manifest order
+{_js_decision(m)}
 console.log(JSON.stringify(p));"""
 
 

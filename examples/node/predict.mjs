@@ -4,10 +4,12 @@
 //   node examples/node/predict.mjs artifacts/circles rows.json     # or rows on stdin
 //   echo '[[0.0, 0.1], [1.0, 0.0]]' | node examples/node/predict.mjs artifacts/circles
 //
-// Rows: a JSON array of rows, each an array of the manifest's features (in order) as finite numbers. Prints one
-// JSON object: {"task", "classes", "labels", "probabilities"} (probabilities[i][j] = P(classes[j]) for row i,
-// the float32 values onnxruntime returned). Exit code 1 and a one-line message on stderr for a bad row, a
-// missing or modified model file; 2 when onnxruntime-node is not installed.
+// Rows: a JSON array of rows, each an array of the manifest's features (in order): finite numbers; for a category
+// column (manifest features[i].categories) its text or its index in that vocabulary; for a column the model fills
+// (features[i].fill, --impute median) null for an empty cell. Prints one JSON object: {"task", "classes", "labels",
+// "probabilities"} (probabilities[i][j] = P(classes[j]) for row i, the float32 values onnxruntime returned).
+// Exit code 1 and a one-line message on stderr for a bad row (a category not seen in training: the value, the
+// column and the vocabulary), a missing or modified model file; 2 when onnxruntime-node is not installed.
 //
 // The ONNX files have fixed batch sizes: rows are run in full chunks of the largest one, and the tail in the
 // cheapest mix of smaller ones, the last padded with zeros (rows are independent; the padding rows' outputs are
@@ -37,8 +39,10 @@ function fail(message, code = 1) {
   process.exit(code);
 }
 
-// The chunk plan: the web page's and the Python runtime's, from one file (web/plan.js).
+// The chunk plan: the web page's and the Python runtime's, from one file (web/plan.js); the rows in and the
+// decisions out as the page and the Python runtime read and make them (web/rows.js).
 export const { plan } = createRequire(import.meta.url)("../../web/plan.js");
+const { encodeRows, decide } = createRequire(import.meta.url)("../../web/rows.js");
 
 // The manifest's ONNX files, each hash-checked, as {batch_size: session}, smallest batch first.
 async function openSessions(ort, folder, manifest) {
@@ -60,17 +64,16 @@ async function openSessions(ort, folder, manifest) {
   return sessions;
 }
 
+// rows as given -> the model's input rows (category indices; NaN where a filled column is null), or one line and exit 1
 function checkRows(rows, manifest) {
-  const f = manifest.features.length;
-  if (!Array.isArray(rows)) fail("expected a JSON array of rows");
-  rows.forEach((p, i) => {
-    if (!Array.isArray(p) || p.length !== f || !p.every(Number.isFinite)) {
-      const names = manifest.features.map((x) => x.name);
-      fail(`row ${i}: expected ${f} finite numbers (${names.join(", ")}), got ${JSON.stringify(p)}`);
-    }
-  });
+  try {
+    return encodeRows(rows, manifest);
+  } catch (e) {
+    return fail(e.message);
+  }
 }
 
+// rows: the model's input rows (checkRows'); -> one probability row per row
 export async function predictProba(ort, sessions, manifest, rows) {
   const f = manifest.features.length;
   const out = manifest.signature.outputs.probabilities; // {name, columns}
@@ -102,15 +105,15 @@ async function main() {
   } catch (e) {
     fail(`rows: not JSON (${e.message})`);
   }
-  checkRows(rows, manifest);
+  const inputs = checkRows(rows, manifest);
   const ort = loadOrt();
   const sessions = await openSessions(ort, folder, manifest);
-  const probabilities = await predictProba(ort, sessions, manifest, rows);
-  // a multi-label model answers each label on its own (at or above its threshold; none is a valid answer),
+  const probabilities = await predictProba(ort, sessions, manifest, inputs);
+  // a multi-label model answers each label on its own (at or above its threshold; none is a valid answer: []),
   // any other model with its most probable class
   const labels = manifest.kind === "multilabel"
-    ? probabilities.map((p) => manifest.classes.filter((_, i) => p[i] >= manifest.thresholds[i]))
-    : probabilities.map((p) => manifest.classes[p.indexOf(Math.max(...p))]);
+    ? probabilities.map((p) => { const on = decide(manifest, p); return manifest.classes.filter((_, i) => on[i]); })
+    : probabilities.map((p) => decide(manifest, p));
   process.stdout.write(JSON.stringify({ task: manifest.task, classes: manifest.classes, labels, probabilities }) + "\n");
 }
 
