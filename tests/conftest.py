@@ -132,3 +132,38 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_sep("=", f"skips by reason: {sum(counts.values())}")
     for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
         terminalreporter.write_line(f"{n:5d}  {reason}")
+
+
+CATEGORY_MODEL = """
+import sys
+import numpy as np, pandas as pd, warnings
+from edgeclf.export.pipeline import export_artifact
+from edgeclf.train.api import train_data
+
+rng = np.random.default_rng(0)
+n = 240
+color = rng.choice(["blue", "green", "red"], n)
+a, b = rng.normal(0, 1, n), rng.normal(5, 2, n)
+label = np.where(a + 1.5 * (color == "red") - (b - 5) / 2 > 0.3, "yes", "no")
+a[rng.random(n) < 0.1] = np.nan  # empty cells, filled with the training median
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # the one-line note on the fill
+    train_data(pd.DataFrame({"a": a, "b": b, "color": color, "label": label}), "label", sys.argv[1], name="shop",
+               epochs=20, cv=0, impute="median")
+export_artifact(__import__("pathlib").Path(sys.argv[1]) / "shop", batch_sizes=(1, 64))
+"""
+
+
+@pytest.fixture(scope="session")
+def category_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An artifacts folder holding `shop`: a small binary model with a category column (color: blue, green, red)
+    and a number the model fills (a, --impute median) beside a plain one (b); ONNX at batch 1 and 64. Trained and
+    exported in a child process (~30 s on 2 busy cores): the tests that use it are slow-marked."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("categories")
+    done = subprocess.run([sys.executable, "-c", CATEGORY_MODEL, str(root)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    return root

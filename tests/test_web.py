@@ -23,7 +23,8 @@ import urllib.request
 
 import numpy as np
 import pytest
-from helpers import ARTIFACTS, ROOT, WEB, run_cli
+from edge_helpers import MARGIN
+from helpers import ARTIFACTS, MULTILABEL_TASKS, ROOT, WEB, run_cli, skip_or_fail
 
 from edgeclf.cli.serve import ORT_DIST, ORT_WEB_VERSION, make_server
 from edgeclf.runtime import Classifier, InputError
@@ -276,3 +277,114 @@ def test_serve_web_from_any_folder_serves_the_installed_page(tmp_path):
 
 def test_the_cdn_pin_is_the_lockfile_pin():
     assert json.loads((WEB / "package.json").read_text())["dependencies"]["onnxruntime-web"] == ORT_WEB_VERSION
+
+
+# ---- multi-label: one bar per label with its threshold marked, each label on or off ----------------------------
+
+
+def label_table(pg) -> list[dict[str, str]]:
+    """The multi-label table on show: per label its name, probability text, mark position and decision."""
+    return pg.eval_on_selector_all("#point tr.label-row", """rows => rows.map(r => ({
+        name: r.cells[0].innerText.trim(), p: r.cells[1].innerText.trim(),
+        mark: r.querySelector('.mark').style.left, bar: r.querySelector('.bar').style.width,
+        decision: r.querySelector('td.decision').innerText.trim()}))""")
+
+
+@pytest.mark.parametrize("task", MULTILABEL_TASKS)
+def test_page_multilabel_matches_python_runtime(page, server, task, tmp_path):
+    """Every label's probability (within 1e-5) and decision (where |p - threshold| exceeds the margin) equal the
+    Python Classifier's, on typed rows and on many rows; the table marks each label's threshold on its bar."""
+    pg, errors = page
+    assert open_task(pg, server, task) == task, pg.inner_text("#error")
+    clf = Classifier.load(ARTIFACTS / task)
+    thresholds = np.array(clf.thresholds_, np.float64)
+    rows = feature_rows(task, 400, seed=21)
+    ref = clf.predict_proba(rows).astype(np.float64)  # (N, L)
+    on = ref >= thresholds
+    # typed rows: one with no label on (a valid answer), one with exactly one, one with the most labels on
+    picks = [int(np.flatnonzero(~on.any(1))[0]), int(np.flatnonzero(on.sum(1) == 1)[0]), int(on.sum(1).argmax())]
+    assert on[picks[2]].sum() >= 2
+    for i in picks:
+        text = [repr(float(v)) for v in rows[i]]
+        for j, v in enumerate(text):
+            pg.fill(f"#x{j}", v)
+        pg.wait_for_function("want => { const l = window.edgeclf.state.last; return l && "
+                             "l.row.every((v, k) => v === Number(want[k])); }", arg=text, timeout=30_000)
+        row, probs, label = shown(pg)
+        assert np.abs(np.array(probs) - ref[i]).max() <= 1e-5
+        decided = np.array(pg.evaluate("() => window.edgeclf.state.last.answer"))
+        decisive = np.abs(ref[i] - thresholds) > MARGIN
+        assert np.array_equal(decided[decisive], clf.predict(rows[i:i + 1])[0][decisive])
+        assert label == (", ".join(clf.classes_[decided]) or "no label")
+        table = label_table(pg)
+        assert [t["name"] for t in table] == list(clf.classes_)
+        assert [t["decision"] for t in table] == ["on" if d else "off" for d in decided]
+        assert [float(t["mark"].rstrip("%")) for t in table] == [round(100 * t, 1) for t in clf.manifest.thresholds]
+        assert [float(t["bar"].rstrip("%")) for t in table] == pytest.approx(100 * ref[i], abs=0.051)
+    # many rows through the page's batch path and its decisions
+    page_p = np.array(pg.evaluate("pts => window.edgeclf.predictProba(pts)", rows.tolist()))
+    page_on = np.array(pg.evaluate("pts => window.edgeclf.predict(pts)", rows.tolist()))
+    assert page_p.shape == ref.shape and np.abs(page_p - ref).max() <= 1e-5
+    decisive = np.abs(ref - thresholds) > MARGIN
+    assert np.array_equal(page_on[decisive], clf.predict(rows)[decisive])
+    assert (page_p.sum(1) > 1.01).any() or (page_p.sum(1) < 0.99).any()  # independent labels, not a distribution
+    shot = tmp_path / f"{task}.png"
+    pg.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    assert errors == []
+
+
+# ---- categories and filled numbers: a <select> per category column, an empty box where the model fills ----------
+
+
+@pytest.fixture(scope="module")
+def category_server(category_root):
+    """The page over an artifacts folder holding the `shop` model (conftest.category_root)."""
+    if not (WEB / ORT_DIST / "ort.wasm.min.js").is_file():
+        skip_or_fail("onnxruntime-web is not installed (npm ci --prefix web)", browser=True)
+    httpd = make_server(WEB, category_root, port=0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+CATEGORY_ROWS = [[None, 5.0, "red"], [0.5, 2.0, "blue"], [-1.2, 7.5, "green"], [None, 3.0, 0], [0.25, 6.0, 2],
+                 [2.0, 1.0, "red"], [None, 9.0, "green"]]
+
+
+@pytest.mark.slow  # category_root trains and exports a model (~30 s)
+def test_page_category_model_matches_python_runtime(page, category_server, category_root):
+    """A select per category column (the manifest's vocabulary; the graph gets the value's index, as the Python
+    runtime feeds it) and an empty box for a number the model fills: the page's probabilities equal the
+    Classifier's on the same rows (text, indices, empty cells)."""
+    pg, errors = page
+    assert open_task(pg, category_server, "shop") == "shop", pg.inner_text("#error")
+    clf = Classifier.load(category_root / "shop")
+    assert pg.eval_on_selector_all("#x2 option", "os => os.map(o => [o.textContent, o.value])") == [
+        ["blue", "0"], ["green", "1"], ["red", "2"]]
+    for a, b, color in [(None, 5.0, "red"), (0.5, 2.0, "green"), (None, 3.0, "blue")]:
+        pg.fill("#x0", "" if a is None else repr(a))
+        pg.fill("#x1", repr(b))
+        pg.select_option("#x2", label=color)
+        want = [None if a is None else a, b, color]
+        pg.wait_for_function("want => { const l = window.edgeclf.state.last; return l && l.row[1] === want[1] && "
+                             "l.row[2] === want[2] && (want[0] === null ? Number.isNaN(l.row[0]) : l.row[0] === want[0]); }",
+                             arg=[a, b, clf.manifest.features[2].categories.index(color)], timeout=30_000)
+        _, probs, label = shown(pg)
+        assert np.abs(np.array(probs) - clf.predict_proba([want])[0]).max() <= 1e-5
+        assert label == clf.predict([want])[0]
+    assert "median" in pg.get_attribute("#x0", "placeholder")
+    page_p = np.array(pg.evaluate("pts => window.edgeclf.predictProba(pts)", CATEGORY_ROWS))
+    assert np.abs(page_p - clf.predict_proba(CATEGORY_ROWS)).max() <= 1e-5
+    assert pg.evaluate("pts => window.edgeclf.predict(pts)", CATEGORY_ROWS) == list(clf.predict(CATEGORY_ROWS))
+    # an empty box the model does not fill is named, not run; an unseen category names value, column, vocabulary
+    pg.fill("#x1", "")
+    pg.wait_for_function("() => window.edgeclf.state.last === null")
+    assert "enter a number for b" in pg.inner_text("#point")
+    message = pg.evaluate("() => window.edgeclf.predictProba([[0.1, 5.0, 'purple']]).then(() => '', e => e.message)")
+    assert message.startswith("row 0, column 'color': \"purple\" is not a category seen in training")
+    assert '["blue","green","red"]' in message
+    message = pg.evaluate("() => window.edgeclf.predictProba([[0.1, null, 'red']]).then(() => '', e => e.message)")
+    assert "column 'b': expected a finite number" in message and '["a"]' in message
+    assert errors == []

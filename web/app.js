@@ -268,7 +268,7 @@ function numberInput(f) {
       (Number.isFinite(f.mean) ? `, mean ${f.mean}` : "") + (Number.isFinite(f.std) ? `, std ${f.std}` : "");
   }
   if (filled) {
-    input.placeholder = `empty: median ${f.fill}`;
+    input.placeholder = "empty: the median"; // the value is in the title
     input.title = `${input.title ? `${input.title}; ` : ""}empty: the model fills in the training median ${f.fill}`;
   }
   return input;
@@ -347,8 +347,9 @@ function headline(m) {
 function inputsNote(m) {
   const n = names(m);
   const filled = m.features.filter((f) => Number.isFinite(f.fill)).map((f) => f.name);
+  const category = m.features.some((f) => Array.isArray(f.categories)) ? " (a category: its first value)" : "";
   return `${n.length} features (${n.length <= 8 ? n.join(", ") : `${n.slice(0, 4).join(", ")}, … ${n[n.length - 1]}`}); ` +
-    "prefilled with the training means (a category: its first value), each box's hint is its training range" +
+    `prefilled with the training means${category}, each box's hint is its training range` +
     (filled.length ? `; an empty box in ${filled.join(", ")} takes the training median` : "");
 }
 
