@@ -36,22 +36,23 @@ print(clf.predict_proba(x)[0].tolist())  # columns {list(m.classes)}
 
 def _cli(m: Manifest) -> str:
     header, row = ",".join(m.feature_names), ",".join(repr(v) for v in example_row(m))
+    out = ("one 0/1 column named after each label and one `proba_<label>` column per label" if m.multilabel
+           else "`label` and one `proba_<class>` column per class")
     return f"""```sh
 printf '{header}\\n{row}\\n' > rows.csv
 edgeclf predict artifacts/{m.task} rows.csv --proba
 ```
-CSV out: `label` and one `proba_<class>` column per class; any number of rows (CSV, Parquet, JSON Lines, .npy;
+CSV out: {out}; any number of rows (CSV, Parquet, JSON Lines, .npy;
 `-` reads CSV from stdin), columns matched to the features by name."""
 
 
 def _js_decision(m: Manifest) -> str:
-    """The JS line that prints the decision from p: every label's on/off for a multi-label model (any number of
-    them on, none included), else the most probable class."""
+    """The JS lines that print the decision from p: for a multi-label model every label's 0/1 as `label=0|1` (any
+    number of them 1, none included; the other snippets' form), else the most probable class."""
     if m.multilabel:
-        labels = json.dumps(list(m.classes))
-        return (f"const labels = {labels};\n"
+        return (f"const labels = {json.dumps(list(m.classes))};\n"
                 f"const thresholds = {json.dumps(list(m.thresholds))};  // label i is on where P >= thresholds[i]\n"
-                "console.log(JSON.stringify(Object.fromEntries(labels.map((k, i) => [k, p[i] >= thresholds[i]]))));")
+                'console.log(labels.map((k, i) => `${k}=${p[i] >= thresholds[i] ? 1 : 0}`).join(" "));')
     return f"console.log({list(m.classes)}[p.indexOf(Math.max(...p))]);"
 
 
@@ -235,6 +236,15 @@ def sections(m: Manifest) -> list[tuple[str, str]]:
 SERVER = "127.0.0.1:8000"  # `edgeclf serve`'s default address
 
 
+def _served_decision(m: Manifest, row0: str, name0: str) -> str:
+    """The Python that prints the server's `label` output for row 0: row0 is one BOOL per label of a multi-label
+    model (printed `label=0|1`, as the other snippets print it), name0 the class name of any other. Double quotes
+    only: the curl snippet runs it inside a single-quoted shell string."""
+    if m.multilabel:
+        return f'print(" ".join(f"{{k}}={{int(v)}}" for k, v in zip({json.dumps(list(m.classes))}, {row0})))'
+    return f"print({name0})"
+
+
 def served_sections(m: Manifest) -> list[str]:
     """The model behind `edgeclf serve` (Open Inference Protocol over HTTP): curl and tritonclient.http."""
     f = len(m.features)
@@ -246,7 +256,7 @@ client works, e.g. KServe's or Triton's):
 curl -s http://{SERVER}/v2/models/{m.task}/infer -H 'Content-Type: application/json' \\
   -d '{body}' |
   python3 -c 'import json, sys; o = {{t["name"]: t["data"] for t in json.load(sys.stdin)["outputs"]}}
-print(o["label"][0]); print(o["probabilities"])'
+{_served_decision(m, 'o["label"]', 'o["label"][0]')}; print(o["probabilities"])'
 ```"""
     triton = f"""```python
 import numpy as np
@@ -257,7 +267,7 @@ x = np.array([[{_row(m)}]], dtype=np.float32)  # (N, {f}) rows
 inp = httpclient.InferInput("{m.signature.input}", list(x.shape), "FP32")
 inp.set_data_from_numpy(x)  # sent as binary tensor data
 res = client.infer("{m.task}", [inp])  # outputs: probabilities, logits, label
-print(res.as_numpy("label")[0].decode())
+{_served_decision(m, 'res.as_numpy("label")[0]', 'res.as_numpy("label")[0].decode()')}
 print(res.as_numpy("probabilities")[0].tolist())
 ```"""
     return ["### Server (curl)", curl, "### Server (tritonclient)", triton]

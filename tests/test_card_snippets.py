@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edge_helpers import ATOL, STRICT, build_cpp, gcc
-from helpers import ARTIFACTS, ROOT, TASKS, WEB, node_missing, skip_or_fail
+from edge_helpers import ATOL, MARGIN, STRICT, build_cpp, gcc
+from helpers import ALL_TASKS, ARTIFACTS, MULTILABEL_TASKS, ROOT, TASKS, WEB, node_missing, skip_or_fail
 
 from edgeclf.report.card import model_card
 from edgeclf.report.howto import example_row
@@ -50,16 +50,25 @@ def snippets(task: str, root: Path = ARTIFACTS) -> dict[str, tuple[str, str]]:
     return found
 
 
-def check_printed(stdout: str, task: str) -> float:
-    """The last line holds the probabilities, the one before it the label; returns the max |diff|."""
-    clf = Classifier.load(ARTIFACTS / task)
+def check_printed(stdout: str, task: str, root: Path = ARTIFACTS) -> float:
+    """The last line holds the probabilities, the one before it the label (a multi-label card: every label's
+    decision, `label=0|1` for each in order, checked where |p - threshold| exceeds the margin); returns the max
+    |diff|."""
+    clf = Classifier.load(root / task)
     row = [example_row(clf.manifest)]
     want = clf.predict_proba(row)[0].astype(np.float64)
     lines = stdout.strip().splitlines()
     got = np.array([float(v) for v in NUMBER.findall(lines[-1])])
     assert got.shape == want.shape, (lines[-1], want)
     assert np.abs(got - want).max() <= ATOL, (got, want)
-    assert lines[-2].strip() == clf.predict(row)[0], lines
+    if clf.multilabel:
+        pairs = [item.rsplit("=", 1) for item in lines[-2].split()]
+        assert [k for k, _ in pairs] == list(clf.classes_) and all(v in ("0", "1") for _, v in pairs), lines
+        decided = np.array([v == "1" for _, v in pairs])
+        decisive = np.abs(want - clf.thresholds_) > MARGIN
+        assert np.array_equal(decided[decisive], clf.predict(row)[0][decisive]), lines
+    else:
+        assert lines[-2].strip() == clf.predict(row)[0], lines
     return float(np.abs(got - want).max())
 
 
@@ -74,14 +83,14 @@ def run_python(code: str, tmp_path: Path) -> str:
     return run([sys.executable, str(tmp_path / "snippet.py")])
 
 
-def run_node(code: str, tmp_path: Path) -> str:
+def run_node(code: str, tmp_path: Path, cwd: Path = ROOT) -> str:
     reason = node_missing()
     if reason:
         skip_or_fail(reason, browser=True)
     # `import ... from "onnxruntime-node"` resolves from the snippet's folder: give it the repository's install
     (tmp_path / "node_modules").symlink_to(WEB / "node_modules", target_is_directory=True)
     (tmp_path / "predict.mjs").write_text(code)
-    return run(["node", str(tmp_path / "predict.mjs")])
+    return run(["node", str(tmp_path / "predict.mjs")], cwd=cwd)
 
 
 def run_c_header(code: str, task: str, tmp_path: Path) -> str:
@@ -131,7 +140,7 @@ def test_cli_snippet_runs(task, tmp_path):
     check_printed(f"{row['label']}\n{probs}\n", task)
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", ALL_TASKS)
 def test_node_snippet_runs(task, tmp_path):
     lang, code = snippets(task)["Node.js (onnxruntime-node)"]
     assert lang == "js"
@@ -148,7 +157,7 @@ def test_c_header_snippet_runs(task, tmp_path):
     print(task, "C header", check_printed(run_c_header(code, task, tmp_path), task))
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", ALL_TASKS)
 def test_browser_snippet_runs(task, page, server):
     """The page's own <script> block, run in a page of `edgeclf serve-web` (the <script src> loaded ort already)."""
     lang, html = snippets(task)["Browser (onnxruntime-web)"]
@@ -256,6 +265,24 @@ def test_a_wrong_snippet_fails(task, tmp_path):
         check_printed(printed, task)
 
 
+@pytest.mark.parametrize("task", MULTILABEL_TASKS)
+def test_a_wrong_multilabel_snippet_fails(task, tmp_path):
+    """A multi-label card's Node snippet that ignores the thresholds (every label on) runs and fails the check."""
+    code = snippets(task)["Node.js (onnxruntime-node)"][1]
+    wrong = code.replace("p[i] >= thresholds[i]", "p[i] >= 0")
+    assert wrong != code
+    with pytest.raises(AssertionError):
+        check_printed(run_node(wrong, tmp_path), task)
+
+
+@pytest.mark.slow  # conftest's category_root trains and exports a model (~30 s)
+def test_category_model_node_snippet_runs(category_root, tmp_path):
+    """A model with a category column: the card's example row gives it its first value's index (a mean of indices
+    is no category), and the snippet prints the Classifier's answer."""
+    code = snippets("shop", category_root)["Node.js (onnxruntime-node)"][1]
+    print("shop", "node", check_printed(run_node(code, tmp_path, cwd=category_root.parent), "shop", category_root))
+
+
 def test_card_versions_are_the_pinned_ones():
     """The snippets name the onnxruntime-node/-web version the project pins (web/package.json)."""
     from edgeclf.report.howto import ORT_NODE
@@ -273,13 +300,13 @@ def oip_server(tmp_path_factory):
     if missing:
         skip_or_fail(f"{missing} is not installed: pip install 'edgeclf[serve,dev]'",
                      required=os.environ.get("CI") == "true")
-    s = Server([ARTIFACTS / t for t in TASKS], tmp_path_factory.mktemp("oip"))
+    s = Server([ARTIFACTS / t for t in ALL_TASKS], tmp_path_factory.mktemp("oip"))
     yield f"127.0.0.1:{s.port}"
     assert s.stop() == 0
 
 
 @pytest.mark.parametrize("heading", ["Server (curl)", "Server (tritonclient)"])
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", ALL_TASKS)
 def test_server_snippets_run(task, heading, oip_server, tmp_path):
     """As written, but for the server's address (a free port here, 127.0.0.1:8000 in the card)."""
     from edgeclf.report.howto import SERVER

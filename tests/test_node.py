@@ -117,3 +117,34 @@ def test_node_refuses_a_tampered_file(node, artifact_copy, tmp_path):
 ], ids=["short-row", "null", "not-a-list"])
 def test_node_refuses_bad_rows(node, rows, fragment, tmp_path):
     one_line_error(run_script(ARTIFACTS / "circles", rows, tmp_path), 1, fragment)
+
+
+CATEGORY_ROWS = [[None, 5.0, "red"], [0.5, 2.0, "blue"], [-1.2, 7.5, "green"], [None, 3.0, 0], [0.25, 6.0, 2],
+                 [0.25, 6.0, "red"], [None, 9.0, "green"], [1.5, 4.0, 1]] * 10  # 80 rows: a batch of 64, then 16 of 1
+
+
+@pytest.mark.slow  # conftest's category_root trains and exports a model (~30 s)
+def test_node_category_model_matches_python(node, category_root, tmp_path):
+    """A category column as text or index (the manifest's vocabulary -> the index the graph one-hots, as the Python
+    runtime feeds it) and null in the column the model fills: the Classifier's answers on the same rows."""
+    clf = Classifier.load(category_root / "shop")
+    done = run_script(category_root / "shop", CATEGORY_ROWS, tmp_path)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    ref = clf.predict_proba(CATEGORY_ROWS).astype(np.float64)  # None -> NaN, text -> index: the runtime's reading
+    assert np.abs(np.array(got["probabilities"]) - ref).max() <= ATOL
+    same = np.array(got["labels"]) == clf.predict(CATEGORY_ROWS)
+    assert same[margin(ref) > MARGIN].all()
+    assert got["probabilities"][4] == got["probabilities"][5]  # a value's index and its text: the same input
+
+
+@pytest.mark.slow  # conftest's category_root trains and exports a model (~30 s)
+@pytest.mark.parametrize("row, fragments", [
+    ([0.1, 5.0, "purple"], ["row 1, column 'color': \"purple\" is not a category seen in training",
+                            'expected one of ["blue","green","red"]']),
+    ([0.1, 5.0, 3], ["row 1, column 'color': 3 is not a category", "(or its index 0..2)"]),
+    ([0.1, None, "red"], ["row 1, column 'b': expected a finite number", 'fills empty cells in ["a"] only']),
+    ([0.1, 5.0], ["row 1: expected 3 values (a: a number or null, b: a number, color: a category), got [0.1,5]"]),
+], ids=["unseen-text", "index-out-of-range", "null-not-filled", "short-row"])
+def test_node_category_model_refuses_bad_values(node, category_root, row, fragments, tmp_path):
+    one_line_error(run_script(category_root / "shop", [[0.0, 5.0, "red"], row], tmp_path), 1, *fragments)
