@@ -327,6 +327,8 @@ def test_page_multilabel_matches_python_runtime(page, server, task, tmp_path):
     assert page_p.shape == ref.shape and np.abs(page_p - ref).max() <= 1e-5
     decisive = np.abs(ref - thresholds) > MARGIN
     assert np.array_equal(page_on[decisive], clf.predict(rows)[decisive])
+    print(f"{task}: {len(rows)} rows, max |diff| {np.abs(page_p - ref).max():.2e}, "
+          f"decisions {np.mean(page_on == clf.predict(rows)):.2%} of (row, label) cells")
     assert (page_p.sum(1) > 1.01).any() or (page_p.sum(1) < 0.99).any()  # independent labels, not a distribution
     shot = tmp_path / f"{task}.png"
     pg.screenshot(path=str(shot), full_page=True)
@@ -377,6 +379,7 @@ def test_page_category_model_matches_python_runtime(page, category_server, categ
     assert "median" in pg.get_attribute("#x0", "placeholder")
     page_p = np.array(pg.evaluate("pts => window.edgeclf.predictProba(pts)", CATEGORY_ROWS))
     assert np.abs(page_p - clf.predict_proba(CATEGORY_ROWS)).max() <= 1e-5
+    print(f"shop: {len(CATEGORY_ROWS)} rows, max |diff| {np.abs(page_p - clf.predict_proba(CATEGORY_ROWS)).max():.2e}")
     assert pg.evaluate("pts => window.edgeclf.predict(pts)", CATEGORY_ROWS) == list(clf.predict(CATEGORY_ROWS))
     # an empty box the model does not fill is named, not run; an unseen category names value, column, vocabulary
     pg.fill("#x1", "")
