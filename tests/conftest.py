@@ -156,9 +156,10 @@ export_artifact(__import__("pathlib").Path(sys.argv[1]) / "shop", batch_sizes=(1
 
 @pytest.fixture(scope="session")
 def category_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An artifacts folder (named artifacts/) holding `shop`: a small binary model with a category column (color: blue, green, red)
-    and a number the model fills (a, --impute median) beside a plain one (b); ONNX at batch 1 and 64. Trained and
-    exported in a child process (~30 s on 2 busy cores): the tests that use it are slow-marked."""
+    """An artifacts folder (named artifacts/, as the card's snippets say) holding `shop`: a small binary model with
+    a category column (color: blue, green, red) and a number the model fills (a, --impute median) beside a plain one
+    (b); ONNX at batch 1 and 64. Trained and exported in a child process (~30 s on 2 busy cores): the tests that use
+    it are slow-marked."""
     import subprocess
     import sys
 
