@@ -158,13 +158,21 @@ export_artifact(__import__("pathlib").Path(sys.argv[1]) / "shop", batch_sizes=(1
 def category_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An artifacts folder (named artifacts/, as the card's snippets say) holding `shop`: a small binary model with
     a category column (color: blue, green, red) and a number the model fills (a, --impute median) beside a plain one
-    (b); ONNX at batch 1 and 64. Trained and exported in a child process (~30 s on 2 busy cores): the tests that use
-    it are slow-marked."""
+    (b); ONNX at batch 1 and 64. Trained and exported in a child process (~30 s on 2 busy cores), once per run (the
+    xdist workers share it): the tests that use it are slow-marked."""
+    import fcntl
+    import os
     import subprocess
     import sys
 
-    root = tmp_path_factory.mktemp("categories") / "artifacts"  # the name the card's snippets use
-    done = subprocess.run([sys.executable, "-c", CATEGORY_MODEL, str(root)], capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stderr
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "categories"  # one run's workers
+    shared.mkdir(exist_ok=True)
+    root = shared / "artifacts"  # the name the card's snippets use
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the first worker builds it, the others wait and take it
+        if not (root / "shop" / "manifest.json").is_file():
+            done = subprocess.run([sys.executable, "-c", CATEGORY_MODEL, str(root)], capture_output=True, text=True,
+                                  timeout=600)
+            assert done.returncode == 0, done.stderr
     return root
