@@ -79,12 +79,13 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         path = urllib.parse.unquote(urllib.parse.urlsplit(path).path)
         for prefix in ("/artifacts/", "/ort/", "/"):
             if path.startswith(prefix) and prefix in self.routes:
-                root = self.routes[prefix].resolve()
+                root = self.routes[prefix]
                 rel = posixpath.normpath(path[len(prefix):]).lstrip("/")
-                target = (root / rel).resolve() if rel not in ("", ".") else root
-                if target != root and root not in target.parents:
+                if rel == ".." or rel.startswith("../"):  # normpath leaves only leading ../: the path leaves root
                     return str(root / "__outside__")  # a 404, whatever ../ tricks the path holds
-                return str(target)
+                # not resolved: a link inside root is served where it points (an editable install links the
+                # page's files to the checkout), but no name in the request climbs out of root
+                return str(root / rel) if rel not in ("", ".") else str(root)
         return str(self.routes["/"] / "__none__")
 
     def list_directory(self, path: str | Path) -> None:  # type: ignore[override]

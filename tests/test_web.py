@@ -253,6 +253,9 @@ def test_serve_web_from_any_folder_serves_the_installed_page(tmp_path):
         port = int(re.search(r"127\.0\.0\.1:(\d+)/", p.stdout.readline()).group(1))
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as r:
             assert r.read() == (WEB / "index.html").read_bytes()
+        for name in ("app.js", "plan.js", "rows.js"):  # the scripts too (an editable install links them)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/{name}") as r:
+                assert r.read() == (WEB / name).read_bytes()
     finally:
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=60)
@@ -377,6 +380,10 @@ def test_page_category_model_matches_python_runtime(page, category_server, categ
         assert np.abs(np.array(probs) - clf.predict_proba([want])[0]).max() <= 1e-5
         assert label == clf.predict([want])[0]
     assert "median" in pg.get_attribute("#x0", "placeholder")
+    pg.evaluate("row => window.edgeclf.setInputs(row)", [None, 4.0, "green"])  # text in, the select shows it
+    assert pg.eval_on_selector("#x2", "s => s.options[s.selectedIndex].textContent") == "green"
+    _, probs, _ = shown(pg)
+    assert np.abs(np.array(probs) - clf.predict_proba([[None, 4.0, "green"]])[0]).max() <= 1e-5
     page_p = np.array(pg.evaluate("pts => window.edgeclf.predictProba(pts)", CATEGORY_ROWS))
     assert np.abs(page_p - clf.predict_proba(CATEGORY_ROWS)).max() <= 1e-5
     print(f"shop: {len(CATEGORY_ROWS)} rows, max |diff| {np.abs(page_p - clf.predict_proba(CATEGORY_ROWS)).max():.2e}")
