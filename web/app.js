@@ -53,6 +53,15 @@ function validate(m, url) {
       m.domain.high.length !== f) {
     fail(`${url}: "domain" needs "low" and "high" with ${f} numbers each`);
   }
+  if (multilabel(m) && !(Array.isArray(m.thresholds) && m.thresholds.length === m.classes.length &&
+      m.thresholds.every(Number.isFinite))) {
+    fail(`${url}: a multilabel manifest needs "thresholds", one number per label`);
+  }
+  for (const feat of m.features.filter((x) => "categories" in x)) {
+    if (!Array.isArray(feat.categories) || !feat.categories.every((c) => typeof c === "string")) {
+      fail(`${url}: feature "${feat.name}": "categories" must be a list of strings`);
+    }
+  }
   const onnx = m.files.filter((x) => x.format === "onnx");
   if (!onnx.length) fail(`${url}: lists no ONNX file`);
   for (const x of onnx) {
