@@ -145,8 +145,9 @@ def test_node_category_model_matches_python(node, category_root, tmp_path):
     ([0.1, 5.0, "purple"], ["row 1, column 'color': \"purple\" is not a category seen in training",
                             'expected one of ["blue","green","red"]']),
     ([0.1, 5.0, 3], ["row 1, column 'color': 3 is not a category", "(or its index 0..2)"]),
+    ([0.1, 5.0, None], ["row 1, column 'color': empty cell; expected one of"]),
     ([0.1, None, "red"], ["row 1, column 'b': expected a finite number", 'fills empty cells in ["a"] only']),
     ([0.1, 5.0], ["row 1: expected 3 values (a: a number or null, b: a number, color: a category), got [0.1,5]"]),
-], ids=["unseen-text", "index-out-of-range", "null-not-filled", "short-row"])
+], ids=["unseen-text", "index-out-of-range", "empty-category", "null-not-filled", "short-row"])
 def test_node_category_model_refuses_bad_values(node, category_root, row, fragments, tmp_path):
     one_line_error(run_script(category_root / "shop", [[0.0, 5.0, "red"], row], tmp_path), 1, *fragments)

@@ -28,10 +28,13 @@
     return `${cols.length} values (${shown.map(kind).join(", ")})`;
   }
 
+  // the Python runtime's message (edgeclf.runtime.errors), one line: JSON quoting escapes any newline in the value
   function unseen(value, col, row) {
-    const k = col.vocab.length;
-    return new Error(`row ${row}, column '${col.name}': ${JSON.stringify(value)} is not a category seen in training; ` +
-                     `expected one of ${JSON.stringify(col.vocab)} (or its index 0..${k - 1})`);
+    const text = JSON.stringify(value) ?? String(value);
+    const shown = text.length <= 40 ? text : `${text.slice(0, 37)}...`;
+    const what = value === null || value === undefined ? "empty cell" : `${shown} is not a category seen in training`;
+    return new Error(`row ${row}, column '${col.name}': ${what}; expected one of ${JSON.stringify(col.vocab)} ` +
+                     `(or its index 0..${col.vocab.length - 1})`);
   }
 
   // one value of column col (row r) -> the number the graph takes
