@@ -395,6 +395,8 @@ def test_page_category_model_matches_python_runtime(page, category_server, categ
     message = pg.evaluate("() => window.edgeclf.predictProba([[0.1, 5.0, 'purple']]).then(() => '', e => e.message)")
     assert message.startswith("row 0, column 'color': \"purple\" is not a category seen in training")
     assert '["blue","green","red"]' in message
+    typed = pg.evaluate("() => window.edgeclf.setInputs([0.1, 5.0, 'purple']).then(() => '', e => e.message)")
+    assert typed.startswith("row 0, column 'color': \"purple\" is not a category seen in training")
     message = pg.evaluate("() => window.edgeclf.predictProba([[0.1, null, 'red']]).then(() => '', e => e.message)")
     assert "column 'b': expected a finite number" in message and '["a"]' in message
     assert errors == []

@@ -27,6 +27,8 @@ const $ = (id) => document.getElementById(id);
 const color = (i) => state.colors[i % state.colors.length];
 const names = (m) => m.features.map((f) => f.name);
 const multilabel = (m) => m.kind === "multilabel";
+// the decision-regions plot: two number features (a category's axis would hold no value between its indices)
+const plotted = (m) => m.features.length === 2 && !m.features.some((f) => Array.isArray(f.categories));
 
 function fail(message) {
   $("error").textContent = message;
@@ -96,7 +98,7 @@ async function loadTask(task) {
   }
   Object.assign(state, { task, manifest, sessions });
   describe(manifest);
-  const twoD = manifest.features.length === 2;
+  const twoD = plotted(manifest);
   $("plot-box").hidden = !twoD;
   $("inputs-box").hidden = twoD;
   if (twoD) {
@@ -220,7 +222,7 @@ function labelTable(m, p) {
 }
 
 async function classifyClick(event) {
-  if (state.ready !== state.task || state.manifest.features.length !== 2) return;
+  if (state.ready !== state.task || !plotted(state.manifest)) return;
   const canvas = event.currentTarget;
   const rect = canvas.getBoundingClientRect();
   const point = toData(event.clientX - rect.left, event.clientY - rect.top, canvas);
@@ -297,6 +299,12 @@ function setInputs(row) {
   if (!Array.isArray(row) || row.length !== els.length) {
     return Promise.reject(new Error(`expected ${els.length} values, got ${JSON.stringify(row)}`));
   }
+  const categories = row.map((v, i) => (Array.isArray(state.manifest.features[i].categories) ? v : 0));
+  try {
+    encodeRows([categories], state.manifest); // an unseen category: its one-line message, not an empty select
+  } catch (e) {
+    return Promise.reject(e);
+  }
   row.forEach((v, i) => {
     const vocab = state.manifest.features[i].categories;
     const index = Array.isArray(vocab) && typeof v === "string" ? vocab.indexOf(v) : v;
@@ -364,7 +372,7 @@ function inputsNote(m) {
 
 function describe(m) {
   const n = names(m);
-  const where = n.length === 2
+  const where = plotted(m)
     ? `x-axis ${n[0]} [${m.domain.low[0].toFixed(2)}, ${m.domain.high[0].toFixed(2)}], y-axis ${n[1]} ` +
       `[${m.domain.low[1].toFixed(2)}, ${m.domain.high[1].toFixed(2)}]`
     : inputsNote(m);
