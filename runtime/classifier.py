@@ -106,6 +106,12 @@ class Classifier:
         """(N, 1) logits for binary tasks, (N, C) for multiclass ones, (N, L) for multilabel ones."""
         return self._run(x, "logits", allow_nonfinite)
 
+    def predict_proba_logits(self, x: Any, allow_nonfinite: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """predict_proba and predict_logits from one run of the graph (the same bits as the two calls)."""
+        mat = self._matrix(x, allow_nonfinite)
+        p, z = self._schedule.run_many(mat, (self._outputs["probabilities"], self._outputs["logits"]))
+        return p, z
+
     def predict(self, x: Any, allow_nonfinite: bool = False) -> np.ndarray:
         """(N,) class labels (strings from classes_). Multilabel: (N, L) bool, column i true where
         P(labels_[i]) >= thresholds_[i]; a row may have no label at all."""
@@ -119,10 +125,13 @@ class Classifier:
         return out_of_range(as_matrix(x, self.features, allow_nonfinite=True), *self.manifest.training_range())
 
     def _run(self, x: Any, output: str, allow_nonfinite: bool) -> np.ndarray:
+        return self._schedule.run(self._matrix(x, allow_nonfinite), *self._outputs[output])
+
+    def _matrix(self, x: Any, allow_nonfinite: bool) -> np.ndarray:
+        """(N, F), checked, not yet float32."""
         if self._vocabs is not None:
             x = encode(x, self.features, self._vocabs)
-        mat = as_matrix(x, self.features, allow_nonfinite, self._imputed)  # (N, F), checked, not yet float32
-        return self._schedule.run(mat, *self._outputs[output])
+        return as_matrix(x, self.features, allow_nonfinite, self._imputed)
 
     def __repr__(self) -> str:
         return (f"Classifier(task={self.manifest.task!r}, classes={list(self.manifest.classes)}, "

@@ -93,21 +93,26 @@ class Scheduler:
         self._lock = threading.Lock()
 
     def run(self, mat: np.ndarray, name: str, columns: int) -> np.ndarray:
+        return self.run_many(mat, ((name, columns),))[0]
+
+    def run_many(self, mat: np.ndarray, outputs: Sequence[tuple[str, int]]) -> list[np.ndarray]:
+        """Several outputs, (N, columns) each, from the same runs of the graph (one run per chunk, not per output)."""
         n = len(mat)
+        names = [name for name, _ in outputs]
         if self.device != "cpu" and n > self.batch_sizes[-1]:
-            return self.run_bound(mat, name, columns, self.device)
+            return [self.run_bound(mat, name, columns, self.device) for name, columns in outputs]
         serial = n < self.parallel_min_rows or self.threads == 1
-        if serial and n in self.runners:  # exactly one exported batch: one run, its result returned without a copy
-            return self.serial_runner(n)([name], {self.input_name: as_float32_rows(mat)})[0]
-        out = np.empty((n, columns), np.float32)
+        if serial and n in self.runners:  # exactly one exported batch: one run, its results returned without a copy
+            return self.serial_runner(n)(names, {self.input_name: as_float32_rows(mat)})
+        out = [np.empty((n, columns), np.float32) for _, columns in outputs]
         if serial:
             plan = plan_chunks(n, self.batch_sizes)
             runners = {b: self.serial_runner(b) for b in {c[2] for c in plan}}
             for chunk in plan:
-                self._run_chunk(mat, out, name, chunk, runners)
+                self._run_chunk(mat, out, names, chunk, runners)
         else:  # at least two chunks per thread: the last chunks even out the threads' shares
             plan = plan_chunks(n, self.batch_sizes, 2 * self.threads)
-            self._parallel(lambda i: self._run_chunk(mat, out, name, plan[i], self.runners), len(plan))
+            self._parallel(lambda i: self._run_chunk(mat, out, names, plan[i], self.runners), len(plan))
         return out
 
     def serial_runner(self, batch: int) -> Runner:
@@ -121,7 +126,7 @@ class Scheduler:
                     run = self.serial[batch] = runner_of(make()) if make is not None else self.runners[batch]
         return run
 
-    def _run_chunk(self, mat: np.ndarray, out: np.ndarray, name: str, chunk: tuple[int, int, int],
+    def _run_chunk(self, mat: np.ndarray, out: list[np.ndarray], names: list[str], chunk: tuple[int, int, int],
                    runners: dict[int, Runner]) -> None:
         start, stop, batch = chunk
         rows = as_float32_rows(mat[start:stop])  # a view for float32 C-contiguous input, else a chunk-sized cast
@@ -129,8 +134,8 @@ class Scheduler:
             padded = np.zeros((batch, mat.shape[1]), np.float32)
             padded[: stop - start] = rows
             rows = padded
-        result = runners[batch]([name], {self.input_name: rows})[0]
-        out[start:stop] = result[: stop - start]
+        for o, result in zip(out, runners[batch](names, {self.input_name: rows})):
+            o[start:stop] = result[: stop - start]
 
     def run_bound(self, mat: np.ndarray, name: str, columns: int, device: str) -> np.ndarray:
         """Every chunk through I/O binding on `device`: the input is copied there once, each full chunk reads its

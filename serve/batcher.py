@@ -148,14 +148,16 @@ class Batcher:
         _deliver(batch, results)
 
     def _predict(self, x: np.ndarray, wants: frozenset[str]) -> Result:
-        out: Result = {}
-        if wants & {"probabilities", "label"}:
-            out["probabilities"] = self.clf.predict_proba(x)
-            # as Classifier.predict does: class names (N,), or a multi-label model's (N, L) bool
-            out["label"] = decide(out["probabilities"], self.clf.classes_,
-                                  self.clf.thresholds_ if self.clf.multilabel else None)
-        if "logits" in wants:
-            out["logits"] = self.clf.predict_logits(x)
+        """One run of the graph for whatever outputs the batch's jobs want."""
+        clf, out = self.clf, {}
+        if "logits" in wants and wants & {"probabilities", "label"}:
+            out["probabilities"], out["logits"] = clf.predict_proba_logits(x)
+        elif "logits" in wants:
+            out["logits"] = clf.predict_logits(x)
+        else:
+            out["probabilities"] = clf.predict_proba(x)
+        if "label" in wants:  # as Classifier.predict does: class names (N,), or a multi-label model's (N, L) bool
+            out["label"] = decide(out["probabilities"], clf.classes_, clf.thresholds_ if clf.multilabel else None)
         return out
 
 

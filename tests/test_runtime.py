@@ -66,6 +66,17 @@ def test_row_result_independent_of_n_and_position(task, classifiers, references)
     assert np.array_equal(clf.predict_proba(x[perm]), full[perm])
 
 
+@pytest.mark.parametrize("task", TASKS)
+def test_proba_and_logits_from_one_run_are_the_two_calls(task, classifiers, references):
+    """predict_proba_logits (one run per chunk for both outputs: the server's) gives the bits of the two calls, on
+    every path: one exported batch, a padded plan, the threaded plan."""
+    clf = classifiers[task]
+    x = references[task][0]
+    for n in (0, 1, 64, 65, 33_000):
+        p, z = clf.predict_proba_logits(x[:n])
+        assert np.array_equal(p, clf.predict_proba(x[:n])) and np.array_equal(z, clf.predict_logits(x[:n])), n
+
+
 def test_runtime_accuracy_on_test_set(classifiers):
     for task in TASKS:
         t = load_checkpoint(ARTIFACTS / task, task)
