@@ -12,9 +12,13 @@ MLServer goes in its own venv (it pins fastapi < 0.116), never in the project's:
 Its runtime here is a minimal MLModel wrapping onnxruntime on the artifact's fixed-batch files (one row: the
 1-row file; more: the 64-row file, padded), which is what adaptive batching hands it.
 
-The clients are one asyncio process with raw keep-alive sockets (a closed loop: each client sends its next request
-when the previous answer is in), so the load generator costs little next to the servers; on a 2-core machine it
-still shares the cores with them, which the figures include.
+The clients keep one connection each and form a closed loop (each sends its next request when the previous answer
+is in). On a 2-core machine the load generator shares the cores with the server, so it must cost little: by default
+it is scripts/bench_serve_load.c (one epoll thread, built here with gcc, ~10 us of CPU per request); without gcc it
+falls back to a Python asyncio client on raw sockets, which costs several times more and caps what a fast server
+can show. `--client c|python` chooses; every run prints which one it used and its CPU per request.
+
+    .venv/bin/python scripts/bench_serve.py --clients 32 --seconds 10        # the batching target's cell
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ import socket
 import statistics
 import subprocess
 import sys
+import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+LOAD_C = Path(__file__).resolve().parent / "bench_serve_load.c"
 RUNTIME = '''
 import numpy as np, onnxruntime as ort
 from mlserver import MLModel
@@ -142,13 +148,42 @@ async def load(port: int, payload: bytes, clients: int, seconds: float, warmup: 
     lat: list[float] = []
     errors: list[int] = []
     sent: list[int] = []
+    cpu = time.process_time()
     start = time.perf_counter()
     warm_until, until = start + warmup, start + warmup + seconds
     await asyncio.gather(*(client(port, payload, until, warm_until, lat, errors, sent) for _ in range(clients)))
     lat.sort()
+    return summary(clients, lat, len(sent), len(errors), seconds, time.process_time() - cpu)
+
+
+def build_c_client(work: Path) -> Path | None:
+    """The C load generator, compiled into work; None when there is no gcc or it does not build."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        return None
+    exe = work / "bench_serve_load"
+    built = subprocess.run([gcc, "-O2", "-o", str(exe), str(LOAD_C)], capture_output=True)
+    return exe if built.returncode == 0 else None
+
+
+def load_c(exe: Path, port: int, payload: bytes, clients: int, seconds: float, warmup: float) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile(suffix=".http") as f:
+        f.write(payload)
+        f.flush()
+        done = subprocess.run([str(exe), str(port), f.name, str(clients), str(warmup), str(seconds)],
+                              capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"load generator failed: {done.stderr.strip()}")
+    head, *lines = done.stdout.split("\n")
+    sent, errors, cpu = head.split()
+    lat = sorted(int(v) / 1e6 for v in lines if v)
+    return summary(clients, lat, int(sent), int(errors), seconds, float(cpu))
+
+
+def summary(clients: int, lat: list[float], sent: int, errors: int, seconds: float, cpu: float) -> dict[str, Any]:
     q = statistics.quantiles(lat, n=100) if len(lat) > 1 else lat * 99
-    return {"clients": clients, "requests": len(lat), "sent": len(sent), "errors": len(errors), "rps": len(lat) / seconds,
-            "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000}
+    return {"clients": clients, "requests": len(lat), "sent": sent, "errors": errors, "rps": len(lat) / seconds,
+            "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "client_cpu_us_per_request": cpu / sent * 1e6}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -167,12 +202,16 @@ def measure(name: str, proc: subprocess.Popen[bytes], port: int, payload: bytes,
     rows = []
     for c in args.clients:
         cpu = cpu_seconds(proc.pid)
-        r = asyncio.run(load(port, payload, c, args.seconds, args.warmup))
+        if args.exe is not None:
+            r = load_c(args.exe, port, payload, c, args.seconds, args.warmup)
+        else:
+            r = asyncio.run(load(port, payload, c, args.seconds, args.warmup))
         r["cpu_us_per_request"] = (cpu_seconds(proc.pid) - cpu) / r["sent"] * 1e6
         r["server"] = name
         rows.append(r)
         print(f"{name:<22} {c:>3} clients  {r['rps']:>8.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
-              f"p99 {r['p99_ms']:6.2f} ms  server CPU {r['cpu_us_per_request']:5.0f} us/req  errors {r['errors']}",
+              f"p99 {r['p99_ms']:6.2f} ms  server CPU {r['cpu_us_per_request']:5.0f} us/req  "
+              f"client CPU {r['client_cpu_us_per_request']:4.0f} us/req  errors {r['errors']}",
               flush=True)
     return rows
 
@@ -194,15 +233,27 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--mlserver", type=Path, help="venv holding mlserver 1.7 (left out when not given)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--client", choices=("auto", "c", "python"), default="auto",
+                    help="load generator: the C one (gcc), the Python asyncio one, or C when gcc builds it")
+    ap.add_argument("--max-batch-rows", type=int, default=256, help="edgeclf's batching-on setting")
     args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as work:
+        args.exe = None if args.client == "python" else build_c_client(Path(work))
+        if args.exe is None and args.client == "c":
+            raise SystemExit("--client c: gcc is missing or could not build scripts/bench_serve_load.c")
+        run_all(args)
+
+
+def run_all(args: argparse.Namespace) -> None:
     folder = Path(args.artifact).resolve()
     manifest = json.loads((folder / "manifest.json").read_text())
     row = [round(f.get("mean", 0.0), 4) for f in manifest["features"]]
     payload = request_bytes(folder.name, row)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
-          f"{os.getloadavg()[0]:.1f}; {folder.name}, 1-row JSON requests, {args.seconds:g} s per cell", flush=True)
+          f"{os.getloadavg()[0]:.1f}; {folder.name}, 1-row JSON requests, {args.seconds:g} s per cell; load generator: "
+          f"{'C (scripts/bench_serve_load.c)' if args.exe else 'Python asyncio'}", flush=True)
     results = []
-    for name, batch_rows in (("edgeclf batching", 256), ("edgeclf batching off", 1)):
+    for name, batch_rows in (("edgeclf batching", args.max_batch_rows), ("edgeclf batching off", 1)):
         proc, port = start_edgeclf(folder, batch_rows)
         try:
             results += measure(name, proc, port, payload, args)
@@ -215,6 +266,10 @@ def main() -> None:
                 results += measure("MLServer 1.7 adaptive", proc, port, payload, args)
             finally:
                 stop(proc)
+    on = {r["clients"]: r["rps"] for r in results if r["server"] == "edgeclf batching"}
+    off = {r["clients"]: r["rps"] for r in results if r["server"] == "edgeclf batching off"}
+    print("batching on / off throughput: " + ", ".join(f"{c} clients {on[c] / off[c]:.2f}x" for c in on if off.get(c)),
+          f"(load average now {os.getloadavg()[0]:.1f})", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 

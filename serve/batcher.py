@@ -149,7 +149,8 @@ class Batcher:
 
     def _predict(self, x: np.ndarray, wants: frozenset[str]) -> Result:
         """One run of the graph for whatever outputs the batch's jobs want."""
-        clf, out = self.clf, {}
+        clf = self.clf
+        out: Result = {}
         if "logits" in wants and wants & {"probabilities", "label"}:
             out["probabilities"], out["logits"] = clf.predict_proba_logits(x)
         elif "logits" in wants:

@@ -7,10 +7,13 @@ import hmac
 import json
 import sys
 import time
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from edgeclf.runtime.errors import first_line
 from edgeclf.serve.metrics import Metrics
+
+if TYPE_CHECKING:
+    from edgeclf.serve.infer import Infer
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -21,8 +24,12 @@ OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")  # probes (a kubelet, a loa
 
 
 class Front:
-    def __init__(self, app: ASGIApp, metrics: Metrics, model_names: set[str], token: str | None) -> None:
-        self.app, self.metrics, self.names = app, metrics, model_names
+    """Every request: the token, then the infer route (edgeclf.serve.infer) or the other routes (app), then the
+    metrics and the access-log line."""
+
+    def __init__(self, app: ASGIApp, infer: Infer, metrics: Metrics, model_names: set[str],
+                 token: str | None) -> None:
+        self.app, self.infer, self.metrics, self.names = app, infer, metrics, model_names
         self.expected = f"Bearer {token}".encode() if token else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -40,9 +47,11 @@ class Front:
         try:
             if self.expected is not None and scope["path"] not in OPEN_PATHS and not self._authorized(scope):
                 await _unauthorized(sending)
+            elif (target := infer_target(scope["path"])) is not None:
+                await self.infer(scope, receive, sending, *target)
             else:
                 await self.app(scope, receive, sending)
-        except Exception as e:  # Starlette has answered 500 already (server_error); one line, no traceback
+        except Exception as e:  # answered 500 already (Infer, Starlette's server_error); one line, no traceback
             status = status or 500
             print(f"edgeclf serve: error on {scope['method']} {scope['path']}: {first_line(e)}", file=sys.stderr)
         self._record(scope, status, time.perf_counter() - start)
@@ -55,16 +64,26 @@ class Front:
         path = scope["path"]
         parts = path.split("/", 4)
         model = parts[3] if len(parts) > 3 and parts[1:3] == ["v2", "models"] and parts[3] in self.names else ""
-        self.metrics.requests.labels(model, str(status)).inc()
+        self.metrics.answered(model, status, seconds if model and path.endswith("/infer") else None)
         rows = scope.get("edgeclf.rows")
-        if path.endswith("/infer") and model:
-            self.metrics.seconds.labels(model).observe(seconds)
         client = scope.get("client") or ("-", 0)
         try:
             sys.stdout.write(f'{client[0]}:{client[1]} "{scope["method"]} {path}" {status} '
                              f'{"-" if rows is None else rows} rows {seconds * 1000:.2f} ms\n')
         except (OSError, ValueError):  # stdout closed (`edgeclf serve | head` ended): keep serving, unlogged
             pass
+
+
+def infer_target(path: str) -> tuple[str, str | None] | None:
+    """(model, version or None) when path is an infer route, else None."""
+    parts = path.split("/")
+    if parts[-1] != "infer" or parts[1:3] != ["v2", "models"] or not all(parts[3:-1]):
+        return None
+    if len(parts) == 5:
+        return parts[3], None
+    if len(parts) == 7 and parts[4] == "versions":
+        return parts[3], parts[5]
+    return None
 
 
 async def _unauthorized(send: Send) -> None:

@@ -26,8 +26,22 @@ class Metrics:
                                  ["model"], buckets=SECONDS_BUCKETS, registry=r)
         self.batch_rows = Histogram("edgeclf_batch_rows", "Rows per Classifier call (one batch)", ["model"],
                                     buckets=ROWS_BUCKETS, registry=r)
+        self._counters: dict[tuple[str, int], Counter] = {}
+        self._timers: dict[str, Histogram] = {}
         self.queue = Gauge("edgeclf_queue_depth", "Infer requests waiting for the model's worker", ["model"],
                            registry=r)
+
+    def answered(self, model: str, status: int, infer_seconds: float | None) -> None:
+        """Count a response; infer_seconds: the time of an infer request for a served model (else None)."""
+        counter = self._counters.get((model, status))
+        if counter is None:  # labels() per request costs a lock and a tuple: each child is looked up once
+            counter = self._counters[(model, status)] = self.requests.labels(model, str(status))
+        counter.inc()
+        if infer_seconds is not None:
+            timer = self._timers.get(model)
+            if timer is None:
+                timer = self._timers[model] = self.seconds.labels(model)
+            timer.observe(infer_seconds)
 
     def track_queue(self, model: str, depth: Callable[[], float]) -> None:
         self.queue.labels(model).set_function(depth)

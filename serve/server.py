@@ -8,19 +8,23 @@ little overhead; both underlie FastAPI, so they are widely used and kept up to d
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from edgeclf.runtime.errors import InputError
 from edgeclf.serve import DEFAULT_HOST, DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BODY_MB, DEFAULT_MAX_QUEUE, DEFAULT_PORT
 from edgeclf.serve.app import build_app
 from edgeclf.serve.front import Front
+from edgeclf.serve.infer import Infer
 from edgeclf.serve.metrics import Metrics
 from edgeclf.serve.models import Models, Settings
 
@@ -83,8 +87,8 @@ def serve(folders: list[str], opts: ServeOptions) -> None:
     metrics = Metrics()
     settings = Settings(opts.max_batch_rows, opts.max_delay_ms / 1000, opts.max_queue)
     models = Models.open(folders, settings, lambda name, rows: metrics.batch_rows.labels(name).observe(rows))
-    app = Front(build_app(models, metrics, int(opts.max_body_mb * 1024 * 1024)), metrics,  # type: ignore[arg-type]
-                set(models.folders), token)
+    app = Front(build_app(models, metrics), Infer(models, int(opts.max_body_mb * 1024 * 1024)),  # type: ignore[arg-type]
+                metrics, set(models.folders), token)
     try:
         sock = bind(opts.host, opts.port)
     except InputError:
@@ -94,8 +98,9 @@ def serve(folders: list[str], opts: ServeOptions) -> None:
     names = ", ".join(f"{n}@{m.version[:12]}" for n, m in models.current.items())
     print(f"edgeclf serve: {names} on http://{opts.host}:{port} (max batch {opts.max_batch_rows} rows, "
           f"max delay {opts.max_delay_ms:g} ms)", file=sys.stderr, flush=True)
-    config = uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="on", log_config=None, access_log=False,
-                            timeout_graceful_shutdown=GRACE_SECONDS, server_header=False, date_header=False)
+    config = uvicorn.Config(app, loop="uvloop", http=_Protocol, lifespan="on", log_config=None, access_log=False,
+                            timeout_graceful_shutdown=GRACE_SECONDS, server_header=False, date_header=False,
+                            proxy_headers=False)  # the access log names the TCP peer; no per-request header scan
     _Server(config).run(sockets=[sock])
     sys.stdout.flush()
 
@@ -107,3 +112,39 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
         self._captured_signals.clear()
+
+
+class _OneWrite:
+    """The connection's transport, except that a response's head is held until its body is written and both go
+    out in one write (one system call, one wake-up of the client), at the latest by the end of the loop step."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._held: bytes | None = None
+        self._loop = asyncio.get_running_loop()
+
+    def write(self, data: bytes) -> None:
+        if self._held is not None:
+            data, self._held = self._held + data, None
+        elif data.endswith(b"\r\n\r\n") and data.startswith(b"HTTP/1.1 "):
+            self._held = data
+            self._loop.call_soon(self.flush)
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._held is not None:
+            data, self._held = self._held, None
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class _Protocol(HttpToolsProtocol):
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(_OneWrite(transport))  # type: ignore[arg-type]
