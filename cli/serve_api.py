@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import click
 
-from edgeclf.serve import DEFAULT_HOST, DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BODY_MB, DEFAULT_MAX_QUEUE, DEFAULT_PORT
+from edgeclf.serve import (
+    DEFAULT_HOST,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BATCH_ROWS,
+    DEFAULT_MAX_BODY_MB,
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_PORT,
+)
 
 SERVE_NEEDS = ("uvicorn", "starlette", "prometheus_client", "httptools", "uvloop")
 
@@ -29,8 +36,11 @@ SERVE_NEEDS = ("uvicorn", "starlette", "prometheus_client", "httptools", "uvloop
               show_default=True, help="Largest request body in MiB; a larger one gets 413.")
 @click.option("--token-file", type=click.Path(dir_okay=False),
               help="File holding the bearer token every request must send (Authorization: Bearer ...).")
+@click.option("--idle-timeout", type=click.IntRange(min=1), default=DEFAULT_IDLE_TIMEOUT, show_default=True,
+              help="Seconds a connection may stay silent (before its first request or between two) before it is "
+                   "closed.")
 def serve(artifacts: tuple[str, ...], host: str, port: int, max_batch_rows: int, max_delay_ms: float,
-          max_queue: int, max_body_mb: float, token_file: str | None) -> None:
+          max_queue: int, max_body_mb: float, token_file: str | None, idle_timeout: int) -> None:
     """Serve ARTIFACT folders over the Open Inference Protocol (KServe v2 REST), e.g. to tritonclient.
 
     Each folder is a model named by the folder, versioned by its weights' hash; a folder replaced by
@@ -48,4 +58,5 @@ def serve(artifacts: tuple[str, ...], host: str, port: int, max_batch_rows: int,
     from edgeclf.serve.server import ServeOptions
     from edgeclf.serve.server import serve as run
 
-    run(list(artifacts), ServeOptions(host, port, max_batch_rows, max_delay_ms, max_queue, max_body_mb, token_file))
+    run(list(artifacts), ServeOptions(host, port, max_batch_rows, max_delay_ms, max_queue, max_body_mb, token_file,
+                                      idle_timeout))

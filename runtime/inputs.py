@@ -96,6 +96,8 @@ def _to_array(x: Any, features: Sequence[str]) -> np.ndarray:
 def _check_fits_float32(arr: np.ndarray) -> None:
     if not arr.size:
         return
+    if arr.size <= SMALL_CHECK and all(-_F32_MAX <= v <= _F32_MAX for v in arr.ravel().tolist()):
+        return  # a few values: Python compares them faster than numpy's reductions start (NaN goes on below)
     with np.errstate(invalid="ignore"):
         hi, lo = arr.max(), arr.min()  # reductions: no N-sized temporaries on the good path
     if np.isfinite(hi) and np.isfinite(lo) and max(hi, -lo) <= _F32_MAX:

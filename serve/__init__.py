@@ -7,3 +7,4 @@ DEFAULT_PORT = 8000
 DEFAULT_MAX_BATCH_ROWS = 256  # rows per coalesced Classifier call
 DEFAULT_MAX_QUEUE = 1024  # requests waiting per model before 503
 DEFAULT_MAX_BODY_MB = 16.0  # MiB per request body before 413
+DEFAULT_IDLE_TIMEOUT = 5  # seconds a connection may stay silent, before its first request or between two

@@ -20,7 +20,7 @@ from edgeclf.runtime.errors import first_line
 from edgeclf.serve.infer import acquire
 from edgeclf.serve.metrics import CONTENT_TYPE, Metrics
 from edgeclf.serve.models import Loaded, Models
-from edgeclf.serve.protocol import ProtocolError
+from edgeclf.serve.protocol import COMPACT, ProtocolError
 
 JSON = "application/json"
 
@@ -30,7 +30,7 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> R
 
 
 def ok(obj: Any) -> Response:
-    return Response(json.dumps(obj, separators=(",", ":")), 200, media_type=JSON)
+    return Response(COMPACT.encode(obj), 200, media_type=JSON)
 
 
 def build_app(models: Models, metrics: Metrics) -> Starlette:

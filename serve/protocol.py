@@ -28,6 +28,9 @@ DTYPES: dict[str, np.dtype[Any]] = {
 }
 
 
+COMPACT = json.JSONEncoder(separators=(",", ":"))  # made once: json.dumps with separators builds one per call
+
+
 class ProtocolError(Exception):
     """A request the server answers with an HTTP error: `status` and the `{"error": message}` body."""
 
@@ -78,7 +81,7 @@ def split_body(body: bytes, header_length: str | None) -> tuple[Any, memoryview]
         if not 0 <= cut <= len(body):
             raise bad(f"Inference-Header-Content-Length {cut} is outside the body's {len(body)} bytes")
     try:
-        head = json.loads(bytes(memoryview(body)[:cut]))
+        head = json.loads(body if cut == len(body) else body[:cut])
     except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than the parser goes
         raise bad(f"request body is not JSON ({e}): expected an Open Inference Protocol infer request") from None
     if not isinstance(head, dict):
@@ -180,7 +183,7 @@ def encode_response(model: str, version: str, request: InferRequest,
     head: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": outputs}
     if request.id is not None:
         head["id"] = request.id
-    text = json.dumps(head, separators=(",", ":")).encode()
+    text = COMPACT.encode(head).encode()
     return (text + b"".join(blobs), len(text)) if blobs else (text, None)
 
 

@@ -8,21 +8,26 @@ little overhead; both underlie FastAPI, so they are widely used and kept up to d
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from edgeclf.runtime.errors import InputError
-from edgeclf.serve import DEFAULT_HOST, DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BODY_MB, DEFAULT_MAX_QUEUE, DEFAULT_PORT
+from edgeclf.serve import (
+    DEFAULT_HOST,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BATCH_ROWS,
+    DEFAULT_MAX_BODY_MB,
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_PORT,
+)
 from edgeclf.serve.app import build_app
+from edgeclf.serve.connection import Connection
 from edgeclf.serve.front import Front
 from edgeclf.serve.infer import Infer
 from edgeclf.serve.metrics import Metrics
@@ -40,6 +45,7 @@ class ServeOptions:
     max_queue: int = DEFAULT_MAX_QUEUE
     max_body_mb: float = DEFAULT_MAX_BODY_MB
     token_file: str | None = None
+    idle_timeout: int = DEFAULT_IDLE_TIMEOUT
 
 
 def read_token(path: str | None) -> str | None:
@@ -98,9 +104,10 @@ def serve(folders: list[str], opts: ServeOptions) -> None:
     names = ", ".join(f"{n}@{m.version[:12]}" for n, m in models.current.items())
     print(f"edgeclf serve: {names} on http://{opts.host}:{port} (max batch {opts.max_batch_rows} rows, "
           f"max delay {opts.max_delay_ms:g} ms)", file=sys.stderr, flush=True)
-    config = uvicorn.Config(app, loop="uvloop", http=_Protocol, lifespan="on", log_config=None, access_log=False,
+    config = uvicorn.Config(app, loop="uvloop", http=Connection, lifespan="on", log_config=None, access_log=False,
                             timeout_graceful_shutdown=GRACE_SECONDS, server_header=False, date_header=False,
-                            proxy_headers=False)  # the access log names the TCP peer; no per-request header scan
+                            timeout_keep_alive=opts.idle_timeout,
+                            proxy_headers=False)  # the access log names the TCP peer; no header scan per request
     _Server(config).run(sockets=[sock])
     sys.stdout.flush()
 
@@ -113,38 +120,3 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
         self._captured_signals.clear()
 
-
-class _OneWrite:
-    """The connection's transport, except that a response's head is held until its body is written and both go
-    out in one write (one system call, one wake-up of the client), at the latest by the end of the loop step."""
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
-        self._held: bytes | None = None
-        self._loop = asyncio.get_running_loop()
-
-    def write(self, data: bytes) -> None:
-        if self._held is not None:
-            data, self._held = self._held + data, None
-        elif data.endswith(b"\r\n\r\n") and data.startswith(b"HTTP/1.1 "):
-            self._held = data
-            self._loop.call_soon(self.flush)
-            return
-        self._transport.write(data)
-
-    def flush(self) -> None:
-        if self._held is not None:
-            data, self._held = self._held, None
-            self._transport.write(data)
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-class _Protocol(HttpToolsProtocol):
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(_OneWrite(transport))  # type: ignore[arg-type]

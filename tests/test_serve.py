@@ -549,6 +549,62 @@ def test_one_thousand_idle_connections(server: Server) -> None:
     assert _get(server.port, "/v2/health/live")[0] == 200
 
 
+def test_expect_100_continue_is_answered_before_the_body(server: Server) -> None:
+    """The interim 100 Continue (a head with no body to follow) still leaves at once: the server holds a response's
+    head only until its body is written, in the same loop step."""
+    x = rows("circles", 3, 12)
+    body = json_body(x)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /v2/models/circles/infer HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue"), "no interim answer"
+        sock.sendall(body)
+        reply = b""
+        while b"\r\n\r\n" not in reply or len(reply.split(b"\r\n\r\n", 1)[1]) < _length(reply):
+            reply += sock.recv(65536)
+    head, text = reply.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200")
+    assert np.array_equal(np.asarray(json.loads(text)["outputs"][0]["data"], np.float32).reshape(3, -1),
+                          _clf("circles").predict_proba(x))
+
+
+def _length(reply: bytes) -> int:
+    head = reply.split(b"\r\n\r\n", 1)[0].lower()
+    return int(head.split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+
+
+def _closed_after(sock: socket.socket, limit: float) -> float:
+    """Seconds until the server closed sock (recv gives b""); fails if it sends anything or is still open."""
+    start = time.monotonic()
+    sock.settimeout(limit)
+    assert sock.recv(1) == b""
+    return time.monotonic() - start
+
+
+def test_silent_connections_are_closed_after_the_idle_timeout(folders: list[Path], tmp_path: Path) -> None:
+    """--idle-timeout: a connection that never sends a request, and a kept-alive one after its answer, are closed
+    after that many seconds; one that keeps sending is served."""
+    s = Server(folders[:1], tmp_path, "--idle-timeout", "1")
+    try:
+        silent = socket.create_connection(("127.0.0.1", s.port))
+        kept = socket.create_connection(("127.0.0.1", s.port))
+        kept.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        kept.settimeout(10)
+        assert kept.recv(65536).startswith(b"HTTP/1.1 200")
+        waited = _closed_after(silent, 15)
+        assert 0.9 <= waited, waited
+        assert _closed_after(kept, 15) < 15
+        busy = socket.create_connection(("127.0.0.1", s.port))
+        busy.settimeout(10)
+        for _ in range(4):  # 2 s of requests half a second apart: never silent for a whole second
+            busy.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert busy.recv(65536).startswith(b"HTTP/1.1 200")
+            time.sleep(0.5)
+        busy.close()
+    finally:
+        assert s.stop() == 0
+
+
 # ---------------------------------------------------------------- token, bind, access log
 
 
