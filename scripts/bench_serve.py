@@ -195,24 +195,42 @@ def cpu_seconds(pid: int) -> float:
     return sum(p.cpu_times().user + p.cpu_times().system for p in procs)
 
 
-def measure(name: str, proc: subprocess.Popen[bytes], port: int, payload: bytes,
-            args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Each cell: requests per second, latency, and the server's CPU time per request (warm-up included in both
+def cell(name: str, proc: subprocess.Popen[bytes], port: int, payload: bytes, clients: int,
+         args: argparse.Namespace) -> dict[str, Any]:
+    """One cell: requests per second, latency, and the server's CPU time per request (warm-up included in both
     counts), which a busy shared machine disturbs less than throughput."""
+    cpu = cpu_seconds(proc.pid)
+    if args.exe is not None:
+        r = load_c(args.exe, port, payload, clients, args.seconds, args.warmup)
+    else:
+        r = asyncio.run(load(port, payload, clients, args.seconds, args.warmup))
+    r["cpu_us_per_request"] = (cpu_seconds(proc.pid) - cpu) / r["sent"] * 1e6
+    r["server"] = name
+    return r
+
+
+def show(r: dict[str, Any], note: str = "") -> None:
+    print(f"{r['server']:<22} {r['clients']:>3} clients  {r['rps']:>8.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
+          f"p99 {r['p99_ms']:6.2f} ms  server CPU {r['cpu_us_per_request']:5.0f} us/req  "
+          f"client CPU {r['client_cpu_us_per_request']:4.0f} us/req  errors {r['errors']}{note}", flush=True)
+
+
+def measure(servers: dict[str, tuple[subprocess.Popen[bytes], int]], payload: bytes,
+            args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Per client count, --repeat rounds that take turns between the servers (so a change in the machine's load
+    falls on each alike); each server's cell is its median-throughput round."""
     rows = []
     for c in args.clients:
-        cpu = cpu_seconds(proc.pid)
-        if args.exe is not None:
-            r = load_c(args.exe, port, payload, c, args.seconds, args.warmup)
-        else:
-            r = asyncio.run(load(port, payload, c, args.seconds, args.warmup))
-        r["cpu_us_per_request"] = (cpu_seconds(proc.pid) - cpu) / r["sent"] * 1e6
-        r["server"] = name
-        rows.append(r)
-        print(f"{name:<22} {c:>3} clients  {r['rps']:>8.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
-              f"p99 {r['p99_ms']:6.2f} ms  server CPU {r['cpu_us_per_request']:5.0f} us/req  "
-              f"client CPU {r['client_cpu_us_per_request']:4.0f} us/req  errors {r['errors']}",
-              flush=True)
+        rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+        for i in range(args.repeat):
+            for name, (proc, port) in servers.items():
+                rounds[name].append(cell(name, proc, port, payload, c, args))
+                if args.repeat > 1:
+                    show(rounds[name][-1], f"  (round {i + 1})")
+        for name in servers:
+            r = sorted(rounds[name], key=lambda r: r["rps"])[(args.repeat - 1) // 2]
+            show(r, "  (median of the rounds)" if args.repeat > 1 else "")
+            rows.append(r)
     return rows
 
 
@@ -236,6 +254,8 @@ def main() -> None:
     ap.add_argument("--client", choices=("auto", "c", "python"), default="auto",
                     help="load generator: the C one (gcc), the Python asyncio one, or C when gcc builds it")
     ap.add_argument("--max-batch-rows", type=int, default=256, help="edgeclf's batching-on setting")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds per cell, taking turns between the servers; "
+                                                          "the median round is reported")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as work:
         args.exe = None if args.client == "python" else build_c_client(Path(work))
@@ -252,18 +272,19 @@ def run_all(args: argparse.Namespace) -> None:
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}; {folder.name}, 1-row JSON requests, {args.seconds:g} s per cell; load generator: "
           f"{'C (scripts/bench_serve_load.c)' if args.exe else 'Python asyncio'}", flush=True)
-    results = []
-    for name, batch_rows in (("edgeclf batching", args.max_batch_rows), ("edgeclf batching off", 1)):
-        proc, port = start_edgeclf(folder, batch_rows)
-        try:
-            results += measure(name, proc, port, payload, args)
-        finally:
+    servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    try:  # both edgeclf servers up at once (an idle one waits in epoll): their rounds can take turns
+        for name, batch_rows in (("edgeclf batching", args.max_batch_rows), ("edgeclf batching off", 1)):
+            servers[name] = start_edgeclf(folder, batch_rows)
+        results = measure(servers, payload, args)
+    finally:
+        for proc, _ in servers.values():
             stop(proc)
     if args.mlserver:
         with tempfile.TemporaryDirectory() as work:
             proc, port = start_mlserver(args.mlserver, folder, Path(work), len(row))
             try:
-                results += measure("MLServer 1.7 adaptive", proc, port, payload, args)
+                results += measure({"MLServer 1.7 adaptive": (proc, port)}, payload, args)
             finally:
                 stop(proc)
     on = {r["clients"]: r["rps"] for r in results if r["server"] == "edgeclf batching"}
