@@ -14,11 +14,15 @@ Its runtime here is a minimal MLModel wrapping onnxruntime on the artifact's fix
 
 The clients keep one connection each and form a closed loop (each sends its next request when the previous answer
 is in). On a 2-core machine the load generator shares the cores with the server, so it must cost little: by default
-it is scripts/bench_serve_load.c (one epoll thread, built here with gcc, ~10 us of CPU per request); without gcc it
-falls back to a Python asyncio client on raw sockets, which costs several times more and caps what a fast server
-can show. `--client c|python` chooses; every run prints which one it used and its CPU per request.
+it is scripts/bench_serve_load.c (one epoll thread, built with gcc into a temporary folder at each run); without gcc
+it falls back to a Python asyncio client on raw sockets, which costs a few times more CPU per request and so takes
+more of the cores from the server. `--client c|python` chooses; each run prints which one it used, and each cell
+the client's CPU per request next to the server's.
 
-    .venv/bin/python scripts/bench_serve.py --clients 32 --seconds 10        # the batching target's cell
+    .venv/bin/python scripts/bench_serve.py --clients 32 --seconds 5 --repeat 5   # the batching target's cell
+
+--repeat N measures each cell N times, taking turns between batching on and off so that both see the same changes in
+the machine's load; it reports each server's median round and the median of the per-round on/off ratios.
 """
 
 from __future__ import annotations
@@ -231,6 +235,11 @@ def measure(servers: dict[str, tuple[subprocess.Popen[bytes], int]], payload: by
             r = sorted(rounds[name], key=lambda r: r["rps"])[(args.repeat - 1) // 2]
             show(r, "  (median of the rounds)" if args.repeat > 1 else "")
             rows.append(r)
+        on, off = rounds.get("edgeclf batching"), rounds.get("edgeclf batching off")
+        if on and off and args.repeat > 1:  # a round's two cells saw the same machine: their ratio is steadier
+            ratios = sorted(a["rps"] / b["rps"] for a, b in zip(on, off))
+            print(f"{c} clients, on / off per round: {', '.join(f'{x:.2f}x' for x in ratios)}; "
+                  f"median {statistics.median(ratios):.2f}x", flush=True)
     return rows
 
 
