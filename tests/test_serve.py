@@ -275,6 +275,8 @@ ERRORS = {
     "unknown-model": ("nosuch/infer", json_body(np.zeros((1, 2))), {}, 404, "unknown model 'nosuch'"),
     "unknown-version": ("circles/versions/7/infer", json_body(np.zeros((1, 2))), {}, 404, "not '7'"),
     "unknown-model-metadata": ("nosuch", None, {}, 404, "unknown model"),
+    "infer-by-get": ("circles/infer", None, {}, 405, "method GET is not allowed"),
+    "no-such-route": ("circles/infer/more", None, {}, 404, "no route"),
     "oversized-declared": ("circles/infer", b"x" * (1024 * 1024 + 1), {}, 413, "limit of 1048576"),
     "oversized-inflated": ("circles/infer", gzip.compress(b" " * (2 * 1024 * 1024)), {"Content-Encoding": "gzip"},
                            413, "inflates to over"),
