@@ -16,7 +16,7 @@ from edgeclf.serve import (
     DEFAULT_PORT,
 )
 
-SERVE_NEEDS = ("uvicorn", "starlette", "prometheus_client", "httptools", "uvloop")
+SERVE_NEEDS = ("uvicorn", "starlette", "prometheus_client", "httptools", "uvloop", "orjson")
 
 
 @click.command()

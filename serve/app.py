@@ -10,6 +10,7 @@ import json
 from importlib import metadata
 from typing import Any, AsyncIterator
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -20,7 +21,7 @@ from edgeclf.runtime.errors import first_line
 from edgeclf.serve.infer import acquire
 from edgeclf.serve.metrics import CONTENT_TYPE, Metrics
 from edgeclf.serve.models import Loaded, Models
-from edgeclf.serve.protocol import COMPACT, ProtocolError
+from edgeclf.serve.protocol import ProtocolError
 
 JSON = "application/json"
 
@@ -30,7 +31,7 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> R
 
 
 def ok(obj: Any) -> Response:
-    return Response(COMPACT.encode(obj), 200, media_type=JSON)
+    return Response(orjson.dumps(obj), 200, media_type=JSON)
 
 
 def build_app(models: Models, metrics: Metrics) -> Starlette:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+import orjson
 
 HEADER_LENGTH = "inference-header-content-length"
 OUTPUTS = ("probabilities", "logits", "label")
@@ -26,9 +27,6 @@ DTYPES: dict[str, np.dtype[Any]] = {
     "INT8": np.dtype("i1"), "INT16": np.dtype("<i2"), "INT32": np.dtype("<i4"), "INT64": np.dtype("<i8"),
     "UINT8": np.dtype("u1"), "UINT16": np.dtype("<u2"), "UINT32": np.dtype("<u4"), "UINT64": np.dtype("<u8"),
 }
-
-
-COMPACT = json.JSONEncoder(separators=(",", ":"))  # made once: json.dumps with separators builds one per call
 
 
 class ProtocolError(Exception):
@@ -70,6 +68,15 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
     return out
 
 
+def loads(text: bytes) -> Any:
+    """orjson's parse; what it refuses goes through the standard library's, so that what is accepted and the error
+    messages stay the standard parser's: NaN and Infinity (the runtime then names the row), UTF-16/32 bodies."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def split_body(body: bytes, header_length: str | None) -> tuple[Any, memoryview]:
     """The JSON object and the binary tail of a body."""
     cut = len(body)
@@ -81,7 +88,7 @@ def split_body(body: bytes, header_length: str | None) -> tuple[Any, memoryview]
         if not 0 <= cut <= len(body):
             raise bad(f"Inference-Header-Content-Length {cut} is outside the body's {len(body)} bytes")
     try:
-        head = json.loads(body if cut == len(body) else body[:cut])
+        head = loads(body if cut == len(body) else body[:cut])
     except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than the parser goes
         raise bad(f"request body is not JSON ({e}): expected an Open Inference Protocol infer request") from None
     if not isinstance(head, dict):
@@ -183,7 +190,7 @@ def encode_response(model: str, version: str, request: InferRequest,
     head: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": outputs}
     if request.id is not None:
         head["id"] = request.id
-    text = COMPACT.encode(head).encode()
+    text = orjson.dumps(head)  # floats as their shortest repr, as json.dumps writes them: the same values
     return (text + b"".join(blobs), len(text)) if blobs else (text, None)
 
 
