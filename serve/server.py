@@ -2,8 +2,9 @@
 
 Stack: uvicorn (httptools parser, uvloop event loop) + Starlette + prometheus-client. uvicorn with those two
 C-accelerated parts is the fastest maintained Python HTTP server we could pick from PyPI's mainstream, and it
-shuts down gracefully on SIGTERM (stop accepting, finish the requests in flight); Starlette gives routing with
-little overhead; both underlie FastAPI, so they are widely used and kept up to date.
+shuts down gracefully on SIGTERM (stop accepting, finish the requests in flight); Starlette routes the light
+requests (health, metadata, metrics); both underlie FastAPI, so they are widely used and kept up to date. The hot
+route, infer, bypasses Starlette (edgeclf.serve.infer) and uses orjson; serve/connection.py trims uvicorn's writes.
 """
 
 from __future__ import annotations
