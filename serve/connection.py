@@ -25,17 +25,18 @@ class OneWrite:
 
     def write(self, data: bytes) -> None:
         if self._held is not None:
-            data, self._held = self._held + data, None
+            head, self._held = self._held, None
+            self._transport.writelines((head, data))  # one writev: a large body is not copied
         elif data.endswith(b"\r\n\r\n") and data.startswith(b"HTTP/1.1 "):
             self._held = data
-            self._loop.call_soon(self.flush)
-            return
-        self._transport.write(data)
+            self._loop.call_soon(self.flush)  # a head with no body after it (100 Continue, HEAD) still goes out
+        else:
+            self._transport.write(data)
 
     def flush(self) -> None:
-        if self._held is not None:
-            data, self._held = self._held, None
-            self._transport.write(data)
+        head, self._held = self._held, None
+        if head is not None and not self._transport.is_closing():  # the client may have left meanwhile
+            self._transport.write(head)
 
     def close(self) -> None:
         self.flush()
