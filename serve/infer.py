@@ -1,6 +1,6 @@
 """POST /v2/models/{name}[/versions/{v}]/infer as a plain ASGI callable: the hot route skips Starlette's router,
-Request and Response objects (a third of the event loop's time per one-row request); the other routes stay in
-edgeclf.serve.app. The route's errors are the same `{"error": ...}` answers."""
+middleware, Request and Response objects, which cost more per one-row request than the protocol work itself; the
+other routes stay in edgeclf.serve.app. The route's errors are the same `{"error": ...}` answers."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from helpers import ARTIFACTS, assert_clean_error, run_cli, skip_or_fail
 from edgeclf.runtime import Classifier
 
 TASKS = ("circles", "iris")  # binary and multiclass
-SERVE_MODULES = ("uvicorn", "starlette", "prometheus_client", "tritonclient.http")
+SERVE_MODULES = ("uvicorn", "starlette", "prometheus_client", "orjson", "tritonclient.http")
 
 
 def _missing() -> str | None:
