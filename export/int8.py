@@ -110,7 +110,8 @@ def _recall(labels: np.ndarray, y: np.ndarray, k: int) -> float | None:
 def decide(probs: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
     """(N,) class indices (argmax), or for a multi-label model (N, L) 0/1 decisions (p >= its threshold)."""
     if not len(thresholds):
-        return probs.argmax(1)
+        labels: np.ndarray = probs.argmax(1)
+        return labels
     return (probs >= np.asarray(thresholds, np.float32)[None, :]).astype(np.int8)
 
 

@@ -119,6 +119,14 @@ def _train_labels(source: Any, label: str | Sequence[str], out: Path | str, *, f
                                       hidden=hidden, activation=activation, progress=progress, **overrides)
     table = load_label_table(source, names, features)
     given = load_label_table(test, names, table.features, varied=False) if test is not None else None
+    if cv:  # refused before training, not after it
+        from edgeclf.train.datasets import check_folds
+        from edgeclf.train.multilabel import rarest_label
+
+        rows = np.concatenate([table.y, given.y]) if given is not None else table.y
+        with warnings.catch_warnings():  # its note on a small stratum comes once, when the folds are made
+            warnings.simplefilter("ignore")
+            check_folds(rarest_label(rows), cv, "rarest-label stratum")
     stem = Path(str(source)).stem if isinstance(source, (str, Path)) else "table"
     spec = table_spec(sanitize_name(name or stem), lambda n, s: (table.x, table.y), table.labels, table.features,
                       len(table.y), _describe_labels(source, names, table.features, len(table.y)),
@@ -127,8 +135,9 @@ def _train_labels(source: Any, label: str | Sequence[str], out: Path | str, *, f
     if given is None:
         return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, **overrides)  # type: ignore[arg-type]
     parts = {**split(table.x, table.y, SPLIT_SEED, test_share=0.0), "test": (given.x, given.y)}
-    return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, parts=parts,  # type: ignore[arg-type]
-                      split_note=f"given test table {Path(str(test)).name}; {_validation_note(parts)}", **overrides)
+    note = f"given test table {Path(str(test)).name}; {_validation_note(parts)}"
+    return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, parts=parts,
+                      split_note=note, **overrides)  # type: ignore[arg-type]
 
 
 def _train_labels_streamed(path: str | Path, labels: tuple[str, ...], out: Path | str, *,
@@ -164,8 +173,8 @@ def _train_labels_streamed(path: str | Path, labels: tuple[str, ...], out: Path 
     metrics = {"stream": {"rows": s.rows, "train_rows": s.train_rows, "test_rows": len(parts["test"][1]),
                           "validation_rows": len(s.validation[1]), "train_metrics_rows": len(s.sample[1]),
                           "shuffle_rows": SHUFFLE_ROWS, "stratified": "on each row's rarest present label"}}
-    return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, source=source,  # type: ignore[arg-type]
-                      stats=s.stats, metrics=metrics, parts=parts, split_note=note, **overrides)
+    return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, source=source,
+                      stats=s.stats, metrics=metrics, parts=parts, split_note=note, **overrides)  # type: ignore[arg-type]
 
 
 def _validation_note(parts: dict[str, XY]) -> str:

@@ -65,14 +65,14 @@ def stratified_folds(strata: np.ndarray, k: int, seed: int, what: str = "class")
     what: the strata's name in the messages (a class; a multi-label row's rarest label)."""
     from sklearn.model_selection import StratifiedKFold
 
-    _check_folds(strata, k, what)
+    check_folds(strata, k, what)
     with warnings.catch_warnings():
-        # _check_folds said it in words; sklearn's own warning would repeat it
+        # check_folds said it in words; sklearn's own warning would repeat it
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(strata, strata))
 
 
-def _check_folds(y: np.ndarray, k: int, what: str = "class") -> None:
+def check_folds(y: np.ndarray, k: int, what: str = "class") -> None:
     counts = np.bincount(y)  # (C,)
     if k < 2 or k > len(y):
         raise InputError(f"cross-validation folds k={k}: expected 2 <= k <= {len(y)} (the number of rows)")
