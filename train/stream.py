@@ -89,8 +89,11 @@ class _HeldOut:
     far; a row pushed out trains, and the pool never again takes a key above one it pushed out (its floor), so in
     the end a class's held-out rows are exactly its rows whose key is <= the largest it kept (its cut)."""
 
-    def __init__(self, f: int, on: bool, share: float = HOLD_OUT, max_rows: int = TEST_MAX_ROWS) -> None:
-        self.f, self.on, self.share, self.max_rows = f, on, share, max_rows
+    def __init__(self, f: int, on: bool, share: float | None = None, max_rows: int | None = None) -> None:
+        """share, max_rows: of the rows held out (default HOLD_OUT, TEST_MAX_ROWS, read when the scan starts)."""
+        self.f, self.on = f, on
+        self.share = HOLD_OUT if share is None else share
+        self.max_rows = TEST_MAX_ROWS if max_rows is None else max_rows
         self.pools: list[_Pool] = []
         self.floor: list[float] = []
 
