@@ -183,6 +183,9 @@ def train(task: str | None, device: str, epochs: int | None, lr: float | None, o
 
 def report_training(name: str, r: Any, folder: Path) -> None:
     m = r.metrics
+    if m.get("kind") == "multilabel":
+        report_labels(name, r, folder)
+        return
     click.echo(f"{name}: test accuracy {m['test_accuracy']:.2%}, train {m['train_accuracy']:.2%}, "
                f"{m['epochs']} epochs on {r.device} in {r.seconds:.2f}s -> {folder}")
     if "cv" in m:
@@ -194,6 +197,28 @@ def report_training(name: str, r: Any, folder: Path) -> None:
     if not r.target_met:
         target = m.get("target") or f"test accuracy >= {m['target_accuracy']:.2%}"
         click.echo(f"warning: {name} missed its target ({target}): test accuracy {m['test_accuracy']:.2%} "
+                   f"(metrics.json: target_met false)", err=True)
+
+
+def report_labels(name: str, r: Any, folder: Path) -> None:
+    """A multi-label model's test metrics (at its thresholds) per label and in all, its k-fold means, its target."""
+    m, t = r.metrics, r.metrics["test"]
+    click.echo(f"{name}: {m['epochs']} epochs on {r.device} in {r.seconds:.2f}s -> {folder}")
+    click.echo(f"{name}: test ({m['rows']['test']:,} rows) subset accuracy {t['subset_accuracy']:.2%}, Hamming loss "
+               f"{t['hamming_loss']:.4f}, micro-F1 {t['micro_f1']:.4f}, macro-F1 {t['macro_f1']:.4f}")
+    for label, v in t["per_label"].items():
+        auc = "-" if v["roc_auc"] is None else f"{v['roc_auc']:.4f}"
+        click.echo(f"{name}:   {label:<20} threshold {m['thresholds'][label]:.3f}  precision {v['precision']:.4f}  "
+                   f"recall {v['recall']:.4f}  F1 {v['f1']:.4f}  ROC AUC {auc}  ({v['support']:,} positive)")
+    cv = m.get("cv")
+    if cv:
+        parts = [f"{k.replace('_', ' ')} {cv[k]['mean']:.4f} ± {cv[k]['std']:.4f}"
+                 for k in ("subset_accuracy", "hamming_loss", "micro_f1", "macro_f1")]
+        click.echo(f"{name}: {cv['k']}-fold CV {', '.join(parts)}")
+    if not r.target_met:
+        mlp = m["baselines"]["mlp"]
+        click.echo(f"warning: {name} missed its target ({m['target']}): micro-F1 {t['micro_f1']:.4f} vs "
+                   f"{mlp['micro_f1']:.4f}, macro-F1 {t['macro_f1']:.4f} vs {mlp['macro_f1']:.4f} "
                    f"(metrics.json: target_met false)", err=True)
 
 
@@ -315,6 +340,8 @@ def verify(folder: str) -> None:
              f"{r.output('probabilities').max_abs:.1e}", f"{r.label_agreement:.2%}", "PASS" if r else "FAIL")
             for r in report.results]
     click.echo(table(rows, ["file", "sha256", "rows", "logits diff", "of bound", "proba diff", "labels", "parity"]))
+    for f in report.manifest.files_of(INT8.name):  # hashed above; not held to the policy: its report is the claim
+        click.echo(f"int8 {int8_summary(f.path, f.details)}")
     if not report:
         raise click.ClickException(f"{folder}: parity check failed; re-export with `edgeclf export`")
 
@@ -426,9 +453,12 @@ UNCHECKED = {C_HEADER.name: "not run (C)", INT8.name: "int8 report"}  # formats 
 
 def int8_summary(path: str, d: Mapping[str, Any]) -> str:
     """One line of an int8 file's report (manifest details, export/int8.py): what quantising it cost."""
-    return (f"{path}: {d.get('bytes.ratio', float('nan')):.2f}x the float file's bytes, test accuracy "
+    from edgeclf.export.int8 import share
+
+    measure, where = ("subset accuracy", "(row, label) cells") if "check.cells" in d else ("accuracy", "rows")
+    return (f"{path}: {d.get('bytes.ratio', float('nan')):.2f}x the float file's bytes, test {measure} "
             f"{100 * float(d.get('test_accuracy.delta', float('nan'))):+.2f} points, labels agree "
-            f"{float(d.get('check.label_agreement', float('nan'))):.2%} on the check rows, max probability diff "
+            f"{share(float(d.get('check.label_agreement', float('nan'))))} on the check {where}, max probability diff "
             f"{float(d.get('check.max_abs_probability_diff', float('nan'))):.2g}")
 
 

@@ -254,6 +254,8 @@ def _multilabel_preamble(p: str, features: Sequence[str], labels: Sequence[str],
 #define {P}_N_FEATURES {len(features)}
 #define {P}_N_LABELS {len(labels)}
 #define {P}_N_LOGITS {len(labels)}
+/* the kind, for code that knows only the symbol prefix: `#if {p}_multilabel` (0 in a single-label header) */
+#define {p}_multilabel 1
 
 static const char *const {p}_features[{P}_N_FEATURES] = {{{", ".join(c_string(f) for f in features)}}};
 static const char *const {p}_labels[{P}_N_LABELS] = {{{", ".join(c_string(c) for c in labels)}}};

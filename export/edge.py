@@ -80,9 +80,6 @@ def write_int8(job: ExportJob) -> list[FileEntry]:
     from edgeclf.export.int8 import int8_report, quantize_int8
 
     s, folder = job.spec, job.folder
-    if s.thresholds:  # its report (accuracy, agreement, per-class recall) is written for one label per row
-        raise InputError(f"int8 is not made for multi-label models yet ({s.name!r} has labels {list(s.classes)}): "
-                         f"drop --format int8")
     calibration = s.calibration_rows if s.calibration_rows is not None else s.check_rows
     traced_family = SameGraph(s.model, s.n_features) if mlp_of(s.model) is not None else None
     entries = []
@@ -104,21 +101,23 @@ def write_int8(job: ExportJob) -> list[FileEntry]:
             reference = "test split labels"
         else:  # an imported model without labels: accuracy means agreement with its own float32 labels
             x_test = s.check_rows
-            y_test = f32_labels(f32, x_test, e.batch_size)
+            y_test = f32_labels(f32, x_test, e.batch_size, s.thresholds)
             reference = "the float32 model's labels (no labelled data)"
-        report = int8_report(f32, i8, x_test, y_test, job.check_rows, s.classes, float_path=src, int8_path=dst)
+        report = int8_report(f32, i8, x_test, y_test, job.check_rows, s.classes, float_path=src, int8_path=dst,
+                             thresholds=s.thresholds)
         entries.append(file_entry(folder, dst.name, INT8.name, e.batch_size, e.opset,
                                   details={**_flat(report), "test_accuracy.reference": reference,
                                            "layout": AS_TRACED}))
     return entries
 
 
-def f32_labels(session: Any, x: np.ndarray, batch: int) -> np.ndarray:
+def f32_labels(session: Any, x: np.ndarray, batch: int, thresholds: tuple[float, ...] = ()) -> np.ndarray:
+    """The float32 file's decisions: class indices (N,), or a multi-label model's (N, L) 0/1 matrix."""
     from edgeclf.export.checks import runner_of_session
+    from edgeclf.export.int8 import decide
     from edgeclf.export.parity import run_chunked
 
-    labels: np.ndarray = run_chunked(runner_of_session(session), x, batch)[1].argmax(1)
-    return labels
+    return decide(run_chunked(runner_of_session(session), x, batch)[1], thresholds)
 
 
 def _flat(report: dict[str, Any], prefix: str = "") -> dict[str, int | float | str]:

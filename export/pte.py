@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
-from edgeclf.export.registry import ExportJob, example_row
+from edgeclf.export.registry import ExportJob, decision_code, example_row
 from edgeclf.runtime.errors import ArtifactError, InputError
 from edgeclf.runtime.formats import PTE
 from edgeclf.runtime.manifest import FileEntry, Manifest
@@ -215,7 +215,7 @@ x = torch.zeros({e.batch_size}, {f})  # {_pad_note(e.batch_size)}
 x[0] = torch.tensor([{_row(m)}])
 out = method.execute([x])  # a list: {outs}
 p = out[{pr.index}][0]
-print({list(m.classes)}[int(p.argmax())])
+{decision_code(m)}
 print(p.tolist())
 ```"""
 
@@ -242,9 +242,20 @@ int main() {{
   if (!out.ok()) return 1;
   const float* p = out->at({pr.index}).toTensor().const_data_ptr<float>();  // {pr.name} ({e.batch_size}, {c}), row 0 first
   const char* classes[] = {{{classes}}};
-  int best = 0;
-  for (int i = 1; i < {c}; ++i) best = p[i] > p[best] ? i : best;
-  std::puts(classes[best]);
+{_cpp_decision(m)}
   for (int i = 0; i < {c}; ++i) std::printf("%.9g%s", p[i], i + 1 < {c} ? " " : "\\n");
 }}
 ```"""
+
+
+def _cpp_decision(m: Manifest) -> str:
+    """The C++ snippet's decision: the class of the highest probability, or every label's 0/1 (its threshold from
+    the manifest: the .pte holds the network only)."""
+    c = len(m.classes)
+    if m.multilabel:
+        thresholds = ", ".join(f"{t!r}f" for t in m.thresholds)
+        return (f"  const float thresholds[] = {{{thresholds}}};  // manifest.json \"thresholds\"\n"
+                f"  for (int i = 0; i < {c}; ++i) std::printf(\"%s=%d%s\", classes[i], p[i] >= thresholds[i] ? 1 : 0, "
+                f"i + 1 < {c} ? \" \" : \"\\n\");")
+    return (f"  int best = 0;\n  for (int i = 1; i < {c}; ++i) best = p[i] > p[best] ? i : best;\n"
+            f"  std::puts(classes[best]);")

@@ -58,6 +58,15 @@ def example_row(m: Manifest) -> list[float]:
     return [float(f"{f.mean:.4g}") if f.mean is not None and f.categories is None else 0.0 for f in m.features]
 
 
+def decision_code(m: Manifest) -> str:
+    """The Python snippets' line that prints the decision from p (one row's probabilities): the class of the highest,
+    or for a multi-label model every label's 0/1 (1 where its probability reaches its threshold), `label=0|1`."""
+    if m.multilabel:
+        return (f"print(\" \".join(f\"{{k}}={{int(pk >= t)}}\" for k, pk, t in zip({list(m.classes)}, p.tolist(), "
+                f"{list(m.thresholds)})))")
+    return f"print({list(m.classes)}[int(p.argmax())])"
+
+
 def selected(options: Sequence[str]) -> tuple[Format, ...]:
     """The formats an export writes: every default one, and the opt-in ones asked for, in registry order."""
     unknown = [o for o in options if o not in OPTIONS]

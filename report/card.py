@@ -163,9 +163,16 @@ def _int8(m: Manifest) -> str:
         f"{100 * float(f.details.get('test_accuracy.delta', 0)):+.2f} | "
         f"{float(f.details.get('check.label_agreement', 0)):.2%} | "
         f"{float(f.details.get('check.max_abs_probability_diff', 0)):.2g} |" for f in files)
-    return ("\nint8 files (static QDQ quantisation), against their float32 file: size ratio, test accuracy change, "
-            "label agreement and largest probability difference on the rows above.\n\n"
-            "| file | bytes vs float32 | test accuracy (points) | labels agree | max probability diff |\n"
+    if m.multilabel:  # accuracy is subset accuracy; agreement is per (row, label) cell (export/int8.py)
+        measure, agree = "test subset accuracy", "labels agree (cells)"
+        how = ("size ratio, test subset accuracy change, per-(row, label) agreement (cells further than the parity "
+               "margin from their threshold)")
+    else:
+        measure, agree = "test accuracy", "labels agree"
+        how = "size ratio, test accuracy change, label agreement"
+    return (f"\nint8 files (static QDQ quantisation), against their float32 file: {how} "
+            "and largest probability difference on the rows above.\n\n"
+            f"| file | bytes vs float32 | {measure} (points) | {agree} | max probability diff |\n"
             "|---|---|---|---|---|\n" + rows + "\n")
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from edgeclf.export.registry import example_row, load
+from edgeclf.export.registry import decision_code, example_row, load
 from edgeclf.runtime import Manifest
 from edgeclf.runtime.formats import FORMATS, TORCHSCRIPT
 from edgeclf.runtime.manifest import FileEntry
@@ -168,15 +168,15 @@ print(p.tolist())
 
 
 def _decision(m: Manifest) -> str:
-    """The snippet's line that prints the decision from p (one row's probabilities)."""
-    if m.multilabel:  # every label whose probability reaches its threshold (maybe none)
-        return f"print([k for k, pk, t in zip({list(m.classes)}, p.tolist(), {list(m.thresholds)}) if pk >= t])"
-    return f"print({list(m.classes)}[int(p.argmax())])"
+    """The snippet's line that prints the decision from p (one row's probabilities): every label's for a
+    multi-label model."""
+    return decision_code(m)
 
 
 def _c_multilabel(m: Manifest, e: FileEntry, p: str) -> str:
     P = p.upper()
-    return f"""`{e.path}` (prefix `{p}`): no malloc, no stdio, only `<math.h>`; `{p}_predict` writes one 0/1 per label.
+    return f"""`{e.path}` (prefix `{p}`): no malloc, no stdio, only `<math.h>`; `{p}_predict` writes one 0/1 per label;
+examples/c/predict.c prints every label's for CSV rows.
 ```c
 /* gcc -std=c99 -Iartifacts/{m.task} main.c -lm */
 #include <stdio.h>
@@ -188,8 +188,7 @@ int main(void) {{
     int y[{P}_N_LABELS], i;
     {p}_predict_proba(x, p);
     {p}_predict(x, y);  /* y[i] = p[i] >= {p}_thresholds[i] */
-    for (i = 0; i < {P}_N_LABELS; i++) if (y[i]) printf("%s ", {p}_labels[i]);
-    printf("\\n");
+    for (i = 0; i < {P}_N_LABELS; i++) printf("%s=%d%s", {p}_labels[i], y[i], i + 1 < {P}_N_LABELS ? " " : "\\n");
     for (i = 0; i < {P}_N_LABELS; i++) printf("%.9g%s", p[i], i + 1 < {P}_N_LABELS ? " " : "\\n");
     return 0;
 }}

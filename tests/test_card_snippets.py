@@ -243,6 +243,32 @@ def test_a_wrong_executorch_snippet_fails(pte_root, tmp_path):
             check_printed(run_executorch(heading, wrong, pte_root, tmp_path), "iris")
 
 
+# A multi-label card: every snippet prints every label's 0/1 (check_printed reads `label=0|1`).
+ML_HEADINGS = ["TorchScript (torch.jit.load)", "torch.export (.pt2)", "OpenCV DNN", "C header",
+               pytest.param(EXECUTORCH[0], marks=pytest.mark.slow), pytest.param(EXECUTORCH[1], marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("heading", ML_HEADINGS)
+@pytest.mark.parametrize("task", MULTILABEL_TASKS)
+def test_multilabel_snippets_print_every_label(task, heading, tmp_path):
+    lang, code = snippets(task)[heading]
+    if heading == "OpenCV DNN":
+        try:
+            import cv2  # noqa: F401
+        except ImportError:
+            skip_or_fail("opencv-python-headless is not installed (the dev extra has it)")
+    if heading in EXECUTORCH:
+        printed = run_executorch(heading, code, ARTIFACTS, tmp_path)
+    elif lang == "c":
+        printed = run_c_header(code, task, tmp_path)
+    else:
+        printed = run_python(code, tmp_path)
+    print(task, heading, check_printed(printed, task))
+    wrong = printed.replace("=1", "=0") if "=1" in printed else printed.replace("=0", "=1", 1)
+    with pytest.raises(AssertionError):  # the check can fail: one decision flipped
+        check_printed(wrong, task)
+
+
 # A wrong snippet fails: the same runners and check on snippets with one mistake each.
 @pytest.mark.parametrize("task", ["circles", "iris"])
 def test_a_wrong_snippet_fails(task, tmp_path):

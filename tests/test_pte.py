@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from edge_helpers import ATOL, build_cpp, csv_rows, margin, rows_of
-from helpers import ARTIFACTS, BLOCKER, ROOT, TASKS, assert_clean_error, python, run_cli, snapshot
+from helpers import ARTIFACTS, BLOCKER, MULTILABEL_TASKS, ROOT, TASKS, assert_clean_error, python, run_cli, snapshot
 
 from edgeclf.runtime import Classifier, Manifest
 from edgeclf.runtime.errors import ArtifactError, InputError
@@ -80,6 +80,37 @@ def test_programs_match_eager_and_the_classifier(task, pte_root, app):
               f"{result.output('probabilities').max_abs:.1e}; Classifier probabilities runtime "
               f"{same_answers(proba, ref):.1e} C++ {same_answers(cpp, ref):.1e}")
         assert np.abs(cpp - proba).max() <= 1e-7  # %.9g text of the same kernels' floats
+
+
+@pytest.mark.parametrize("task", MULTILABEL_TASKS)
+def test_the_cpp_app_on_a_multilabel_program(task, app, tmp_path):
+    """The committed multi-label programs through examples/cpp/predict: per row L probabilities (the same floats
+    as executorch.runtime's, the Classifier's within 1e-5) then L 0/1 decisions, the thresholds read from the
+    manifest beside the program (the Classifier's, outside the margin). Without a manifest: probabilities only."""
+    from edgeclf.export import pte
+    from edgeclf.export.parity import MARGIN, run_chunked
+    from edgeclf.train.checkpoint import load_checkpoint
+
+    folder = ARTIFACTS / task
+    m = Manifest.read(folder)[0]
+    clf, n = Classifier.load(folder), len(m.classes)
+    x = load_checkpoint(folder).data.x_test[:300]
+    want = clf.predict_proba(x)
+    decisive = np.abs(want - clf.thresholds_) > MARGIN
+    for backend in (pte.XNNPACK, pte.PORTABLE):
+        e = pte.entry_of(m, backend)
+        done = run_app(app, folder / e.path, x)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        out = np.loadtxt(done.stdout.splitlines(), delimiter=",", ndmin=2)  # (N, 2L)
+        proba, decided = out[:, :n], out[:, n:]
+        assert np.abs(proba - run_chunked(pte.runner(folder / e.path), x, e.batch_size)[1]).max() <= 1e-7
+        assert np.abs(proba - want).max() <= ATOL
+        assert set(np.unique(decided)) <= {0.0, 1.0}
+        assert (decided.astype(bool) == clf.predict(x))[decisive].all() and decided.any()
+    bare = tmp_path / "model.pte"  # a program alone: nothing tells it the thresholds
+    bare.write_bytes((folder / "model.pte").read_bytes())
+    alone = np.loadtxt(run_app(app, bare, x[:5]).stdout.splitlines(), delimiter=",", ndmin=2)
+    assert alone.shape == (5, n)
 
 
 def test_a_perturbed_program_fails_the_check(pte_root, tmp_path):

@@ -12,7 +12,7 @@ from edgeclf.artifact.store import writable_parent
 from edgeclf.runtime.errors import InputError
 from edgeclf.tables.stats import FeatureStats
 from edgeclf.train.checkpoint import TaskInfo, save_training
-from edgeclf.train.loop import BatchSource, FileBatches, TrainConfig, TrainResult, train
+from edgeclf.train.loop import XY, BatchSource, FileBatches, TrainConfig, TrainResult, train
 from edgeclf.train.model import ModelConfig
 from edgeclf.train.search import search, searches
 from edgeclf.train.settings import SPLIT_SEED
@@ -49,7 +49,8 @@ def train_data(source: Any, label: str | Sequence[str], out: Path | str = "artif
     (stream.should_stream).
 
     label: a list of two or more columns (or "a,b,c") trains a multi-label model: one sigmoid output per label,
-    each column 0/1, true/false or yes/no (train/multilabel.py); test, cv, stream and impute do not apply to it yet.
+    each column 0/1, true/false or yes/no (train/multilabel.py); test, cv and stream work as for one label (cv:
+    only when asked; folds and the held-out rows stratified on each row's rarest label); impute does not apply.
 
     impute="median": empty cells of a feature take the training split's median, inside the exported model too
     (train/impute.py says why it is off by default)."""
@@ -59,11 +60,11 @@ def train_data(source: Any, label: str | Sequence[str], out: Path | str = "artif
 
     check_impute(impute)
     if not isinstance(label, str) or "," in label:
-        if test is not None or cv or stream or impute:
-            raise InputError("a multi-label table is split and validated here: test, cv, stream and impute do not "
-                             "apply to it yet; leave them out")
-        return _train_labels(source, label, out, features=features, name=name, hidden=hidden,
-                             activation=activation, progress=progress, **overrides)
+        if impute:
+            raise InputError(f"impute={impute!r} is not made for multi-label tables: leave it out (an empty cell is "
+                             "then an error naming its row)")
+        return _train_labels(source, label, out, features=features, name=name, test=test, cv=cv, stream=stream,
+                             hidden=hidden, activation=activation, progress=progress, **overrides)
 
     if should_stream(source, stream):
         if impute is not None:
@@ -104,41 +105,141 @@ def _impute(table: Any, test_table: Any, data: Dataset) -> tuple[float | None, .
 
 
 def _train_labels(source: Any, label: str | Sequence[str], out: Path | str, *, features: Sequence[str] | None,
-                  name: str | None, hidden: tuple[int, ...] | None, activation: str | None, progress: bool,
-                  **overrides: object) -> TrainResult:
-    from edgeclf.train.multilabel import load_label_table, parse_labels
+                  name: str | None, test: Any, cv: int | None, stream: bool | None, hidden: tuple[int, ...] | None,
+                  activation: str | None, progress: bool, **overrides: object) -> TrainResult:
+    """train_data for label columns: the table in memory (or streamed: train/stream_labels.py), the validation rows
+    for the thresholds split off its rows, the test rows too unless a test table is given."""
+    from edgeclf.train.multilabel import load_label_table, parse_labels, split
+    from edgeclf.train.stream import should_stream
     from edgeclf.train.tabular import sanitize_name, standardisation
 
-    table = load_label_table(source, parse_labels(label), features)
+    names = parse_labels(label)
+    if should_stream(source, stream):
+        return _train_labels_streamed(source, names, out, features=features, name=name, test=test, cv=cv,
+                                      hidden=hidden, activation=activation, progress=progress, **overrides)
+    table = load_label_table(source, names, features)
+    given = load_label_table(test, names, table.features, varied=False) if test is not None else None
+    if cv:  # refused before training, not after it
+        from edgeclf.train.datasets import check_folds
+        from edgeclf.train.multilabel import rarest_label
+
+        rows = np.concatenate([table.y, given.y]) if given is not None else table.y
+        with warnings.catch_warnings():  # its note on a small stratum comes once, when the folds are made
+            warnings.simplefilter("ignore")
+            check_folds(rarest_label(rows), cv, "rarest-label stratum")
     stem = Path(str(source)).stem if isinstance(source, (str, Path)) else "table"
-    where = Path(str(source)).name if isinstance(source, (str, Path)) else "a pandas DataFrame"
     spec = table_spec(sanitize_name(name or stem), lambda n, s: (table.x, table.y), table.labels, table.features,
-                      len(table.y), f"{where}: {len(table.y):,} rows, label columns {list(table.labels)}, "
-                                    f"{len(table.features)} features", cv=0, multilabel=True)
+                      len(table.y), _describe_labels(source, names, table.features, len(table.y)),
+                      cv=cv or 0, multilabel=True)
     standardisation(table.x, table.features)  # warns (DataWarning) about a constant feature
-    return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, **overrides)  # type: ignore[arg-type]
+    if given is None:
+        return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, **overrides)  # type: ignore[arg-type]
+    parts = {**split(table.x, table.y, SPLIT_SEED, test_share=0.0), "test": (given.x, given.y)}
+    note = f"given test table {Path(str(test)).name}; {_validation_note(parts)}"
+    return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, parts=parts,
+                      split_note=note, **overrides)  # type: ignore[arg-type]
 
 
-def _train_multilabel(spec: TaskSpec, out: Path, cfg: TrainConfig, model_cfg: ModelConfig,
-                      progress: bool) -> TrainResult:
+def _train_labels_streamed(path: str | Path, labels: tuple[str, ...], out: Path | str, *,
+                           features: Sequence[str] | None, name: str | None, test: Any, cv: int | None,
+                           hidden: tuple[int, ...] | None, activation: str | None, progress: bool,
+                           **overrides: object) -> TrainResult:
+    """_train_labels for a file read in batches (train/stream_labels.py): each epoch reads it again; the test and
+    validation rows (held out by hash within each row's rarest-label stratum) and a training sample stay in memory;
+    the baselines train on that sample."""
+    from edgeclf.train.multilabel import load_label_table
+    from edgeclf.train.stream_labels import label_batches, scan_labels
+    from edgeclf.train.tabular import sanitize_name
+
+    if cv:
+        raise InputError(f"cross-validation (cv={cv}) needs the table in memory: give cv 0 (--cv 0) or do not stream "
+                         "(--no-stream)")
+    seed = SPLIT_SEED if overrides.get("seed") is None else int(overrides["seed"])  # type: ignore[call-overload]
+    folder = Path(out) / sanitize_name(name or Path(str(path)).stem)
+    writable_parent(folder)  # before the passes over the file, not after
+    s = scan_labels(path, labels, features, seed=seed, hold_out=test is None)
+    for note in s.file.notes:
+        warnings.warn(note, stacklevel=3)
+    given = load_label_table(test, labels, s.features, varied=False) if test is not None else None
+    parts = {"fit": s.sample, "validation": s.validation, "test": (given.x, given.y) if given else s.test}
+    held = (f"given test table {Path(str(test)).name}" if given else
+            f"{len(s.test[1]):,} test rows held out")
+    note = (f"streamed; {held}, and {len(s.validation[1]):,} validation rows for the thresholds, by the hash of the "
+            f"row index with seed {seed} within each row's rarest-label stratum")
+    spec = table_spec(folder.name, lambda n, r: s.sample, labels, s.features, s.rows,
+                      _describe_labels(path, labels, s.features, s.rows), cv=0, multilabel=True)
+    source = FileBatches(lambda size, epoch: label_batches(s, size, epoch), s.train_rows,
+                         s.stats.standardisation(s.features))  # warns (DataWarning) about a constant feature
+    metrics = {"stream": {"rows": s.rows, "train_rows": s.train_rows, "test_rows": len(parts["test"][1]),
+                          "validation_rows": len(s.validation[1]), "train_metrics_rows": len(s.sample[1]),
+                          "shuffle_rows": SHUFFLE_ROWS, "stratified": "on each row's rarest present label"}}
+    return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, source=source,
+                      stats=s.stats, metrics=metrics, parts=parts, split_note=note, **overrides)  # type: ignore[arg-type]
+
+
+def _validation_note(parts: dict[str, XY]) -> str:
+    from edgeclf.train.multilabel import VALIDATION_SHARE
+
+    return (f"{VALIDATION_SHARE:.0%} of the training rows ({len(parts['validation'][1]):,}) for the thresholds, "
+            f"seeded random (seed {SPLIT_SEED})")
+
+
+def _train_multilabel(spec: TaskSpec, out: Path, cfg: TrainConfig, model_cfg: ModelConfig, progress: bool,
+                      parts: dict[str, XY] | None = None, split_note: str | None = None,
+                      source: BatchSource | None = None, stats: FeatureStats | None = None,
+                      metrics: dict[str, Any] | None = None) -> TrainResult:
     """Fit on the fit rows, thresholds on the validation rows (each label's best F1), metrics on the test rows,
-    beside the baselines trained on the same fit rows."""
-    import torch
-
+    beside the baselines trained on the same fit rows; parts: those rows when the caller split them (a given test
+    table, a streamed file: its fit rows are then a sample and source reads them all), else a seeded split of the
+    task's table. spec.cv: k-fold cross-validation of the same steps (fold_scores)."""
     from edgeclf.train import multilabel as ml
 
-    x, y = spec.make_data(spec.rows, cfg.seed)
-    parts = ml.split(x, np.asarray(y, np.float32), SPLIT_SEED)
-    data = Dataset(*parts["fit"], *parts["test"], f"random split (seed {SPLIT_SEED}): {len(parts['test'][1]):,} test "
-                   f"rows, then {ml.VALIDATION_SHARE:.0%} of the rest ({len(parts['validation'][1]):,} rows) for the "
-                   f"thresholds; not stratified")
-    result = train(spec, cfg, model_cfg, data, progress=progress)
+    if parts is None:
+        x, y = spec.make_data(spec.rows, cfg.seed)
+        parts = ml.split(x, np.asarray(y, np.float32), SPLIT_SEED)
+        split_note = (f"random split (seed {SPLIT_SEED}): {len(parts['test'][1]):,} test rows, then "
+                      f"{ml.VALIDATION_SHARE:.0%} of the rest ({len(parts['validation'][1]):,} rows) for the "
+                      f"thresholds; not stratified")
+    data = Dataset(*parts["fit"], *parts["test"], split_note or "")
+    result, thresholds, p_test = fit_labels(spec, cfg, model_cfg, parts, progress, source)
+    result.metrics.update(metrics or {})
+    result.metrics.update(ml.summary(p_test, parts, thresholds, spec.classes, cfg.seed))
+    if spec.cv:
+        result.metrics["cv"] = fold_scores(spec, cfg, model_cfg, parts)
+    save_training(result, spec, data, out, TaskInfo.of(spec, data, stats, thresholds))
+    return result
+
+
+def fit_labels(spec: TaskSpec, cfg: TrainConfig, model_cfg: ModelConfig, parts: dict[str, XY], progress: bool = False,
+               source: BatchSource | None = None) -> tuple[TrainResult, tuple[float, ...], np.ndarray]:
+    """(the trained model, its thresholds chosen on the validation rows, its test probabilities (N, L))."""
+    import torch
+
+    from edgeclf.train.multilabel import best_thresholds
+
+    data = Dataset(*parts["fit"], *parts["test"])
+    result = train(spec, cfg, model_cfg, data, progress=progress, source=source)
     with torch.no_grad():
         p_val, p_test = (torch.sigmoid(result.model(torch.from_numpy(parts[k][0]))).numpy() for k in ("validation", "test"))
-    thresholds = ml.best_thresholds(p_val, parts["validation"][1])
-    result.metrics.update(ml.summary(p_test, parts, thresholds, spec.classes, cfg.seed))
-    save_training(result, spec, data, out, TaskInfo.of(spec, data, None, thresholds))
-    return result
+    return result, best_thresholds(p_val, parts["validation"][1]), p_test
+
+
+def fold_scores(spec: TaskSpec, cfg: TrainConfig, model_cfg: ModelConfig, parts: dict[str, XY]) -> dict[str, Any]:
+    """k-fold cross-validation of a multi-label model over every row in memory (fit, validation and test), folds
+    stratified on each row's rarest label (multilabel.rarest_label): each fold fits, chooses its thresholds on
+    VALIDATION_SHARE of its training rows and is scored on its test fold."""
+    from edgeclf.train import multilabel as ml
+    from edgeclf.train.datasets import stratified_folds
+
+    x = np.concatenate([parts[k][0] for k in ("fit", "validation", "test")])
+    y = np.concatenate([parts[k][1] for k in ("fit", "validation", "test")])
+    scores = []
+    for a, b in stratified_folds(ml.rarest_label(y), spec.cv, cfg.seed, what="rarest-label stratum"):
+        fold = {**ml.split(x[a], y[a], cfg.seed, test_share=0.0), "test": (x[b], y[b])}
+        _, thresholds, p = fit_labels(spec, cfg, model_cfg, fold)
+        scores.append(ml.metrics(p, y[b], thresholds, spec.classes))
+    return ml.fold_summary(scores, spec.classes, f"StratifiedKFold(shuffle, seed {cfg.seed}) on each row's rarest "
+                                                 f"present label (none: a stratum of its own)")
 
 
 def _default_cv(cv: int | None, rows: int) -> int:
@@ -148,6 +249,11 @@ def _default_cv(cv: int | None, rows: int) -> int:
 def _describe(source: Any, label: str, features: Sequence[str], rows: int) -> str:
     where = Path(str(source)).name if isinstance(source, (str, Path)) else "a pandas DataFrame"
     return f"{where}: {rows:,} rows, label column {label!r}, {len(features)} features"
+
+
+def _describe_labels(source: Any, labels: Sequence[str], features: Sequence[str], rows: int) -> str:
+    where = Path(str(source)).name if isinstance(source, (str, Path)) else "a pandas DataFrame"
+    return f"{where}: {rows:,} rows, label columns {list(labels)}, {len(features)} features"
 
 
 def _split(table: Any, test_table: Any, seed: object, test: Any) -> Dataset:
@@ -164,17 +270,20 @@ def train_spec(spec: TaskSpec, out: Path | str, *, hidden: tuple[int, ...] | Non
                activation: str | None = None, progress: bool = False, data: Dataset | None = None,
                source: BatchSource | None = None, stats: FeatureStats | None = None,
                metrics: dict[str, Any] | None = None, fill: tuple[float | None, ...] | None = None,
-               categories: tuple[tuple[str, ...], ...] | None = None, **overrides: object) -> TrainResult:
+               categories: tuple[tuple[str, ...], ...] | None = None, parts: dict[str, XY] | None = None,
+               split_note: str | None = None, **overrides: object) -> TrainResult:
     """The one training flow of a task, a table in memory and a streamed table. source: where the training rows
     come from (default: data's, in memory); stats: the training rows' statistics when they are not all in data;
     metrics: more entries for metrics.json; fill: the model's fill values (train/impute.py); categories: per
-    feature its vocabulary, () for a number (tables/categories.py)."""
+    feature its vocabulary, () for a number (tables/categories.py). A multi-label task's rows come as parts
+    ({"fit", "validation", "test"}: (x, y (N, L))) with split_note, its split in words (default: the task's own
+    table, split by multilabel.split)."""
     folder = Path(out) / spec.name
     writable_parent(folder)  # fail before training, not after
     cfg = TrainConfig.defaults(spec, **overrides)
     model_cfg = _model_config(spec, hidden, activation, fill, categories)
     if spec.multilabel:
-        return _train_multilabel(spec, folder, cfg, model_cfg, progress)
+        return _train_multilabel(spec, folder, cfg, model_cfg, progress, parts, split_note, source, stats, metrics)
     data = data or spec.dataset()
     if source is None and searches(spec, hidden, overrides):
         chosen = search(spec, cfg, model_cfg, data, progress)

@@ -52,30 +52,35 @@ def cv_accuracy(
     make_estimator: Callable[[], Any], x: np.ndarray, y: np.ndarray, *, k: int, seed: int
 ) -> tuple[float, float]:
     """(mean, std) accuracy over StratifiedKFold(k, shuffle, seed): a fresh estimator fitted per fold."""
-    from sklearn.model_selection import StratifiedKFold
-
-    _check_folds(y, k)
     accs = []
-    with warnings.catch_warnings():
-        # _check_folds said it in words; sklearn's own warning would repeat it
-        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        folds = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(x, y))
-    for tr, te in folds:
+    for tr, te in stratified_folds(y, k, seed):
         est = make_estimator()
         est.fit(x[tr], y[tr])
         accs.append(float(np.mean(np.asarray(est.predict(x[te])) == y[te])))
     return float(np.mean(accs)), float(np.std(accs))
 
 
-def _check_folds(y: np.ndarray, k: int) -> None:
+def stratified_folds(strata: np.ndarray, k: int, seed: int, what: str = "class") -> list[tuple[np.ndarray, np.ndarray]]:
+    """StratifiedKFold(k, shuffle, seed) over rows whose stratum is strata (N,) int: (train, test) index pairs.
+    what: the strata's name in the messages (a class; a multi-label row's rarest label)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    check_folds(strata, k, what)
+    with warnings.catch_warnings():
+        # check_folds said it in words; sklearn's own warning would repeat it
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(strata, strata))
+
+
+def check_folds(y: np.ndarray, k: int, what: str = "class") -> None:
     counts = np.bincount(y)  # (C,)
     if k < 2 or k > len(y):
         raise InputError(f"cross-validation folds k={k}: expected 2 <= k <= {len(y)} (the number of rows)")
     if k > counts.max():
-        raise InputError(f"cross-validation folds k={k}: more than the largest class's {counts.max()} rows")
+        raise InputError(f"cross-validation folds k={k}: more than the largest {what}'s {counts.max()} rows")
     if k > counts[counts > 0].min():
         warnings.warn(
-            f"cross-validation with k={k} folds: the smallest class has {counts[counts > 0].min()} rows, "
+            f"cross-validation with k={k} folds: the smallest {what} has {counts[counts > 0].min()} rows, "
             "so some folds test without it",
             DataWarning,
             stacklevel=3,

@@ -43,10 +43,12 @@ def parse_labels(label: str | Sequence[str]) -> tuple[str, ...]:
     return names
 
 
-def load_label_table(source: Any, labels: Sequence[str], features: Sequence[str] | None = None) -> LabelTable:
+def load_label_table(source: Any, labels: Sequence[str], features: Sequence[str] | None = None, *,
+                     varied: bool = True) -> LabelTable:
     """Read a CSV/Parquet path or DataFrame with the label columns `labels` (each 0/1, true/false or yes/no) and the
     features (default: every other numeric column). Refused, in one line each: a label column missing, with
-    another value, or constant (see check_varied); a label also named as a feature."""
+    another value, or constant (see check_varied; varied=False for a test table, where a label absent from every
+    row is a fact to score, not a training problem); a label also named as a feature."""
     raw, where = read_table(source, None)
     names = [str(n) for n in raw.column_names]
     check_names(names, where)
@@ -58,7 +60,8 @@ def load_label_table(source: Any, labels: Sequence[str], features: Sequence[str]
     picked = _features(raw, labels, features, where)
     rows = RowNames(None)
     y = np.stack([indicator_values(raw, label, where, rows) for label in labels], axis=1)  # (N, L)
-    check_varied(y, labels, where)
+    if varied:
+        check_varied(y, labels, where)
     x = features_matrix(raw, picked, where, rows)
     return LabelTable(x, y, tuple(labels), tuple(picked), where)
 
@@ -83,22 +86,39 @@ def _features(raw: Any, labels: Sequence[str], features: Sequence[str] | None, w
 def check_varied(y: np.ndarray, labels: Sequence[str], where: str) -> None:
     """Refused, not warned: a label with no positive (or no negative) row has nothing to learn, no threshold to
     choose and no F1 or ROC AUC to report; a model that kept it would answer its prior and claim nothing."""
-    pos = y.sum(axis=0)  # (L,)
+    check_positives(y.sum(axis=0), len(y), labels, where)
+
+
+def check_positives(pos: np.ndarray, rows: int, labels: Sequence[str], where: str) -> None:
+    """check_varied from the counts: pos (L,) positive rows of each label among rows."""
     for j, label in enumerate(labels):
-        if pos[j] == 0 or pos[j] == len(y):
+        if pos[j] == 0 or pos[j] == rows:
             value = "1 (present)" if pos[j] else "0 (absent)"
             raise _error(f"{where}: label column {label!r} is {value} on every row: a constant label cannot be "
                          f"learned; drop it from --label")
 
 
 def split(x: np.ndarray, y: np.ndarray, seed: int, test_share: float = 0.2) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{"fit", "validation", "test"}: a seeded random split (test_share of the rows), then VALIDATION_SHARE of the
-    rest held out for the thresholds. Not stratified: a row has several labels at once."""
+    """{"fit", "validation", "test"}: a seeded random split (test_share of the rows; 0: no test rows, as for a
+    given test table or a cross-validation fold), then VALIDATION_SHARE of the rest held out for the thresholds.
+    Not stratified: a row has several labels at once."""
     order = np.random.default_rng(seed).permutation(len(y))
     n_test = int(np.ceil(test_share * len(y)))
     n_val = int(np.ceil(VALIDATION_SHARE * (len(y) - n_test)))
     parts = {"test": order[:n_test], "validation": order[n_test:n_test + n_val], "fit": order[n_test + n_val:]}
     return {k: (x[np.sort(v)], y[np.sort(v)]) for k, v in parts.items()}
+
+
+def rarest_label(y: np.ndarray, rates: np.ndarray | None = None) -> np.ndarray:
+    """(N,) int: each row's stratum for a stratified split of multi-label rows, its rarest present label (by the
+    positive rates, default these rows'), or L for a row with none. Every label's positives then spread over the
+    folds as evenly as stratification by one class would, the rarest label's exactly; the common labels follow
+    from the rows they share (a simple form of iterative stratification, Sechidis et al. 2011)."""
+    rates = y.mean(axis=0) if rates is None else rates
+    order = np.argsort(rates, kind="stable")  # (L,) rarest first
+    present = y[:, order] > 0.5  # (N, L) in that order
+    strata: np.ndarray = np.where(present.any(axis=1), order[present.argmax(axis=1)], y.shape[1])
+    return strata
 
 
 def best_thresholds(p: np.ndarray, y: np.ndarray) -> tuple[float, ...]:
@@ -184,6 +204,21 @@ def baselines(fit: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.nda
         p = np.asarray(pipe.predict_proba(test[0]), np.float32)  # (N, L)
         out[name] = metrics(p, test[1], [0.5] * len(labels), labels)
     return out
+
+
+FOLD_SCORES = ("subset_accuracy", "hamming_loss", "micro_f1", "macro_f1")
+
+
+def fold_summary(scores: Sequence[dict[str, Any]], labels: Sequence[str], stratified: str) -> dict[str, Any]:
+    """metrics.json's "cv" of a multi-label model: per fold its test metrics (metrics() at the fold's own
+    thresholds), their mean and standard deviation, and each label's F1 mean and std."""
+    def spread(values: Sequence[float]) -> dict[str, float]:
+        return {"mean": _r(np.mean(values)), "std": _r(np.std(values))}
+
+    return {"k": len(scores), "stratified": stratified,
+            **{k: spread([s[k] for s in scores]) for k in FOLD_SCORES},
+            "per_label_f1": {n: spread([s["per_label"][n]["f1"] for s in scores]) for n in labels},
+            "folds": [{k: s[k] for k in FOLD_SCORES} for s in scores]}
 
 
 TARGET_MARGIN = 0.01  # micro- and macro-F1 within 1 point of the MLP baseline

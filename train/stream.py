@@ -89,8 +89,11 @@ class _HeldOut:
     far; a row pushed out trains, and the pool never again takes a key above one it pushed out (its floor), so in
     the end a class's held-out rows are exactly its rows whose key is <= the largest it kept (its cut)."""
 
-    def __init__(self, f: int, on: bool) -> None:
+    def __init__(self, f: int, on: bool, share: float | None = None, max_rows: int | None = None) -> None:
+        """share, max_rows: of the rows held out (default HOLD_OUT, TEST_MAX_ROWS, read when the scan starts)."""
         self.f, self.on = f, on
+        self.share = HOLD_OUT if share is None else share
+        self.max_rows = TEST_MAX_ROWS if max_rows is None else max_rows
         self.pools: list[_Pool] = []
         self.floor: list[float] = []
 
@@ -110,7 +113,7 @@ class _HeldOut:
             rows = order[bounds[c]:bounds[c + 1]]
             taken = key[rows] < self.floor[c]
             out.append((x[rows[~taken]], ids[rows[~taken]], key[rows[~taken]]))
-            pool.cap = min(ceil(HOLD_OUT * counts[c]), ceil(TEST_MAX_ROWS * counts[c] / n))
+            pool.cap = min(ceil(self.share * counts[c]), ceil(self.max_rows * counts[c] / n))
             if taken.any() or len(pool.y) > pool.cap:
                 pushed = pool.offer(x[rows[taken]], ids[rows[taken]], key[rows[taken]])
                 self.floor[c] = min(self.floor[c], float(pushed[2].min(initial=np.inf)))
@@ -251,11 +254,18 @@ def train_batches(s: Scan, batch_size: int, epoch: int) -> Iterator[tuple[np.nda
     """One epoch of (x (B, F) float32, y (B,) int64) training mini-batches: the file read again, held-out rows
     skipped, shuffled within SHUFFLE_ROWS rows (seeded by seed and epoch). batch_size 0: the read batches as they
     come (full-batch training accumulates their gradients)."""
-    rng = np.random.default_rng([s.seed, epoch])
+    return shuffled_batches(_training_rows(s), s.seed, batch_size, epoch)
+
+
+def shuffled_batches(rows: Iterator[tuple[np.ndarray, np.ndarray]], seed: int, batch_size: int,
+                     epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """rows' (x, y) batches as train_batches yields them: shuffled within SHUFFLE_ROWS rows, seeded by seed and
+    epoch, cut into mini-batches of batch_size (0: as they come). y: (B,) class indices or (B, L) labels."""
+    rng = np.random.default_rng([seed, epoch])
     xs: list[np.ndarray] = []
     ys: list[np.ndarray] = []
     held = 0
-    for x, y in _training_rows(s):
+    for x, y in rows:
         if not batch_size:
             yield x, y
             continue

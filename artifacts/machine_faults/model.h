@@ -12,6 +12,8 @@
 #define EDGECLF_N_FEATURES 6
 #define EDGECLF_N_LABELS 4
 #define EDGECLF_N_LOGITS 4
+/* the kind, for code that knows only the symbol prefix: `#if edgeclf_multilabel` (0 in a single-label header) */
+#define edgeclf_multilabel 1
 
 static const char *const edgeclf_features[EDGECLF_N_FEATURES] = {"quality", "air_temperature_K", "process_temperature_K", "rotational_speed_rpm", "torque_Nm", "tool_wear_min"};
 static const char *const edgeclf_labels[EDGECLF_N_LABELS] = {"tool_wear", "heat_dissipation", "power", "overstrain"};

@@ -1,5 +1,7 @@
 /* Label CSV rows with an edgeclf C header: reads rows of N_FEATURES floats from stdin (a first line that starts
- * with a name, e.g. "x1,x2", is taken as a header and skipped), prints one class name per line.
+ * with a name, e.g. "x1,x2", is taken as a header and skipped), prints one class name per line; for a
+ * multi-label header, one line per row of "label=0|1 (probability)" for every label, comma-separated, e.g.
+ * "tool_wear=1 (0.981234),heat_dissipation=0 (0.000812),...": the 0/1 is the header's own P_predict decision.
  *
  *   gcc -std=c99 -O2 -I<artifact folder> predict.c -lm -o predict
  *   gcc -std=c99 -O2 -I<artifact folder> -DEDGECLF_PREFIX=circles predict.c -lm -o predict   # --c-prefix circles
@@ -24,6 +26,26 @@
 /* the header's P_N_FEATURES, whatever P is: the length of its P_features array */
 #define N_FEATURES ((int)(sizeof SYM(features) / sizeof SYM(features)[0]))
 #define LINE_MAX_CHARS 65536
+
+/* the header says its kind by a macro named after its prefix (`#if SYM(multilabel)`: 0 where undefined) */
+#if SYM(multilabel)
+#define N_LABELS ((int)(sizeof SYM(labels) / sizeof SYM(labels)[0]))
+
+/* every label's 0/1 decision and probability on one line */
+static void print_row(const float *row) {
+    float proba[N_LABELS];
+    int yes[N_LABELS];
+    int k;
+    SYM(predict_proba)(row, proba);
+    SYM(predict)(row, yes);
+    for (k = 0; k < N_LABELS; k++) printf("%s%s=%d (%.6f)", k ? "," : "", SYM(labels)[k], yes[k], (double)proba[k]);
+    putchar('\n');
+}
+#else
+static void print_row(const float *row) {
+    puts(SYM(classes)[SYM(predict)(row)]);
+}
+#endif
 
 /* Parse "a,b,c" into row; 0 on success, -1 if it is not exactly N_FEATURES finite numbers. */
 static int parse_row(const char *line, float *row) {
@@ -71,7 +93,7 @@ int main(void) {
             fprintf(stderr, "line %ld: expected %d comma-separated finite numbers\n", n, N_FEATURES);
             return 1;
         }
-        puts(SYM(classes)[SYM(predict)(row)]);
+        print_row(row);
     }
     return ferror(stdin) ? 1 : 0;
 }

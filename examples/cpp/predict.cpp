@@ -7,13 +7,17 @@
 // Reads rows of F floats (F = the program's input width) from the file or stdin; a first line that starts with a
 // name is a header and is skipped. The program's batch size B is fixed: rows go in chunks of B, the last one
 // zero-padded (rows are independent), and only the real rows are printed, one line of comma-separated
-// probabilities each (classes in the manifest's order). Any error: one line on stderr, exit 1.
+// probabilities each (classes in the manifest's order). A multi-label program (its folder's manifest.json carries
+// "thresholds", one per label) prints L probabilities then L 0/1 decisions (p >= the label's threshold, as the
+// runtime decides) per row. Any error: one line on stderr, exit 1.
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -102,7 +106,40 @@ std::vector<float> read_rows(std::istream& in, int features) {
   return rows;
 }
 
-void predict(Module& module, const Shape& shape, const std::vector<float>& rows) {
+// A multi-label artifact's per-label thresholds, from the manifest.json beside the program: the .pte holds the
+// network only. Empty for a single-label one (its manifest has no "thresholds") or a program without a manifest.
+// The manifest is edgeclf's own JSON ("thresholds": [numbers]), so this reads that one array, not JSON at large.
+std::vector<float> thresholds_beside(const std::string& program) {
+  const size_t slash = program.find_last_of('/');
+  const std::string manifest = (slash == std::string::npos ? "" : program.substr(0, slash + 1)) + "manifest.json";
+  std::ifstream in(manifest);
+  if (!in) return {};
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t key = text.find("\"thresholds\": [");
+  if (key == std::string::npos) return {};
+  std::vector<float> out;
+  const char* p = text.c_str() + key + std::strlen("\"thresholds\": [");
+  for (;;) {
+    char* end = nullptr;
+    const float v = std::strtof(p, &end);
+    if (end == p) throw std::runtime_error(manifest + ": \"thresholds\" is not a list of numbers; re-export it");
+    out.push_back(v);
+    p = end;
+    while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') ++p;
+    if (*p == ']') return out;
+    if (*p++ != ',') throw std::runtime_error(manifest + ": \"thresholds\" is not a list of numbers; re-export it");
+  }
+}
+
+// One row's output line: the probabilities, then for a multi-label program each label's 0/1 decision.
+void print_row(const float* p, int classes, const std::vector<float>& thresholds) {
+  for (int c = 0; c < classes; ++c) std::printf("%.9g%s", p[c], c + 1 < classes || !thresholds.empty() ? "," : "\n");
+  for (size_t c = 0; c < thresholds.size(); ++c) {
+    std::printf("%d%s", p[c] >= thresholds[c] ? 1 : 0, c + 1 < thresholds.size() ? "," : "\n");
+  }
+}
+
+void predict(Module& module, const Shape& shape, const std::vector<float>& rows, const std::vector<float>& thresholds) {
   const size_t n = rows.size() / shape.features;
   std::vector<float> chunk(static_cast<size_t>(shape.batch) * shape.features);
   for (size_t start = 0; start < n; start += shape.batch) {
@@ -114,10 +151,12 @@ void predict(Module& module, const Shape& shape, const std::vector<float>& rows)
     if (!out.ok()) throw std::runtime_error(failure("forward failed", out.error()));
     const auto& p = out->at(kProbabilities).toTensor();  // (B, C)
     const int classes = static_cast<int>(p.size(1));
-    const float* data = p.const_data_ptr<float>();
-    for (size_t i = 0; i < k; ++i) {
-      for (int c = 0; c < classes; ++c) std::printf("%.9g%s", data[i * classes + c], c + 1 < classes ? "," : "\n");
+    if (!thresholds.empty() && static_cast<int>(thresholds.size()) != classes) {
+      throw std::runtime_error(std::to_string(thresholds.size()) + " thresholds in the manifest for " +
+                               std::to_string(classes) + " program outputs: the manifest is not this program's");
     }
+    const float* data = p.const_data_ptr<float>();
+    for (size_t i = 0; i < k; ++i) print_row(data + i * classes, classes, thresholds);
   }
 }
 
@@ -134,6 +173,7 @@ int main(int argc, char** argv) {
     if (!std::ifstream(path).good()) throw std::runtime_error(path + ": cannot open the program file");
     Module module(path, Module::LoadMode::File);
     const Shape shape = input_shape(module, path);
+    const std::vector<float> thresholds = thresholds_beside(path);
     std::vector<float> rows;
     if (argc == 3) {
       std::ifstream file(argv[2]);
@@ -142,7 +182,7 @@ int main(int argc, char** argv) {
     } else {
       rows = read_rows(std::cin, shape.features);
     }
-    predict(module, shape, rows);
+    predict(module, shape, rows, thresholds);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
