@@ -41,12 +41,17 @@ def text_kind(table: Any, name: str) -> str:
     """What a text column is: "category" (2 to MAX_CATEGORIES distinct values, mostly not numbers), "many" (more
     values: free text or an identifier), "numbers" (mostly numbers: a numeric column with bad cells, whose error
     names the first one) or "single" (one value: no information, and more likely a typo'd numeric column)."""
-    values = distinct_values(table, name)
+    return values_kind(distinct_values(table, name))
+
+
+def values_kind(values: Sequence[str], more: bool = False) -> str:
+    """text_kind's rule on a column's distinct values; more: the column holds more values than these (a file read
+    in batches keeps MAX_CATEGORIES + 1 of them, tables/textscan.py)."""
     if sum(is_number(v) for v in values) * 2 >= max(len(values), 1):
         return "numbers"
     if len(values) < 2:
         return "single"
-    return "category" if len(values) <= MAX_CATEGORIES else "many"
+    return "category" if len(values) <= MAX_CATEGORIES and not more else "many"
 
 
 def vocabulary(table: Any, name: str, where: str) -> tuple[str, ...] | None:

@@ -70,32 +70,42 @@ def pick_features(table: Any, label: str, features: Sequence[str] | None, where:
 
 def _default_features(table: Any, label: str, where: str) -> tuple[list[str], list[str]]:
     """Numeric columns and text columns of few values (categories), less the id-like ones. A schema without rows
-    (a file streamed in batches) cannot tell a category from free text: its text columns are left out."""
+    (a file streamed in batches) cannot tell a category from free text: its text columns are picked, and the
+    first pass over the file decides (tables/textscan.py)."""
     names = [n for n in table.column_names if n != label]
     ids = id_like(table, names)
     kinds = {n: _kind(table, n) for n in names if n not in ids}
-    picked = [n for n, k in kinds.items() if k in ("number", "category")]
+    picked = [n for n, k in kinds.items() if k in ("number", "category", "text")]
     if not picked:
         left = f"; id-like columns left out: {list(ids)} (name them in the features to use them)" if ids else ""
         raise _error(f"{where}: no numeric column besides the label {label!r} (columns: {list(table.column_names)}){left}")
     notes = [id_note(ids, where)] if ids else []
     many = [f"{n!r} ({len(distinct_values(table, n))} values)" for n, k in kinds.items() if k == "many"]
+    other = [f"{n!r} ({table.schema.field(n).type})" for n, k in kinds.items() if k == "other"]
+    return picked, notes + left_out_notes(where, many, other)
+
+
+def left_out_notes(where: str, many: Sequence[str], other: Sequence[str]) -> list[str]:
+    """The lines naming the columns left out of the default features: text of too many values (free text), and
+    other non-numeric columns; each column already shown with what it holds."""
+    notes = []
     if many:
         notes.append(f"{where}: text columns with more than {MAX_CATEGORIES} distinct values (free text, not "
                      f"categories) left out of the features: {', '.join(many)}")
-    other = [f"{n!r} ({table.schema.field(n).type})" for n, k in kinds.items() if k == "other"]
     if other:
         notes.append(f"{where}: non-numeric columns left out of the features: {', '.join(other)}")
-    return picked, notes
+    return notes
 
 
 def _kind(table: Any, name: str) -> str:
-    """number, category (text of few values), many (text of many values) or other."""
+    """number, category (text of few values), many (text of many values), text (a schema without rows) or other."""
     t = table.schema.field(name).type
     if is_numeric_type(t):
         return "number"
-    if not is_text_type(t) or table.num_rows == 0:
+    if not is_text_type(t):
         return "other"
+    if table.num_rows == 0:
+        return "text"
     kind = text_kind(table, name)
     return kind if kind in ("category", "many") else "other"
 

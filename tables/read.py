@@ -6,12 +6,14 @@ interpreter exit can abort the process."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from edgeclf.runtime.errors import InputError, first_line
+from edgeclf.tables.categories import is_text_type
 from edgeclf.tables.columns import RowNames, check_names, features_matrix, first_uncastable, pick_features
 from edgeclf.tables.kinds import check_text_file, is_parquet
 from edgeclf.tables.messages import bad_cell_count, check_header, one_line, show
@@ -216,9 +218,23 @@ class TableFile:
 
         # an empty Table of the schema (not schema.empty_table(), which imports pandas: 40 MB)
         picked, self.notes = pick_features(pa.Table.from_batches([], schema=schema), label, features, self.where)
+        self.explicit = features is not None
         self.features = tuple(picked)
         self.columns = [label, *picked]
-        self.types = self._csv_types(schema)
+        # text in the schema (a CSV's first block): the first pass decides what each is (tables/textscan.py)
+        self.text = tuple(f for f in picked if is_text_type(schema.field(f).type))
+        self.vocabs: tuple[tuple[str, ...] | None, ...] = ()  # per feature once decided: its categories or None
+        self.empty_ok = False  # empty feature cells are NaN (to be imputed) instead of an error
+        self._label_type = schema.field(label).type
+        self.types = self._csv_types()
+
+    def decided(self, features: Sequence[str], vocabs: Sequence[tuple[str, ...] | None]) -> TableFile:
+        """This file read with the features the first pass kept: categories as text, every other one a number."""
+        out = copy.copy(self)
+        out.features, out.columns, out.vocabs = tuple(features), [self.label, *features], tuple(vocabs)
+        out.text = tuple(f for f, v in zip(features, vocabs) if v is not None)
+        out.types = out._csv_types()
+        return out
 
     def _parquet_schema(self) -> Any:
         try:
@@ -244,14 +260,14 @@ class TableFile:
         check_header([str(n) for n in schema.names], self.where, HEADER_REQUIRED)
         return schema
 
-    def _csv_types(self, schema: Any) -> dict[str, Any]:
-        """Features as float64; the label as the first block's type (integers as int64, floats as float64), so
-        that a later block can neither change it nor be read another way."""
+    def _csv_types(self) -> dict[str, Any]:
+        """Features as float64 (text ones as text); the label as the first block's type (integers as int64, floats
+        as float64), so that a later block can neither change it nor be read another way."""
         import pyarrow as pa
 
-        t = schema.field(self.label).type
+        t = self._label_type
         label = pa.int64() if pa.types.is_integer(t) else pa.float64() if pa.types.is_floating(t) else t
-        return {self.label: label, **{f: pa.float64() for f in self.features}}
+        return {self.label: label, **{f: pa.string() if f in self.text else pa.float64() for f in self.features}}
 
     def batches(self) -> Iterator[tuple[int, Any]]:
         """(index of the batch's first row, RecordBatch with the label and feature columns), in file order."""
@@ -292,7 +308,8 @@ class TableFile:
     def _check_text(self, batch: Any, rows: RowNames) -> None:
         import pyarrow as pa
 
-        features_matrix(batch, list(self.features), self.where, rows)  # raises at a value that is not a number
+        numbers = [f for f in self.features if f not in self.text]
+        features_matrix(batch, numbers, self.where, rows, self.empty_ok)  # raises at a value that is not a number
         col, want = batch.column(self.label), self.types[self.label]
         if pa.types.is_string(want):
             return

@@ -67,10 +67,8 @@ def train_data(source: Any, label: str | Sequence[str], out: Path | str = "artif
                              hidden=hidden, activation=activation, progress=progress, **overrides)
 
     if should_stream(source, stream):
-        if impute is not None:
-            raise InputError("impute needs the table in memory: do not stream it (--no-stream)")
         return _train_streamed(source, label, out, features=features, name=name, test=test, cv=cv, hidden=hidden,
-                               activation=activation, progress=progress, **overrides)
+                               activation=activation, progress=progress, impute=impute, **overrides)
 
     table = load_table(source, label, features, impute=impute)
     test_table = load_table(test, label, reference=table, impute=impute) if test is not None else None
@@ -95,12 +93,9 @@ def _impute(table: Any, test_table: Any, data: Dataset) -> tuple[float | None, .
 
     empty_cells = np.isnan(table.x).sum(axis=0) + (np.isnan(test_table.x).sum(axis=0) if test_table is not None else 0)
     fill = median_fill(data.x_train, empty_cells > 0, table.features, table.source)
-    if fill is None:
-        warnings.warn(f"{table.source}: impute: no empty cell in any feature, nothing filled", stacklevel=3)
-        return None
-    for x in (table.x, data.x_train, data.x_test, *((test_table.x,) if test_table is not None else ())):
-        apply_fill(x, fill)
     warnings.warn(fill_note(fill, empty_cells, table.features, table.source), stacklevel=3)
+    for x in (table.x, data.x_train, data.x_test, *((test_table.x,) if test_table is not None else ())):
+        apply_fill(x, fill or ())
     return fill
 
 
@@ -336,10 +331,10 @@ def _model_config(spec: TaskSpec, hidden: tuple[int, ...] | None, activation: st
 
 def _train_streamed(path: str | Path, label: str, out: Path | str, *, features: Sequence[str] | None, name: str | None,
                     test: Any, cv: int | None, hidden: tuple[int, ...] | None, activation: str | None, progress: bool,
-                    **overrides: object) -> TrainResult:
+                    impute: str | None = None, **overrides: object) -> TrainResult:
     """train_data for a file read in batches: pass 1 checks and measures it (train/stream.py), each epoch reads it
     again; the test rows (held out by hash within each class, or the given test table) and a training sample stay
-    in memory."""
+    in memory. Text columns of few values are categories and impute fills empty cells, as in memory."""
     from edgeclf.train.stream import scan, train_batches
     from edgeclf.train.tabular import load_table, sanitize_name
 
@@ -349,11 +344,12 @@ def _train_streamed(path: str | Path, label: str, out: Path | str, *, features: 
     seed = SPLIT_SEED if overrides.get("seed") is None else int(overrides["seed"])  # type: ignore[call-overload]
     folder = Path(out) / sanitize_name(name or Path(str(path)).stem)
     writable_parent(folder)  # before the pass over the file, not after
-    s = scan(path, label, features, seed=seed, hold_out=test is None)
+    s = scan(path, label, features, seed=seed, hold_out=test is None, impute=impute is not None)
     for note in s.file.notes:
         warnings.warn(note, stacklevel=3)
-    if test is not None:
-        t = load_table(test, label, reference=s.reference())
+    t = load_table(test, label, reference=s.reference(), impute=impute) if test is not None else None
+    s, fill = _impute_streamed(s, t) if impute is not None else (s, None)
+    if t is not None:
         data = Dataset(s.x_sample, s.y_sample, t.x, t.y, f"given test table {Path(str(test)).name}")
     else:
         data = Dataset(s.x_sample, s.y_sample, s.x_test, s.y_test, _held_out(len(s.y_test), seed))
@@ -363,8 +359,23 @@ def _train_streamed(path: str | Path, label: str, out: Path | str, *, features: 
                          s.stats.standardisation(s.features))  # warns (DataWarning) about a constant feature
     metrics = {"stream": {"rows": s.rows, "train_rows": s.train_rows, "test_rows": len(data.y_test),
                           "train_metrics_rows": len(data.y_train), "shuffle_rows": SHUFFLE_ROWS}}
+    cats = tuple(v or () for v in s.categories) if s.categories else None
     return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, data=data, source=source,
-                      stats=s.stats, metrics=metrics, **overrides)  # type: ignore[arg-type]
+                      stats=s.stats, metrics=metrics, fill=fill, categories=cats, **overrides)  # type: ignore[arg-type]
+
+
+def _impute_streamed(s: Any, test: Any) -> tuple[Any, tuple[float | None, ...] | None]:
+    """_impute for a streamed table (train/stream.imputed): the scan with its statistics and rows in memory
+    filled, and the fill."""
+    from edgeclf.train.impute import apply_fill, fill_note
+    from edgeclf.train.stream import imputed
+
+    test_empty = np.isnan(test.x).sum(axis=0) if test is not None else np.zeros(len(s.features), np.int64)
+    filled, fill = imputed(s, test_empty)
+    warnings.warn(fill_note(fill, s.empty + test_empty, s.features, s.file.where), stacklevel=4)
+    if test is not None and fill is not None:
+        apply_fill(test.x, fill)
+    return filled, fill
 
 
 def _held_out(rows: int, seed: int) -> str:

@@ -47,7 +47,10 @@ def apply_fill(x: np.ndarray, fill: Fill) -> None:
             col[np.isnan(col)] = v
 
 
-def fill_note(fill: Fill, empty_cells: np.ndarray, features: Sequence[str], where: str) -> str:
+def fill_note(fill: Fill | None, empty_cells: np.ndarray, features: Sequence[str], where: str) -> str:
+    """The one line saying what impute filled (or that nothing was)."""
+    if fill is None:
+        return f"{where}: impute: no empty cell in any feature, nothing filled"
     shown = ", ".join(f"{features[j]!r} ({int(empty_cells[j])} cells, median {v:.6g})"
                       for j, v in enumerate(fill) if v is not None)
     return f"{where}: empty cells filled with the training median (in the model too): {shown}"

@@ -13,18 +13,27 @@ the smallest hashes are kept too: the per-epoch train accuracy, the checkpoint's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import ceil
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from edgeclf.tables.columns import MAX_CLASSES, RowNames, check_counts, features_matrix, label_values
+from edgeclf.tables.categories import MAX_CATEGORIES
+from edgeclf.tables.columns import (
+    MAX_CLASSES,
+    RowNames,
+    check_counts,
+    features_matrix,
+    label_values,
+    left_out_notes,
+)
 from edgeclf.tables.kinds import is_parquet
 from edgeclf.tables.messages import one_line as _error
 from edgeclf.tables.read import TableFile, is_frame
-from edgeclf.tables.stats import FeatureStats, Moments
+from edgeclf.tables.stats import FeatureStats, Medians, Moments
+from edgeclf.tables.textscan import TextScan
 from edgeclf.train.settings import TEST_SIZE
 from edgeclf.train.tabular import MIN_ROWS, Table
 
@@ -175,13 +184,29 @@ class _Classes:
 
 def read_rows(file: TableFile, batch: Any, start: int) -> tuple[np.ndarray, Any]:
     """(x (B, F) float32, the checked label column) of one batch, with the in-memory reader's checks."""
+    rows = RowNames(offset=start)
+    return features_matrix(batch, list(file.features), file.where, rows, file.empty_ok, file.vocabs), \
+        _label(file, batch, rows)
+
+
+def _label(file: TableFile, batch: Any, rows: RowNames) -> Any:
     import pyarrow as pa
 
-    rows = RowNames(offset=start)
     col = label_values(batch, file.label, file.where, rows)
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
-    return features_matrix(batch, list(file.features), file.where, rows), col
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+
+def _first_read(file: TableFile, batch: Any, start: int, texts: list[TextScan]) -> tuple[np.ndarray, Any]:
+    """read_rows before the text columns are decided: x (B, F + T) holds every feature (a text one as numbers,
+    NaN once a cell is not one), then each text column's first-appearance ids (tables/textscan.py)."""
+    rows = RowNames(offset=start)
+    f = len(file.features)
+    x = np.empty((batch.num_rows, f + len(texts)), np.float32)  # (B, F + T)
+    numbers = [j for j, name in enumerate(file.features) if name not in file.text]
+    x[:, numbers] = features_matrix(batch, [file.features[j] for j in numbers], file.where, rows, file.empty_ok)
+    for t, text in enumerate(texts):
+        x[:, f + t], x[:, file.features.index(text.name)] = text.read(batch, rows)
+    return x, _label(file, batch, rows)
 
 
 @dataclass(frozen=True)
@@ -199,15 +224,24 @@ class Scan:
     y_test: np.ndarray  # (T,) int64
     x_sample: np.ndarray  # (S, F) float32, training rows
     y_sample: np.ndarray
+    moments: Moments  # of the training rows (stats), kept to add an imputed feature's fill
+    empty: np.ndarray  # (F,) empty cells per feature in every row (NaN: only with impute)
 
     @property
     def features(self) -> tuple[str, ...]:
         return self.file.features
 
+    @property
+    def categories(self) -> tuple[tuple[str, ...] | None, ...]:
+        """Per feature: its vocabulary (a category) or None; () when there is none, as Table.categories."""
+        return self.file.vocabs if any(v is not None for v in self.file.vocabs) else ()
+
     def reference(self) -> Table:
-        """An empty Table with these classes and features: load_table(test, reference=...) checks a test table."""
+        """An empty Table with these classes, features and categories: load_table(test, reference=...) checks a test
+        table and codes its categories the same way."""
         f = len(self.features)
-        return Table(np.empty((0, f), np.float32), np.empty(0, np.int64), self.classes, self.features, self.file.where)
+        return Table(np.empty((0, f), np.float32), np.empty(0, np.int64), self.classes, self.features, self.file.where,
+                     categories=self.categories)
 
     @property
     def train_rows(self) -> int:
@@ -215,25 +249,40 @@ class Scan:
 
 
 def scan(path: Path | str, label: str, features: Sequence[str] | None = None, *, seed: int,
-         hold_out: bool = True, where: str | None = None) -> Scan:
-    """Pass 1 over a CSV or Parquet file. hold_out=False (a test table is given): every row trains."""
+         hold_out: bool = True, where: str | None = None, impute: bool = False) -> Scan:
+    """Pass 1 over a CSV or Parquet file. hold_out=False (a test table is given): every row trains. impute: empty
+    feature cells are NaN (filled by `imputed`) instead of an error."""
     file = TableFile(Path(path), label, features, where)
-    f = len(file.features)
+    file.empty_ok = impute
+    texts = [TextScan(name, file.where, impute) for name in file.text]
+    f = len(file.features) + len(texts)
     moments, classes = Moments(f), _Classes(label, file.where)
     test, sample = _HeldOut(f, hold_out), _Pool(SAMPLE_ROWS, f)
-    n = 0
+    n, empty = 0, np.zeros(f, np.int64)
     for start, batch in file.batches():
-        x, col = read_rows(file, batch, start)
+        x, col = _first_read(file, batch, start, texts)
         ids = classes.ids(col, start)  # (B,) first-appearance ids
         key = row_hash(np.arange(start, start + len(x)), seed)  # (B,)
         n += len(x)
+        empty += np.isnan(x).sum(axis=0)
         x_tr, y_tr, k_tr = test.offer(x, ids, key, classes.counts, n)  # the rows that train
         moments.add(x_tr)
+        for t, text in enumerate(texts):
+            text.count(x_tr[:, len(file.features) + t])
         sample.offer(x_tr, y_tr, k_tr)
-    return _finish(file, seed, n, moments, classes, test, sample)
+    return _finish(file, seed, n, _Pass(moments, empty, texts), classes, test, sample)
 
 
-def _finish(file: TableFile, seed: int, n: int, moments: Moments, classes: _Classes, test: _HeldOut,
+@dataclass(frozen=True)
+class _Pass:
+    """What pass 1 measured per column of its wide rows (the features, then the text columns' ids)."""
+
+    moments: Moments
+    empty: np.ndarray  # (F + T,) empty cells (NaN) in every row
+    texts: list[TextScan]
+
+
+def _finish(file: TableFile, seed: int, n: int, first: _Pass, classes: _Classes, test: _HeldOut,
             sample: _Pool) -> Scan:
     import pyarrow as pa
 
@@ -243,8 +292,108 @@ def _finish(file: TableFile, seed: int, n: int, moments: Moments, classes: _Clas
     ids = np.argsort(remap)  # (K,) class index -> first-appearance id
     check_counts(classes.counts[ids], names, file.label, file.where, lambda c: f"row {int(classes.first[ids[c]]) + 1}")
     x_test, y_test, cut = test.rows(ids)
-    return Scan(file, seed, names, pa.array(values, type=classes.type), n, moments.stats(), cut, x_test,
-                remap[y_test], sample.x, remap[sample.y])
+    kept = _decide(file, first.texts)
+    moments = kept.moments(first.moments)
+    return Scan(kept.file, seed, names, pa.array(values, type=classes.type), n, moments.stats(), cut,
+                kept.rows(x_test), remap[y_test], kept.rows(sample.x), remap[sample.y], moments,
+                first.empty[kept.columns])
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """The features pass 1 keeps: where each lies in the wide rows, and a category's first-appearance -> index map."""
+
+    file: TableFile  # decided: these features, categories read as text
+    columns: list[int]  # (F,) column of the wide rows
+    remaps: dict[int, np.ndarray]  # feature -> (K,) first-appearance id -> vocabulary index
+    texts: dict[int, TextScan]
+
+    def rows(self, wide: np.ndarray) -> np.ndarray:
+        x = wide[:, self.columns]  # (N, F)
+        for j, remap in self.remaps.items():
+            x[:, j] = remap[x[:, j].astype(np.int64)]
+        return x
+
+    def moments(self, wide: Moments) -> Moments:
+        """The kept features' moments; a category's from its counts of each value, in vocabulary order."""
+        m = wide.select(self.columns)
+        for j, remap in self.remaps.items():
+            m.lo[j], m.hi[j], m.mean[j], m.m2[j] = self.texts[j].moments(remap)
+        return m
+
+
+def _decide(file: TableFile, texts: list[TextScan]) -> _Kept:
+    """Each text column becomes what the in-memory reader would make of it (tables/categories.values_kind): a
+    category; with named features, numbers (every cell is one) or that reading's error; by default, left out with
+    a note."""
+    f = len(file.features)
+    scans = {t.name: (f + i, t) for i, t in enumerate(texts)}
+    names: list[str] = []
+    columns: list[int] = []
+    vocabs: list[tuple[str, ...] | None] = []
+    remaps: dict[int, np.ndarray] = {}
+    by_feature: dict[int, TextScan] = {}
+    many: list[str] = []
+    other: list[str] = []
+    for j, name in enumerate(file.features):
+        col, text = scans.get(name, (j, None))
+        kind = "number" if text is None else text.kind()
+        if text is not None and kind == "category":
+            vocab, remaps[len(names)] = text.vocabulary()
+            by_feature[len(names)] = text
+        elif text is not None and not file.explicit:
+            (many if kind == "many" else other).append(name)
+            continue
+        elif text is not None and kind == "many":
+            raise text.too_many()
+        elif text is not None and text.number_error is not None:
+            raise text.number_error
+        else:
+            vocab = None  # a number (a named text column whose every cell reads as one, too)
+        names.append(name)
+        columns.append(col if vocab is not None else j)
+        vocabs.append(vocab)
+    if not names:
+        raise _error(f"{file.where}: no numeric or category column besides the label {file.label!r} (text columns "
+                     f"left out: {', '.join(many + other)})")
+    out = file.decided(names, vocabs)
+    out.notes = [*file.notes, *left_out_notes(file.where, [f"{n!r} (more than {MAX_CATEGORIES} values)" for n in many],
+                                              [f"{n!r} (string)" for n in other])]
+    return _Kept(out, columns, remaps, by_feature)
+
+
+# ---------------------------------------------------------------------------------------------- imputing
+
+
+def imputed(s: Scan, test_empty: np.ndarray | None = None) -> tuple[Scan, tuple[float | None, ...] | None]:
+    """--impute median for a streamed table: the features with an empty cell (in the file, or the given test
+    table's test_empty (F,) counts) take the exact median of their training values, found in two more passes over
+    the file in bounded memory (tables/stats.Medians); the statistics then count the filled cells as the fill, and
+    the rows in memory are filled, as in memory (train/impute.py)."""
+    from edgeclf.train.impute import apply_fill
+
+    empty = s.empty + (test_empty if test_empty is not None else 0)
+    filled = np.flatnonzero(empty > 0)
+    if not filled.size:
+        return s, None
+    medians = Medians(len(filled))
+    for _ in range(2):
+        for x, _y in _training_rows(s):
+            medians.add(x[:, filled])
+        if medians.low is None:
+            count = medians.next_pass()
+            if (count == 0).any():
+                name = s.features[int(filled[int(np.flatnonzero(count == 0)[0])])]
+                raise _error(f"{s.file.where}: column {name!r} is empty in every training row: nothing to take a "
+                             "median of; leave it out of the features")
+    fill: list[float | None] = [None] * len(s.features)
+    moments = s.moments.select(list(range(len(s.features))))
+    for j, m in zip(filled.tolist(), medians.medians()):
+        fill[j] = v = float(np.float32(m))
+        moments.add_value(j, v, int(moments.n - moments.count[j]))  # the training rows' empty cells
+    for x in (s.x_test, s.x_sample):
+        apply_fill(x, tuple(fill))
+    return replace(s, stats=moments.stats(), moments=moments), tuple(fill)
 
 
 # ---------------------------------------------------------------------------------------------- epochs
