@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edgeclf.runtime.errors import InputError
+from edgeclf.runtime.errors import InputError, UnseenCategory
 
 Vocabs = Sequence["tuple[str, ...] | None"]
 
@@ -101,6 +101,5 @@ def check_indices(arr: np.ndarray, features: Sequence[str], vocabs: Vocabs) -> N
             raise unseen(col[i].item(), features[j], vocab, i)
 
 
-def unseen(value: Any, name: str, vocab: Sequence[str], row: int) -> InputError:
-    return InputError(f"row {row}, column {name!r}: {value!r} is not a category seen in training; expected one of "
-                      f"{list(vocab)} (or its index 0..{len(vocab) - 1})", row=row, column=name)
+def unseen(value: Any, name: str, vocab: Sequence[str], row: int) -> UnseenCategory:
+    return UnseenCategory(f"row {row}", name, value, vocab, indices=True, row=row)

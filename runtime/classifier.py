@@ -45,9 +45,12 @@ class Classifier:
         self.thresholds_ = np.array(manifest.thresholds, np.float32)  # multilabel: one per label; else empty
         self.features: tuple[str, ...] = manifest.feature_names
         self.n_features_in_ = len(self.features)
-        self._imputed = manifest.imputed()  # the columns where NaN is an empty cell the graph fills
-        vocabs = manifest.vocabularies()
-        self._vocabs = vocabs if any(v is not None for v in vocabs) else None  # text or index in, index out
+        self.imputed: tuple[bool, ...] = manifest.imputed()  # per feature: NaN is an empty cell the graph fills
+        # per feature: its categories (text or index in, index to the graph) or None for a number
+        self.vocabularies: tuple[tuple[str, ...] | None, ...] = manifest.vocabularies()
+        self.has_categories = any(v is not None for v in self.vocabularies)
+        low, high = manifest.training_range()
+        self._range = np.asarray(low), np.asarray(high)  # (F,) each, float64
         sig = manifest.signature
         # output key -> (graph output name, columns), resolved once: predict calls stay cheap
         self._outputs = {k: (sig.output(k).name, sig.output(k).columns) for k in ("logits", "probabilities")}
@@ -121,17 +124,17 @@ class Classifier:
     def out_of_range(self, x: Any) -> np.ndarray:
         """(N,) bool: the rows with a feature outside the range training saw (manifest features' min/max).
         The model still answers for them, but nothing was checked there: callers may want to flag them."""
-        x = encode(x, self.features, self._vocabs) if self._vocabs is not None else x
-        return out_of_range(as_matrix(x, self.features, allow_nonfinite=True), *self.manifest.training_range())
+        x = encode(x, self.features, self.vocabularies) if self.has_categories else x
+        return out_of_range(as_matrix(x, self.features, allow_nonfinite=True), *self._range)
 
     def _run(self, x: Any, output: str, allow_nonfinite: bool) -> np.ndarray:
         return self._schedule.run(self._matrix(x, allow_nonfinite), *self._outputs[output])
 
     def _matrix(self, x: Any, allow_nonfinite: bool) -> np.ndarray:
         """(N, F), checked, not yet float32."""
-        if self._vocabs is not None:
-            x = encode(x, self.features, self._vocabs)
-        return as_matrix(x, self.features, allow_nonfinite, self._imputed)
+        if self.has_categories:
+            x = encode(x, self.features, self.vocabularies)
+        return as_matrix(x, self.features, allow_nonfinite, self.imputed)
 
     def __repr__(self) -> str:
         return (f"Classifier(task={self.manifest.task!r}, classes={list(self.manifest.classes)}, "
@@ -140,9 +143,24 @@ class Classifier:
 
 def decide(p: np.ndarray, classes: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
     """The decision from probabilities: (N,) class names (argmax), or with thresholds (N, L) bool (p >= t)."""
+    d = decisions(p, thresholds)
+    return d if thresholds is not None else classes[d]
+
+
+def decisions(p: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
+    """The one decision rule: (N,) int32 index of each row's largest probability (the first on ties, as argmax),
+    or with a multi-label model's thresholds (N, L) bool, true where p >= the label's threshold."""
     if thresholds is not None:
         return p >= thresholds[None, :]
-    return classes[p.argmax(axis=1)]  # type: ignore[no-any-return]
+    return winners(p)
+
+
+def winners(p: np.ndarray) -> np.ndarray:
+    """(N,) int32 index of each row's largest probability, the first on ties (= p.argmax(axis=1)). Two classes:
+    one comparison of columns, as argmax along a short axis 1 loops over rows (~1 ms vs ~0.1 ms for 65,536 rows)."""
+    if p.shape[1] == 2:
+        return (p[:, 1] > p[:, 0]).astype(np.int32)  # strictly: a tie keeps class 0, as argmax does
+    return p.argmax(axis=1).astype(np.int32)  # type: ignore[no-any-return]
 
 
 def _option(name: str) -> str:

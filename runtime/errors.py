@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 
 class EdgeclfError(Exception):
     """Base of every error edgeclf raises for a mistake in its inputs or artifacts."""
@@ -30,6 +32,26 @@ class OutputExists(InputError):
 
     def cli_message(self) -> str:
         return f"output {self.output!r} {self.when}: pass --overwrite to replace it"
+
+
+class UnseenCategory(InputError):
+    """A category column's value that training never saw, or an empty cell there: the one message for every
+    reader and runtime (the graph alone would give it an all-zero code, silently). at: where it is ("row 3",
+    "f.csv line 5"); indices: the caller also takes the value's index in the vocabulary. Callers that know more
+    about the position re-raise it with their `at` from value, vocab, column and row."""
+
+    def __init__(self, at: str, column: str, value: Any, vocab: Sequence[str], *, indices: bool = False,
+                 row: int | None = None) -> None:
+        self.value, self.vocab, self.indices = value, tuple(vocab), indices
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        what = "empty cell" if value is None else f"{shown} is not a category seen in training"
+        hint = f" (or its index 0..{len(vocab) - 1})" if indices else ""
+        super().__init__(f"{at}, column {column!r}: {what}; expected one of {list(vocab)}{hint}", row=row,
+                         column=column)
+
+    def at(self, where: str) -> UnseenCategory:
+        """The same error at a position its caller names better."""
+        return UnseenCategory(where, self.column or "", self.value, self.vocab, indices=self.indices, row=self.row)
 
 
 class ArtifactError(EdgeclfError, RuntimeError):

@@ -164,7 +164,7 @@ def _dot_finite(flat: np.ndarray) -> bool:
         return False
 
 
-def out_of_range(arr: np.ndarray, low: Sequence[float], high: Sequence[float]) -> np.ndarray:
+def out_of_range(arr: np.ndarray, low: Sequence[float] | np.ndarray, high: Sequence[float] | np.ndarray) -> np.ndarray:
     """(N,) bool: rows with any feature outside the training range [low, high]."""
     with np.errstate(invalid="ignore"):
         return np.asarray(((arr < np.asarray(low)) | (arr > np.asarray(high))).any(axis=1))

@@ -20,9 +20,9 @@ import numpy as np
 
 from edgeclf.artifact.store import temp_beside
 from edgeclf.runtime import Classifier, Manifest
-from edgeclf.runtime.errors import InputError, OutputExists
+from edgeclf.runtime.errors import InputError, OutputExists, UnseenCategory
 from edgeclf.runtime.manifest import MANIFEST
-from edgeclf.scale.core import LABEL, ScoreReport, checked_outputs, decide
+from edgeclf.scale.core import LABEL, ScoreReport, checked_outputs, column_decisions
 from edgeclf.tables.kinds import kind_of
 from edgeclf.tables.messages import check_columns
 
@@ -80,19 +80,17 @@ def score_partition(pdf: Any, folder: str, proba: bool, keep: Sequence[str]) -> 
     clf = cached_classifier(folder)
     frame = pdf[list(clf.features)]
     # category columns hold text: the Classifier maps them with the manifest's vocabularies
-    text = any(v is not None for v in clf.manifest.vocabularies())
-    x = frame if text else np.ascontiguousarray(frame.to_numpy(np.float32))  # (N, F)
+    x = frame if clf.has_categories else np.ascontiguousarray(frame.to_numpy(np.float32))  # (N, F)
     try:
         p = clf.predict_proba(x)  # (N, C)
+    except UnseenCategory as e:
+        raise e.at(f"row with index {pdf.index[e.row]!r}") from None
     except InputError as e:
         if e.row is None:
             raise
-        if "category" in str(e):
-            raise InputError(f"row with index {pdf.index[e.row]!r}: {str(e).split(': ', 1)[1]}", row=e.row,
-                             column=e.column) from None
         raise InputError(f"row with index {pdf.index[e.row]!r}: NaN, inf or a missing value in the features: expected "
                          "finite numbers", row=e.row, column=e.column) from None
-    return _frame(pdf[list(keep)], decide(p, _thresholds(clf)), p, clf.manifest.classes, proba)
+    return _frame(pdf[list(keep)], column_decisions(p, _thresholds(clf)), p, clf.manifest.classes, proba)
 
 
 def _thresholds(clf: Classifier) -> np.ndarray | None:
@@ -109,7 +107,7 @@ def predict_dask(ddf: Any, artifact: str | os.PathLike[str], *, proba: bool = Fa
     checked_outputs([str(c) for c in clf.classes_], clf.multilabel, proba, keep)  # a kept column is never overwritten
     empty = ddf._meta
     p0 = np.zeros((0, len(clf.classes_)), np.float32)
-    meta = _frame(empty[list(keep)], decide(p0, _thresholds(clf)), p0, clf.manifest.classes, proba)
+    meta = _frame(empty[list(keep)], column_decisions(p0, _thresholds(clf)), p0, clf.manifest.classes, proba)
     return ddf.map_partitions(score_partition, folder, proba, tuple(keep), meta=meta)
 
 

@@ -24,7 +24,8 @@ from edgeclf.scale.core import LABEL, Scorer, ScoreReport
 from edgeclf.scale.paths import STDIN, expand, output_kind
 from edgeclf.scale.progress import Progress
 from edgeclf.scale.sinks import Writer
-from edgeclf.tables.messages import empty_feature, position, unseen_category
+from edgeclf.tables.categories import codes
+from edgeclf.tables.messages import empty_feature, position
 from edgeclf.tables.sources import (
     Source,
     arrow_f32,
@@ -58,8 +59,7 @@ def score_files(artifact: str | os.PathLike[str], inputs: str | Sequence[str], o
     # thread (5M rows of circles scored 15-30% faster without them)
     clf = Classifier.load(artifact, intra_op=False)
     found = expand([inputs] if isinstance(inputs, str) else inputs)
-    cats = [f for f, v in zip(clf.features, clf.manifest.vocabularies()) if v is not None]
-    sources = _describe_all(found, clf.features, keep, batch_rows, stdin, cats)
+    sources = _describe_all(found, clf.features, keep, batch_rows, stdin, category_columns(clf))
     scorer = _ColumnScorer(clf, proba, keep, sources[0][0].schema)
     if output is None:
         writer = Writer("csv", stdout or sys.stdout.buffer, scorer.schema, scorer.quote)
@@ -130,13 +130,19 @@ def _run(sources: list[tuple[Source, Any]], scorer: _ColumnScorer, writer: Write
     return rows, outside
 
 
+def category_columns(clf: Classifier) -> list[str]:
+    """The features that are categories: read as text."""
+    return [f for f, v in zip(clf.features, clf.vocabularies) if v is not None]
+
+
 class _ColumnScorer:
     """Turns a batch of input columns into a batch of output columns (kept columns, label, probabilities)."""
 
     def __init__(self, clf: Classifier, proba: bool, keep: tuple[str, ...], first: pa.Schema) -> None:
         self.scorer, self.proba, self.keep, self.features = Scorer(clf, proba, keep), proba, keep, clf.features
         self._classes = arrow_strings(self.scorer.classes)
-        self.categories = [f for f, v in zip(clf.features, clf.manifest.vocabularies()) if v is not None]
+        self.categories = category_columns(clf)
+        self._imputed, self._vocabs = clf.imputed, clf.vocabularies  # per feature, read once per model
         kept = [first.field(k) for k in keep]
         decisions = [pa.field(n, pa.int8()) for n in self.scorer.decision_names] if self.scorer.multilabel \
             else [pa.field(LABEL, pa.string())]
@@ -159,31 +165,20 @@ class _ColumnScorer:
 
     def _matrix(self, batch: pa.RecordBatch, src: Source, start: int) -> np.ndarray:
         x = np.empty((batch.num_rows, len(self.features)), np.float32)  # (B, F)
-        imputed, vocabs = self.scorer.clf.manifest.imputed(), self.scorer.clf.manifest.vocabularies()
         for j, f in enumerate(self.features):
             col = batch.column(f)
-            vocab = vocabs[j]
+            vocab = self._vocabs[j]
             if vocab is not None and not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
-                x[:, j] = self._codes(col, f, vocab, src, start)
+                # text: its index in the vocabulary; an empty cell or an unseen value stops here
+                x[:, j] = codes(col, f, vocab, lambda i: position(src.path, src.kind, start + i), indices=True)
                 continue
-            if col.null_count and imputed[j]:  # an empty cell the model fills: NaN in, the graph's fill out
+            if col.null_count and self._imputed[j]:  # an empty cell the model fills: NaN in, the graph's fill out
                 col = pc.fill_null(col, float("nan"))
             elif col.null_count:
                 i = int(pc.index(col.is_null(), True).as_py())
                 raise empty_feature(position(src.path, src.kind, start + i), f)
             x[:, j] = numpy_of(col)
         return x
-
-    @staticmethod
-    def _codes(col: pa.Array, name: str, vocab: tuple[str, ...], src: Source, start: int) -> np.ndarray:
-        """A category column's text as indices into its vocabulary; an empty cell or an unseen value stops here."""
-        if pa.types.is_dictionary(col.type):
-            col = col.cast(col.type.value_type)
-        idx = pc.index_in(col, value_set=pa.array(list(vocab), type=pa.string()))
-        if idx.null_count:
-            i = int(pc.index(idx.is_null(), True).as_py())
-            raise unseen_category(position(src.path, src.kind, start + i), name, col[i].as_py(), vocab)
-        return np.asarray(idx.to_numpy(zero_copy_only=False), np.float32)
 
     def _kept(self, col: pa.Array, i: int, src: Source) -> pa.Array:
         want = self.schema.field(i).type

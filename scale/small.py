@@ -64,7 +64,7 @@ def score_small(artifact: str | os.PathLike[str], inputs: str | Sequence[str], o
     if output is not None and output_kind(output, overwrite) != "csv":
         raise InputError(f"output {output!r}: the small-input path writes CSV only")
     clf = Classifier.load(artifact)
-    if any(v is not None for v in clf.manifest.vocabularies()):
+    if clf.has_categories:
         raise Unsupported("category columns: pyarrow's reader maps their text")
     found = expand([inputs] if isinstance(inputs, str) else inputs)
     parsed = [_read(path, kind, stdin, clf.features, keep) for path, kind in found]  # every input read first
@@ -88,7 +88,7 @@ def _write(parsed: list[_Parsed], scorer: Scorer, quote: bool, header: str, sink
     classes = [_text(c, quote) for c in scorer.classes]
     rows = outside = 0
     for src in parsed:
-        imputed = np.asarray(scorer.clf.manifest.imputed(), bool)  # (F,) features whose empty cells the model fills
+        imputed = np.asarray(scorer.clf.imputed, bool)  # (F,) features whose empty cells the model fills
         src.x[src.missing & imputed] = np.nan
         gaps = src.missing & ~imputed  # (N, F)
         if gaps.any():

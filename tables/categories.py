@@ -4,13 +4,13 @@ MAX_CATEGORIES: free text or an identifier, never a feature by default."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from edgeclf.runtime.errors import UnseenCategory
 from edgeclf.tables.messages import is_number
 from edgeclf.tables.messages import one_line as _error
-from edgeclf.tables.messages import show as _show
 
 MAX_CATEGORIES = 32
 
@@ -59,27 +59,31 @@ def vocabulary(table: Any, name: str, where: str) -> tuple[str, ...] | None:
     cell); an InputError when it has too many values to be a category."""
     kind = text_kind(table, name)
     if kind == "many":
-        raise _error(f"{where}: column {name!r} holds {len(distinct_values(table, name))} distinct text values: more "
-                     f"than {MAX_CATEGORIES} for a category (free text or an identifier); leave it out of the features")
+        raise too_many(where, name, str(len(distinct_values(table, name))))
     return tuple(distinct_values(table, name)) if kind == "category" else None
+
+
+def too_many(where: str, name: str, count: str) -> Exception:
+    """A named feature whose text has too many values to be a category (count: how many, as far as known)."""
+    return _error(f"{where}: column {name!r} holds {count} distinct text values: a category has at most "
+                  f"{MAX_CATEGORIES} (this is free text or an identifier); leave it out of the features", column=name)
 
 
 def category_codes(table: Any, name: str, vocab: Sequence[str], where: str, rows: Any) -> np.ndarray:
     """(N,) float32 indices into vocab; an empty cell or a value outside vocab is an InputError naming it."""
+    return codes(table.column(name), name, vocab, lambda i: f"{where}: {rows(i)}")
+
+
+def codes(col: Any, name: str, vocab: Sequence[str], at: Callable[[int], str], indices: bool = False) -> np.ndarray:
+    """A category column's text (a pyarrow array, dictionary-encoded or not) as (N,) float32 indices into vocab;
+    an empty cell or a value outside vocab is an UnseenCategory at(row) names. indices: the caller takes indices
+    too (said in the error)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    col = _text(table.column(name))
-    if col.null_count:
-        i = int(np.flatnonzero(np.asarray(pc.is_null(col)))[0])
-        raise _error(f"{where}: column {name!r} {rows(i)}: empty cell; expected one of the categories {list(vocab)}")
+    col = _text(col)
     idx = pc.index_in(col, value_set=pa.array(list(vocab), type=pa.string()))
-    if idx.null_count:
+    if idx.null_count:  # an empty cell, or a value outside vocab
         i = int(np.flatnonzero(np.asarray(pc.is_null(idx)))[0])
-        raise unseen(_show(col[i].as_py()), name, vocab, f"{where}: column {name!r} {rows(i)}")
+        raise UnseenCategory(at(i), name, col[i].as_py(), vocab, indices=indices)
     return np.asarray(idx, dtype=np.float32)
-
-
-def unseen(value: str, name: str, vocab: Sequence[str], here: str) -> Exception:
-    return _error(f"{here}: category {value} was not seen in training; expected one of {list(vocab)} "
-                  f"(column {name!r})")

@@ -75,12 +75,6 @@ def empty_feature(at: str, feature: str) -> InputError:
     return one_line(f"{at}: feature {feature!r} is empty: expected a number", column=feature)
 
 
-def unseen_category(at: str, feature: str, value: Any, vocab: Sequence[str]) -> InputError:
-    """A category column's value that training never saw (or an empty cell there)."""
-    what = "is empty" if value is None else f"value {show(value)} was not seen in training"
-    return one_line(f"{at}: category column {feature!r} {what}: expected one of {list(vocab)}", column=feature)
-
-
 def nonfinite(at: str, column: str | None) -> InputError:
     return one_line(f"{at}: NaN or inf (or a value beyond float32) in column {column!r}: expected finite numbers",
                     column=column)

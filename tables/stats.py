@@ -142,7 +142,7 @@ class Medians:
 
     def next_pass(self) -> np.ndarray:
         """After the first pass: starts the second; returns the count of values per feature (F,)."""
-        n = self.top.sum(axis=1)
+        n = np.asarray(self.top.sum(axis=1), np.int64)
         for j in range(len(n)):
             cum = np.cumsum(self.top[j])
             for r, rank in enumerate(((n[j] - 1) // 2, n[j] // 2)):
@@ -167,7 +167,7 @@ class Medians:
 def _keys(x: np.ndarray) -> np.ndarray:
     """float32 values as uint32 keys in the same order (negative values flipped, positive ones shifted up)."""
     bits = np.ascontiguousarray(x, np.float32).view(np.uint32)
-    return np.where(bits >> np.uint32(31), ~bits, bits | np.uint32(0x80000000)).astype(np.int64)
+    return np.asarray(np.where(bits >> np.uint32(31), ~bits, bits | np.uint32(0x80000000)), np.int64)
 
 
 def _value(key: int) -> float:

@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeclf.runtime.errors import InputError
-from edgeclf.tables.categories import MAX_CATEGORIES, values_kind
+from edgeclf.runtime.errors import InputError, UnseenCategory
+from edgeclf.tables.categories import MAX_CATEGORIES, too_many, values_kind
 from edgeclf.tables.columns import RowNames, feature_column
-from edgeclf.tables.messages import one_line
 
 
 class TextScan:
@@ -85,15 +84,12 @@ class TextScan:
         as in memory (a category has no empty value)."""
         vocab = tuple(sorted(self.values))
         if self.empty is not None:
-            raise one_line(f"{self.where}: column {self.name!r} {self.empty}: empty cell; expected one of the "
-                           f"categories {list(vocab)}", column=self.name)
+            raise UnseenCategory(f"{self.where}: {self.empty}", self.name, None, vocab)
         remap = np.array([vocab.index(v) for v in self.values], np.float32)
         return vocab, remap
 
-    def too_many(self) -> InputError:
-        return one_line(f"{self.where}: column {self.name!r} holds more than {MAX_CATEGORIES} distinct text values: "
-                        "too many for a category (free text or an identifier); leave it out of the features",
-                        column=self.name)
+    def too_many(self) -> Exception:
+        return too_many(self.where, self.name, f"more than {MAX_CATEGORIES}")
 
     def moments(self, remap: np.ndarray) -> tuple[float, float, float, float]:
         """(min, max, mean, M2) of the training rows' indices, from the counts (tables/stats.Moments' terms)."""

@@ -295,7 +295,7 @@ def test_progress_line_on_stdin_has_no_eta(capsys, monkeypatch):
 
 @pytest.mark.parametrize("classes", [2, 3])
 def test_winners_is_argmax_and_a_tie_keeps_the_first_class(classes):
-    from edgeclf.scale.core import winners
+    from edgeclf.runtime.classifier import winners
 
     p = np.random.default_rng(4).random((5000, classes)).astype(np.float32)  # (N, C)
     p[::5, 1] = p[::5, 0]  # ties
