@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import skip_or_fail
 
 from edgeclf.runtime.errors import InputError, UnseenCategory
 from edgeclf.tables.stats import FeatureStats, Medians, Moments
@@ -144,6 +145,15 @@ def test_unseen_value_is_one_clear_error(streamed: tuple[Path, str], tmp_path: P
     with pytest.raises(UnseenCategory, match=r"^row 4, column 'color': 'purple' is not a category seen in "
                                              r"training; expected one of \['amber', 'blue', 'green', 'red'\]"):
         Classifier.load(folder).predict(new)
+    try:
+        import dask.dataframe as dd
+    except ImportError:
+        skip_or_fail("dask[dataframe] is not installed (the scale extra has it)")
+    from edgeclf.scale.dask import predict_dask
+
+    frame = new.set_index(new.index + 100)  # the error names the frame's own index
+    with pytest.raises(UnseenCategory, match=r"^row with index 104, column 'color': 'purple' is not a category "):
+        predict_dask(dd.from_pandas(frame, npartitions=2), folder).compute(scheduler="synchronous")
     new.to_csv(tmp_path / "bad.csv", index=False)
     res = _cli("predict", folder, tmp_path / "bad.csv", "--quiet")
     assert res.returncode == 1 and "Traceback" not in res.stderr

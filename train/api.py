@@ -56,7 +56,7 @@ def train_data(source: Any, label: str | Sequence[str], out: Path | str = "artif
     (train/impute.py says why it is off by default)."""
     from edgeclf.train.impute import check_impute
     from edgeclf.train.stream import should_stream
-    from edgeclf.train.tabular import load_table, sanitize_name, standardisation
+    from edgeclf.train.tabular import load_table, sanitize_name
 
     check_impute(impute)
     if not isinstance(label, str) or "," in label:
@@ -80,10 +80,11 @@ def train_data(source: Any, label: str | Sequence[str], out: Path | str = "artif
         warnings.warn(note, stacklevel=2)
     data = _split(table, test_table, overrides.get("seed"), test)
     fill = _impute(table, test_table, data) if impute is not None else None
-    standardisation(data.x_train, table.features)  # warns (DataWarning) about a feature constant in training
+    stats = FeatureStats.of(data.x_train)  # once: the checkpoint and the manifest keep these
+    stats.standardisation(table.features)  # warns (DataWarning) about a feature constant in training
     cats = tuple(v or () for v in table.categories) if table.categories else None
-    return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, data=data, fill=fill,
-                      categories=cats, **overrides)  # type: ignore[arg-type]
+    return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, data=data, stats=stats,
+                      fill=fill, categories=cats, **overrides)  # type: ignore[arg-type]
 
 
 def _impute(table: Any, test_table: Any, data: Dataset) -> tuple[float | None, ...] | None:
@@ -268,7 +269,8 @@ def train_spec(spec: TaskSpec, out: Path | str, *, hidden: tuple[int, ...] | Non
                categories: tuple[tuple[str, ...], ...] | None = None, parts: dict[str, XY] | None = None,
                split_note: str | None = None, **overrides: object) -> TrainResult:
     """The one training flow of a task, a table in memory and a streamed table. source: where the training rows
-    come from (default: data's, in memory); stats: the training rows' statistics when they are not all in data;
+    come from (default: data's, in memory); stats: the training rows' statistics, when the caller has them (or
+    when they are not all in data);
     metrics: more entries for metrics.json; fill: the model's fill values (train/impute.py); categories: per
     feature its vocabulary, () for a number (tables/categories.py). A multi-label task's rows come as parts
     ({"fit", "validation", "test"}: (x, y (N, L))) with split_note, its split in words (default: the task's own
