@@ -6,10 +6,10 @@
 """
 
 from edgeclf.runtime.classifier import Classifier, plan_chunks
-from edgeclf.runtime.errors import ArtifactError, EdgeclfError, InputError, ParityError
+from edgeclf.runtime.errors import ArtifactError, EdgeclfError, InputError, ParityError, UnseenCategory
 from edgeclf.runtime.manifest import SCHEMA, FileEntry, Manifest
 
 __all__ = [
     "SCHEMA", "ArtifactError", "Classifier", "EdgeclfError", "FileEntry", "InputError", "Manifest",
-    "ParityError", "plan_chunks",
+    "ParityError", "UnseenCategory", "plan_chunks",
 ]

@@ -46,8 +46,8 @@ class UnseenCategory(InputError):
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
         what = "empty cell" if value is None else f"{shown} is not a category seen in training"
         hint = f" (or its index 0..{len(vocab) - 1})" if indices else ""
-        super().__init__(f"{at}, column {column!r}: {what}; expected one of {list(vocab)}{hint}", row=row,
-                         column=column)
+        text = f"{at}, column {column!r}: {what}; expected one of {list(vocab)}{hint}"
+        super().__init__(text.replace("\r", "\\r").replace("\n", "\\n"), row=row, column=column)  # one line
 
     def at(self, where: str) -> UnseenCategory:
         """The same error at a position its caller names better."""

@@ -33,10 +33,14 @@ def median_fill(x_train: np.ndarray, empty: np.ndarray, features: Sequence[str],
             continue
         present = x_train[:, j][~np.isnan(x_train[:, j])]
         if not present.size:
-            raise InputError(f"{where}: column {name!r} is empty in every training row: nothing to take a median "
-                             "of; leave it out of the features")
+            raise all_empty(where, name)
         fill.append(float(np.float32(np.median(present.astype(np.float64)))))
     return tuple(fill)
+
+
+def all_empty(where: str, name: str) -> InputError:
+    return InputError(f"{where}: column {name!r} is empty in every training row: nothing to take a median of; leave "
+                      "it out of the features", column=name)
 
 
 def apply_fill(x: np.ndarray, fill: Fill) -> None:

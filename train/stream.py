@@ -9,6 +9,11 @@ float64, Chan et al.; min and max). Which rows are held out is decided by a hash
 its share allows: ceil(HOLD_OUT x its rows), and at most its part of TEST_MAX_ROWS (so the split is stratified and
 the held-out rows kept in memory are at most TEST_MAX_ROWS + one per class). The SAMPLE_ROWS training rows with
 the smallest hashes are kept too: the per-epoch train accuracy, the checkpoint's rows and the pictures use them.
+
+Text columns (in the schema, or a CSV's first block) are measured in pass 1 in bounded memory (tables/textscan.py)
+and become what the in-memory reader makes of them: a category (the sorted vocabulary, its statistics from the
+counts of each value), numbers, or a column left out. With impute, empty cells are NaN; `imputed` then finds each
+filled feature's exact training median in two more reads (tables/stats.Medians).
 """
 
 from __future__ import annotations
@@ -370,7 +375,7 @@ def imputed(s: Scan, test_empty: np.ndarray | None = None) -> tuple[Scan, tuple[
     table's test_empty (F,) counts) take the exact median of their training values, found in two more passes over
     the file in bounded memory (tables/stats.Medians); the statistics then count the filled cells as the fill, and
     the rows in memory are filled, as in memory (train/impute.py)."""
-    from edgeclf.train.impute import apply_fill
+    from edgeclf.train.impute import all_empty, apply_fill
 
     empty = s.empty + (test_empty if test_empty is not None else 0)
     filled = np.flatnonzero(empty > 0)
@@ -383,9 +388,7 @@ def imputed(s: Scan, test_empty: np.ndarray | None = None) -> tuple[Scan, tuple[
         if medians.low is None:
             count = medians.next_pass()
             if (count == 0).any():
-                name = s.features[int(filled[int(np.flatnonzero(count == 0)[0])])]
-                raise _error(f"{s.file.where}: column {name!r} is empty in every training row: nothing to take a "
-                             "median of; leave it out of the features")
+                raise all_empty(s.file.where, s.features[int(filled[int(np.flatnonzero(count == 0)[0])])])
     fill: list[float | None] = [None] * len(s.features)
     moments = s.moments.select(list(range(len(s.features))))
     for j, m in zip(filled.tolist(), medians.medians()):
