@@ -50,7 +50,8 @@ class Classifier:
         self.vocabularies: tuple[tuple[str, ...] | None, ...] = manifest.vocabularies()
         self.has_categories = any(v is not None for v in self.vocabularies)
         low, high = manifest.training_range()
-        self._range = np.asarray(low), np.asarray(high)  # (F,) each, float64
+        # (low, high) (F,) float64 each: the range training saw per feature (manifest min/max; inf where unsaid)
+        self.training_range = np.asarray(low), np.asarray(high)
         sig = manifest.signature
         # output key -> (graph output name, columns), resolved once: predict calls stay cheap
         self._outputs = {k: (sig.output(k).name, sig.output(k).columns) for k in ("logits", "probabilities")}
@@ -125,7 +126,7 @@ class Classifier:
         """(N,) bool: the rows with a feature outside the range training saw (manifest features' min/max).
         The model still answers for them, but nothing was checked there: callers may want to flag them."""
         x = encode(x, self.features, self.vocabularies) if self.has_categories else x
-        return out_of_range(as_matrix(x, self.features, allow_nonfinite=True), *self._range)
+        return out_of_range(as_matrix(x, self.features, allow_nonfinite=True), *self.training_range)
 
     def _run(self, x: Any, output: str, allow_nonfinite: bool) -> np.ndarray:
         return self._schedule.run(self._matrix(x, allow_nonfinite), *self._outputs[output])

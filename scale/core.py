@@ -68,8 +68,7 @@ class Scorer:
         self.classes = [str(c) for c in clf.classes_]
         self.multilabel = clf.multilabel
         self.decision_names, self.proba_names = checked_outputs(self.classes, self.multilabel, proba, keep)
-        low, high = clf.manifest.training_range()
-        self._low, self._high = np.array(low, np.float32), np.array(high, np.float32)  # (F,) each
+        self._low, self._high = (r.astype(np.float32) for r in clf.training_range)  # (F,) each, as x is
 
     def score(self, x: np.ndarray, path: str, kind: str, start: int) -> tuple[np.ndarray, np.ndarray, int]:
         """x (B, F) float32 of rows start.. of the file -> probabilities (B, C), the decision: winning class (B,)
