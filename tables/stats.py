@@ -117,7 +117,7 @@ class Moments:
 
 
 class Medians:
-    """Exact medians of float32 features whose values arrive in batches, in bounded memory (two counts of 65,536
+    """Exact medians of float32 features whose values arrive in batches, in bounded memory (three counts of 65,536
     per feature, whatever the rows): the first pass over the values counts their top 16 bits (as ordered keys),
     the second, over the same values again, the low 16 bits inside the buckets that hold the middle ranks. The
     median of an even count is the mean of the two middle values in float64, as numpy's. NaN is no value."""
