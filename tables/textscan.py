@@ -15,7 +15,7 @@ import numpy as np
 
 from edgeclf.runtime.errors import InputError, UnseenCategory
 from edgeclf.tables.categories import MAX_CATEGORIES, too_many, values_kind
-from edgeclf.tables.columns import RowNames, feature_column
+from edgeclf.tables.columns import RowNames, features_matrix
 
 
 class TextScan:
@@ -62,7 +62,7 @@ class TextScan:
     def _numbers(self, batch: Any, rows: RowNames) -> np.ndarray:
         if self.number_error is None:
             try:
-                return feature_column(batch, self.name, self.where, rows, self.empty_ok).astype(np.float32)
+                return features_matrix(batch, [self.name], self.where, rows, self.empty_ok)[:, 0]  # a feature's checks
             except InputError as e:
                 self.number_error = e
         return np.full(batch.num_rows, np.nan, np.float32)
