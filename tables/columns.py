@@ -50,11 +50,14 @@ def is_numeric_type(t: Any) -> bool:
     return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t))
 
 
-def pick_features(table: Any, label: str, features: Sequence[str] | None, where: str) -> tuple[list[str], list[str]]:
+def pick_features(table: Any, label: str, features: Sequence[str] | None, where: str,
+                  text: bool = False) -> tuple[list[str], list[str]]:
     """(feature names, notes on the columns left out). By default: every numeric column but the label and the
-    id-like ones (tables/idlike.py); `features` takes any column, an id-like one too."""
+    id-like ones (tables/idlike.py); `features` takes any column, an id-like one too. text: a schema without rows
+    (a file read in batches) picks its text columns too, for its first pass to decide (tables/textscan.py);
+    without it they are left out with a note."""
     if features is None:
-        return _default_features(table, label, where)
+        return _default_features(table, label, where, text)
     names = list(table.column_names)
     picked = [str(f) for f in features]
     if not picked:
@@ -68,13 +71,13 @@ def pick_features(table: Any, label: str, features: Sequence[str] | None, where:
     return picked, []
 
 
-def _default_features(table: Any, label: str, where: str) -> tuple[list[str], list[str]]:
+def _default_features(table: Any, label: str, where: str, text: bool) -> tuple[list[str], list[str]]:
     """Numeric columns and text columns of few values (categories), less the id-like ones. A schema without rows
-    (a file streamed in batches) cannot tell a category from free text: its text columns are picked, and the
-    first pass over the file decides (tables/textscan.py)."""
+    (a file streamed in batches) cannot tell a category from free text: with `text` its text columns are picked,
+    and the first pass over the file decides (tables/textscan.py); else they are left out."""
     names = [n for n in table.column_names if n != label]
     ids = id_like(table, names)
-    kinds = {n: _kind(table, n) for n in names if n not in ids}
+    kinds = {n: _kind(table, n, text) for n in names if n not in ids}
     picked = [n for n, k in kinds.items() if k in ("number", "category", "text")]
     if not picked:
         left = f"; id-like columns left out: {list(ids)} (name them in the features to use them)" if ids else ""
@@ -97,15 +100,16 @@ def left_out_notes(where: str, many: Sequence[str], other: Sequence[str]) -> lis
     return notes
 
 
-def _kind(table: Any, name: str) -> str:
-    """number, category (text of few values), many (text of many values), text (a schema without rows) or other."""
+def _kind(table: Any, name: str, text: bool) -> str:
+    """number, category (text of few values), many (text of many values), text (a schema without rows, to be
+    decided) or other."""
     t = table.schema.field(name).type
     if is_numeric_type(t):
         return "number"
     if not is_text_type(t):
         return "other"
     if table.num_rows == 0:
-        return "text"
+        return "text" if text else "other"
     kind = text_kind(table, name)
     return kind if kind in ("category", "many") else "other"
 

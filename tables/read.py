@@ -217,7 +217,8 @@ class TableFile:
         import pyarrow as pa
 
         # an empty Table of the schema (not schema.empty_table(), which imports pandas: 40 MB)
-        picked, self.notes = pick_features(pa.Table.from_batches([], schema=schema), label, features, self.where)
+        picked, self.notes = pick_features(pa.Table.from_batches([], schema=schema), label, features, self.where,
+                                           text=True)
         self.explicit = features is not None
         self.features = tuple(picked)
         self.columns = [label, *picked]

@@ -363,7 +363,7 @@ def _train_streamed(path: str | Path, label: str, out: Path | str, *, features: 
                           "train_metrics_rows": len(data.y_train), "shuffle_rows": SHUFFLE_ROWS}}
     cats = tuple(v or () for v in s.categories) if s.categories else None
     return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, data=data, source=source,
-                      stats=s.stats, metrics=metrics, fill=fill, categories=cats, **overrides)
+                      stats=s.stats, metrics=metrics, fill=fill, categories=cats, **overrides)  # type: ignore[arg-type]
 
 
 def _impute_streamed(s: Any, test: Any) -> tuple[Any, tuple[float | None, ...] | None]:
