@@ -3,7 +3,8 @@
 For each table and each of --splits stratified 80/20 splits (random_state 0, 1, ...): the default recipe (the
 search over train.tasks.CANDIDATES with early stopping), the recipe before it (one layer of 32, AdamW lr 0.01,
 weight decay 0.5, 200 full-batch epochs), and the baselines of train.datasets.BASELINES, all on the same rows.
-Prints a markdown table of the means over the splits: accuracy, log loss, ECE, training seconds.
+Prints a markdown table of the means over the splits (accuracy and log loss with their standard deviation over the
+splits: on a test set of 30-500 rows one split's figure moves by points), ECE, training seconds.
 
     .venv/bin/python scripts/eval_tables.py [--splits 3] [--only sensor,mixed]
 """
@@ -126,7 +127,9 @@ def _baselines(data: Dataset, seed: int) -> dict[str, tuple[dict[str, Any], floa
 MODELS = ("before", "default", "logistic_regression", "mlp", "hist_gradient_boosting")
 
 
-def evaluate(name: str, splits: int) -> tuple[str, dict[str, np.ndarray]]:
+def evaluate(name: str, splits: int) -> tuple[str, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(header, per model the means over the splits of (accuracy, log loss, ECE, seconds), and their standard
+    deviations (ddof 1; 0 for one split))."""
     x, y, what = TABLES[name]()
     got: dict[str, list[tuple[float, float, float, float]]] = {m: [] for m in MODELS}
     for seed in range(splits):
@@ -136,7 +139,8 @@ def evaluate(name: str, splits: int) -> tuple[str, dict[str, np.ndarray]]:
         for m, (c, s) in runs.items():
             got[m].append((c["accuracy"], c["log_loss"], c["ece"], s))
     header = f"{name} ({len(y):,} rows, {x.shape[1]} features, {len(np.unique(y))} classes; {what})"
-    return header, {m: np.mean(np.array(v), axis=0) for m, v in got.items()}
+    spread = {m: np.std(np.array(v), axis=0, ddof=1) if splits > 1 else np.zeros(4) for m, v in got.items()}
+    return header, {m: np.mean(np.array(v), axis=0) for m, v in got.items()}, spread
 
 
 def main() -> None:
@@ -144,15 +148,16 @@ def main() -> None:
     ap.add_argument("--splits", type=int, default=3)
     ap.add_argument("--only", default=",".join(TABLES))
     args = ap.parse_args()
-    print(f"Means over {args.splits} stratified 80/20 splits (random_state 0..{args.splits - 1}); seconds: training "
-          "one model (the default: every candidate of the search, early stopping included).\n")
+    print(f"Means ± standard deviations over {args.splits} stratified 80/20 splits (random_state 0..{args.splits - 1}); "
+          "seconds: training one model (the default: every candidate of the search, early stopping included).\n")
     print("| table | model | accuracy | log loss | ECE | train s |\n|---|---|---|---|---|---|")
     verdicts = []
     for name in args.only.split(","):
-        header, r = evaluate(name, args.splits)
+        header, r, sd = evaluate(name, args.splits)
         for m in MODELS:
-            acc, ll, ece, s = r[m]
-            print(f"| {header if m == 'before' else ''} | {m} | {acc:.2%} | {ll:.4f} | {ece:.4f} | {s:.1f} |")
+            (acc, ll, ece, s), (acc_sd, ll_sd) = r[m], sd[m][:2]
+            print(f"| {header if m == 'before' else ''} | {m} | {acc:.2%} ± {acc_sd:.2%} | {ll:.4f} ± {ll_sd:.4f} | "
+                  f"{ece:.4f} | {s:.1f} |")
         best = max(r["mlp"][0], r["hist_gradient_boosting"][0])
         ok_acc, ok_ll = r["default"][0] >= best - 0.01, r["default"][1] <= r["mlp"][1] + 0.02
         verdicts.append(f"{name}: accuracy within 1 point of the best of MLP/HGB: {'yes' if ok_acc else 'NO'} "
