@@ -60,8 +60,9 @@ def _imbalanced(seed: int = 0) -> Table:
 
 
 def _messy(seed: int = 0) -> Table:
-    """An id column, a string category and 5% missing cells; evaluated with the id and category columns dropped
-    and the rows with a missing cell left out (their encodings are issue 23 item 2, not on this branch)."""
+    """An id column, a string category and 5% missing cells; evaluated here with the id and category columns
+    dropped and the rows with a missing cell left out (the whole table, scripts/mixed_table.py, goes through
+    `edgeclf train --data ... --impute median`: docs/benchmarks.md, "Tables")."""
     from sklearn.datasets import make_classification
 
     x, y = make_classification(3000, 6, n_informative=4, random_state=seed)
