@@ -17,6 +17,7 @@ from edgeclf.serve import (
 )
 
 SERVE_NEEDS = ("uvicorn", "starlette", "prometheus_client", "httptools", "uvloop", "orjson")
+GRPC_NEEDS = ("grpc", "tritonclient")  # --grpc-port: grpcio, and the service's messages from tritonclient.grpc
 
 
 @click.command()
@@ -39,9 +40,13 @@ SERVE_NEEDS = ("uvicorn", "starlette", "prometheus_client", "httptools", "uvloop
 @click.option("--idle-timeout", type=click.IntRange(min=1), default=DEFAULT_IDLE_TIMEOUT, show_default=True,
               help="Seconds a connection may stay silent (before its first request or between two) before it is "
                    "closed.")
+@click.option("--grpc-port", type=click.IntRange(0, 65535), default=None,
+              help="Also serve the protocol's gRPC API on this port (same --host and token; 0: any free port). "
+                   "Off by default.")
 def serve(artifacts: tuple[str, ...], host: str, port: int, max_batch_rows: int, max_delay_ms: float,
-          max_queue: int, max_body_mb: float, token_file: str | None, idle_timeout: int) -> None:
-    """Serve ARTIFACT folders over the Open Inference Protocol (KServe v2 REST), e.g. to tritonclient.
+          max_queue: int, max_body_mb: float, token_file: str | None, idle_timeout: int, grpc_port: int | None) -> None:
+    """Serve ARTIFACT folders over the Open Inference Protocol (KServe v2 REST, and gRPC with --grpc-port), e.g. to
+    tritonclient.
 
     Each folder is a model named by the folder, versioned by its weights' hash; a folder replaced by
     `edgeclf export` is picked up without a restart. SIGTERM or Ctrl-C finishes the requests in flight.
@@ -54,9 +59,9 @@ def serve(artifacts: tuple[str, ...], host: str, port: int, max_batch_rows: int,
     """
     from edgeclf.cli.main import needs_extra
 
-    needs_extra(*SERVE_NEEDS, extra="serve")
+    needs_extra(*SERVE_NEEDS, *(GRPC_NEEDS if grpc_port is not None else ()), extra="serve")
     from edgeclf.serve.server import ServeOptions
     from edgeclf.serve.server import serve as run
 
     run(list(artifacts), ServeOptions(host, port, max_batch_rows, max_delay_ms, max_queue, max_body_mb, token_file,
-                                      idle_timeout))
+                                      idle_timeout, grpc_port))

@@ -21,6 +21,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")  # probes (a kubelet, a load balancer) carry no token
+UNAUTHORIZED = ("missing or wrong bearer token: send the header 'Authorization: Bearer <token>' with the token of "
+                "the server's --token-file")
 
 
 class Front:
@@ -54,13 +56,14 @@ class Front:
         except Exception as e:  # answered 500 already (Infer, Starlette's server_error); one line, no traceback
             status = status or 500
             print(f"edgeclf serve: error on {scope['method']} {scope['path']}: {first_line(e)}", file=sys.stderr)
-        self._record(scope, status, time.perf_counter() - start)
+        self.record(scope, status, time.perf_counter() - start)
 
     def _authorized(self, scope: Scope) -> bool:
         got = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
         return hmac.compare_digest(got, self.expected or b"")
 
-    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+    def record(self, scope: Scope, status: int, seconds: float) -> None:
+        """The metrics and the access-log line of one request (a gRPC call passes a scope of its own)."""
         path = scope["path"]
         parts = path.split("/", 4)
         model = parts[3] if len(parts) > 3 and parts[1:3] == ["v2", "models"] and parts[3] in self.names else ""
@@ -87,8 +90,7 @@ def infer_target(path: str) -> tuple[str, str | None] | None:
 
 
 async def _unauthorized(send: Send) -> None:
-    body = json.dumps({"error": "missing or wrong bearer token: send the header 'Authorization: Bearer <token>' "
-                                "with the token of the server's --token-file"}).encode()
+    body = json.dumps({"error": UNAUTHORIZED}).encode()
     await send({"type": "http.response.start", "status": 401,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             (b"www-authenticate", b"Bearer")]})

@@ -4,15 +4,25 @@ other routes stay in edgeclf.serve.app. The route's errors are the same `{"error
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
+import numpy as np
+
 from edgeclf.runtime.errors import InputError, first_line
 from edgeclf.runtime.inputs import as_float32_rows, as_matrix
-from edgeclf.serve.batcher import Overloaded
+from edgeclf.serve.batcher import Overloaded, Result
 from edgeclf.serve.front import Receive, Scope, Send
 from edgeclf.serve.models import Loaded, Models
-from edgeclf.serve.protocol import HEADER_LENGTH, ProtocolError, decompress, encode_response, parse_request
+from edgeclf.serve.protocol import (
+    HEADER_LENGTH,
+    InferRequest,
+    ProtocolError,
+    decompress,
+    encode_response,
+    parse_request,
+)
 
 JSON_TYPE = (b"content-type", b"application/json")
 BINARY_TYPE = (b"content-type", b"application/octet-stream")
@@ -81,20 +91,29 @@ class Infer:
                 got[what] = value.decode("latin-1")
         body = await read_body(receive, got, self.max_body)
         req = parse_request(body, got.get("header"), clf.manifest.signature.input, clf.n_features_in_)
-        try:
-            rows = as_float32_rows(as_matrix(req.rows, clf.features))  # the runtime's own checks and conversion
-        except InputError as e:
-            raise ProtocolError(400, first_line(e)) from None
+        rows = checked_rows(loaded, req)
         scope["edgeclf.rows"] = len(rows)
-        try:
-            future = loaded.batcher.submit(rows, frozenset(name for name, _ in req.outputs))
-        except Overloaded as e:
-            raise ProtocolError(503, f"overloaded: {e}; retry later") from None
-        result = await future
+        result = await submit(loaded, rows, req)
         data, header_length = encode_response(loaded.name, loaded.version, req, result)
         if header_length is None:
             return data, [JSON_TYPE]
         return data, [BINARY_TYPE, (HEADER_LENGTH.encode(), str(header_length).encode())]
+
+
+def checked_rows(loaded: Loaded, req: InferRequest) -> np.ndarray:
+    """The request's rows as the runtime checks and converts them (the HTTP and the gRPC infer alike)."""
+    try:
+        return as_float32_rows(as_matrix(req.rows, loaded.clf.features))
+    except InputError as e:
+        raise ProtocolError(400, first_line(e)) from None
+
+
+def submit(loaded: Loaded, rows: np.ndarray, req: InferRequest) -> asyncio.Future[Result]:
+    """The rows handed to the model's batcher; 503 when its queue is full."""
+    try:
+        return loaded.batcher.submit(rows, frozenset(name for name, _ in req.outputs))
+    except Overloaded as e:
+        raise ProtocolError(503, f"overloaded: {e}; retry later") from None
 
 
 async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:

@@ -98,6 +98,12 @@ def split_body(body: bytes, header_length: str | None) -> tuple[Any, memoryview]
 
 def parse_request(body: bytes, header_length: str | None, input_name: str, n_features: int) -> InferRequest:
     head, tail = split_body(body, header_length)
+    return parse_head(head, tail, input_name, n_features)
+
+
+def parse_head(head: dict[str, Any], tail: memoryview, input_name: str, n_features: int) -> InferRequest:
+    """A request's JSON object and binary tail, checked; the gRPC API (edgeclf.serve.rpc) writes its requests in
+    this form, so both APIs accept the same requests and answer the same messages."""
     inputs = head.get("inputs")
     if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
         raise bad(f"\"inputs\" must be a list of one tensor named {input_name!r} (shape [N, {n_features}])")
@@ -181,7 +187,7 @@ def encode_response(model: str, version: str, request: InferRequest,
         arr = values[name]
         entry: dict[str, Any] = {"name": name, "datatype": datatype_of(name, arr), "shape": list(arr.shape)}
         if binary:
-            blob = _blob(name, arr)
+            blob = tensor_bytes(name, arr)
             entry["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:
@@ -201,7 +207,8 @@ def datatype_of(name: str, arr: np.ndarray) -> str:
     return "BOOL" if arr.dtype == np.bool_ else "BYTES"
 
 
-def _blob(name: str, arr: np.ndarray) -> bytes:
+def tensor_bytes(name: str, arr: np.ndarray) -> bytes:
+    """An output's raw bytes: the binary extension's, and gRPC's raw_output_contents (the same layout)."""
     if name != "label":
         return np.ascontiguousarray(arr, "<f4").tobytes()
     if arr.dtype == np.bool_:

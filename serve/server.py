@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any, Awaitable, Callable
 
 import uvicorn
 
@@ -47,6 +48,7 @@ class ServeOptions:
     max_body_mb: float = DEFAULT_MAX_BODY_MB
     token_file: str | None = None
     idle_timeout: int = DEFAULT_IDLE_TIMEOUT
+    grpc_port: int | None = None  # None: no gRPC API
 
 
 def read_token(path: str | None) -> str | None:
@@ -71,7 +73,7 @@ def is_loopback(host: str) -> bool:
     return all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos)
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, option: str = "--port") -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -79,7 +81,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as e:
         sock.close()
-        raise InputError(f"cannot listen on {host}:{port}: {e.strerror}; choose another --port") from None
+        raise InputError(f"cannot listen on {host}:{port}: {e.strerror}; choose another {option}") from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -94,30 +96,74 @@ def serve(folders: list[str], opts: ServeOptions) -> None:
     metrics = Metrics()
     settings = Settings(opts.max_batch_rows, opts.max_delay_ms / 1000, opts.max_queue)
     models = Models.open(folders, settings, lambda name, rows: metrics.batch_rows.labels(name).observe(rows))
-    app = Front(build_app(models, metrics), Infer(models, int(opts.max_body_mb * 1024 * 1024)),  # type: ignore[arg-type]
-                metrics, set(models.folders), token)
+    front = Front(build_app(models, metrics), Infer(models, int(opts.max_body_mb * 1024 * 1024)),  # type: ignore[arg-type]
+                  metrics, set(models.folders), token)
     try:
         sock = bind(opts.host, opts.port)
+        grpc_port = None if opts.grpc_port is None else probe(opts.host, opts.grpc_port)
     except InputError:
         models.close()  # no event loop runs yet: nothing is pending
         raise
     port = sock.getsockname()[1]
     names = ", ".join(f"{n}@{m.version[:12]}" for n, m in models.current.items())
-    print(f"edgeclf serve: {names} on http://{opts.host}:{port} (max batch {opts.max_batch_rows} rows, "
-          f"max delay {opts.max_delay_ms:g} ms)", file=sys.stderr, flush=True)
-    config = uvicorn.Config(app, loop="uvloop", http=Connection, lifespan="on", log_config=None, access_log=False,
+    grpc_text = "" if grpc_port is None else f" and gRPC {opts.host}:{grpc_port}"
+    banner = (f"edgeclf serve: {names} on http://{opts.host}:{port}{grpc_text} (max batch {opts.max_batch_rows} "
+              f"rows, max delay {opts.max_delay_ms:g} ms)")
+    config = uvicorn.Config(front, loop="uvloop", http=Connection, lifespan="on", log_config=None, access_log=False,
                             timeout_graceful_shutdown=GRACE_SECONDS, server_header=False, date_header=False,
                             timeout_keep_alive=opts.idle_timeout,
                             proxy_headers=False)  # the access log names the TCP peer; no header scan per request
-    _Server(config).run(sockets=[sock])
+    rpc = None if grpc_port is None else _grpc_starter(models, front, token, opts, grpc_port)
+    _Server(config, banner, rpc).run(sockets=[sock])
     sys.stdout.flush()
 
 
+def probe(host: str, port: int) -> int:
+    """The gRPC port, checked free by binding it once (0: a free one chosen): a taken port is then our one-line
+    error; grpc binds it itself right after."""
+    sock = bind(host, port, "--grpc-port")
+    chosen = int(sock.getsockname()[1])
+    sock.close()
+    return chosen
+
+
+def _grpc_starter(models: Models, front: Front, token: str | None, opts: ServeOptions,
+                  port: int) -> Callable[[], Awaitable[Any]]:
+    from edgeclf.serve import rpc  # grpcio is needed only with --grpc-port
+
+    service = rpc.Service(models, front, token)
+    return lambda: rpc.start(service, opts.host, port, int(opts.max_body_mb * 1024 * 1024))
+
+
 class _Server(uvicorn.Server):
-    """uvicorn's Server, except that a SIGTERM/SIGINT that ended a graceful shutdown is not raised again after
-    it (uvicorn re-raises it, so the process would die of the signal instead of exiting 0)."""
+    """uvicorn's Server, plus the gRPC server on the same event loop (the batchers hand their results to the loop
+    that submitted the job, so both APIs must run on one loop), started before the banner line and stopped first on
+    SIGTERM/SIGINT: its calls in flight finish while the models are still open. A signal that ended a graceful
+    shutdown is not raised again after it (uvicorn re-raises it, so the process would die of the signal instead of
+    exiting 0)."""
+
+    def __init__(self, config: uvicorn.Config, banner: str, start_rpc: Callable[[], Awaitable[Any]] | None) -> None:
+        super().__init__(config)
+        self.banner, self.start_rpc, self.rpc = banner, start_rpc, None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.start_rpc is not None:
+            self.rpc = await self.start_rpc()
+        print(self.banner, file=sys.stderr, flush=True)
+        try:
+            await super().serve(sockets)
+        finally:
+            await self._stop_rpc()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self._stop_rpc()  # before the HTTP side: uvicorn's shutdown ends by closing the models
+        await super().shutdown(sockets)
+
+    async def _stop_rpc(self) -> None:
+        rpc, self.rpc = self.rpc, None
+        if rpc is not None:
+            await rpc.stop(GRACE_SECONDS)  # refuses new calls at once, waits for those in flight
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
         self._captured_signals.clear()
-
