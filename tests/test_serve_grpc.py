@@ -48,9 +48,9 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     import shutil
 
     root = tmp_path_factory.mktemp("served")
-    for t in ("circles", "iris"):
+    for t in ("circles", "iris", "machine_faults"):
         shutil.copytree(ARTIFACTS / t, root / t)
-    return [root / "circles", root / "iris"]
+    return [root / "circles", root / "iris", root / "machine_faults"]
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +140,15 @@ def test_typed_contents_equal_classifier(server: Server, datatype: str, field: s
     assert same_as_classifier(_clf("iris"), x, raw_outputs(response))  # the Classifier converts x as it does
 
 
+def test_multilabel_label_is_bool(server: Server) -> None:
+    clf = _clf("machine_faults")  # multi-label: label is one true/false per label, (N, L)
+    x = rows("machine_faults", 11, seed=8)
+    result = triton_infer(client(server), "machine_faults", x)
+    label = result.as_numpy("label")
+    assert label.dtype == np.bool_ and np.array_equal(label, clf.predict(x))
+    assert np.array_equal(result.as_numpy("probabilities"), clf.predict_proba(x))
+
+
 def test_concurrent_clients_are_coalesced(server: Server) -> None:
     clf, before = _clf("circles"), _metric(server.port, "edgeclf_batch_rows_count", model="circles")
 
@@ -187,7 +196,7 @@ def test_unknown_model_or_version_is_not_found(server: Server) -> None:
     c = client(server)
     x = rows("circles", 1, seed=3)
     code, message = grpc_error(lambda: triton_infer(c, "nope", x))
-    assert code == "StatusCode.NOT_FOUND" and message == "unknown model 'nope': this server has circles, iris"
+    assert code == "StatusCode.NOT_FOUND" and message == "unknown model 'nope': this server has circles, iris, machine_faults"
     code, message = grpc_error(lambda: triton_infer(c, "circles", x, model_version="0" * 64))
     assert code == "StatusCode.NOT_FOUND" and "is at version" in message
     assert grpc_error(lambda: c.get_model_metadata("nope"))[0] == "StatusCode.NOT_FOUND"
