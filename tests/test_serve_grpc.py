@@ -196,7 +196,8 @@ def test_unknown_model_or_version_is_not_found(server: Server) -> None:
     c = client(server)
     x = rows("circles", 1, seed=3)
     code, message = grpc_error(lambda: triton_infer(c, "nope", x))
-    assert code == "StatusCode.NOT_FOUND" and message == "unknown model 'nope': this server has circles, iris, machine_faults"
+    assert code == "StatusCode.NOT_FOUND"
+    assert message == "unknown model 'nope': this server has circles, iris, machine_faults"
     code, message = grpc_error(lambda: triton_infer(c, "circles", x, model_version="0" * 64))
     assert code == "StatusCode.NOT_FOUND" and "is at version" in message
     assert grpc_error(lambda: c.get_model_metadata("nope"))[0] == "StatusCode.NOT_FOUND"
