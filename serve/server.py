@@ -104,11 +104,7 @@ def serve(folders: list[str], opts: ServeOptions) -> None:
     except InputError:
         models.close()  # no event loop runs yet: nothing is pending
         raise
-    port = sock.getsockname()[1]
-    names = ", ".join(f"{n}@{m.version[:12]}" for n, m in models.current.items())
-    grpc_text = "" if grpc_port is None else f" and gRPC {opts.host}:{grpc_port}"
-    banner = (f"edgeclf serve: {names} on http://{opts.host}:{port}{grpc_text} (max batch {opts.max_batch_rows} "
-              f"rows, max delay {opts.max_delay_ms:g} ms)")
+    banner = _banner(models, opts, sock.getsockname()[1], grpc_port)
     config = uvicorn.Config(front, loop="uvloop", http=Connection, lifespan="on", log_config=None, access_log=False,
                             timeout_graceful_shutdown=GRACE_SECONDS, server_header=False, date_header=False,
                             timeout_keep_alive=opts.idle_timeout,
@@ -116,6 +112,14 @@ def serve(folders: list[str], opts: ServeOptions) -> None:
     rpc = None if grpc_port is None else _grpc_starter(models, front, token, opts, grpc_port)
     _Server(config, banner, rpc).run(sockets=[sock])
     sys.stdout.flush()
+
+
+def _banner(models: Models, opts: ServeOptions, port: int, grpc_port: int | None) -> str:
+    """The startup line (on stderr once every listener is bound): the models, the addresses, the batching."""
+    names = ", ".join(f"{n}@{m.version[:12]}" for n, m in models.current.items())
+    grpc_text = "" if grpc_port is None else f" and gRPC {opts.host}:{grpc_port}"
+    return (f"edgeclf serve: {names} on http://{opts.host}:{port}{grpc_text} (max batch {opts.max_batch_rows} "
+            f"rows, max delay {opts.max_delay_ms:g} ms)")
 
 
 def probe(host: str, port: int) -> int:
