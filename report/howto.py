@@ -29,9 +29,17 @@ from edgeclf.runtime import Classifier
 
 clf = Classifier.load("artifacts/{m.task}")  # checks every file's sha256; any number of rows
 x = [[{_row(m)}]]
-print(clf.predict(x)[0])
+{_python_decision(m)}
 print(clf.predict_proba(x)[0].tolist())  # columns {list(m.classes)}
 ```"""
+
+
+def _python_decision(m: Manifest) -> str:
+    """The Python snippet's decision line: the class, or for a multi-label model every label's 0/1 at its threshold
+    (`label=0|1`, the other snippets' form)."""
+    if m.multilabel:
+        return 'print(" ".join(f"{k}={int(on)}" for k, on in zip(clf.classes_, clf.predict(x)[0])))'
+    return "print(clf.predict(x)[0])"
 
 
 def _cli(m: Manifest) -> str:

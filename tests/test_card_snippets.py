@@ -128,7 +128,7 @@ def test_python_snippets_run(task, heading, tmp_path):
     print(task, heading, check_printed(run_python(code, tmp_path), task))
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", ALL_TASKS)
 def test_cli_snippet_runs(task, tmp_path):
     lang, code = snippets(task)["CLI"]
     assert lang == "sh"
@@ -137,7 +137,9 @@ def test_cli_snippet_runs(task, tmp_path):
     (row,) = list(csv.DictReader(io.StringIO(out)))
     clf = Classifier.load(ARTIFACTS / task)
     probs = " ".join(row[f"proba_{c}"] for c in clf.classes_)
-    check_printed(f"{row['label']}\n{probs}\n", task)
+    # a multi-label model: one 0/1 column named after each label, read as the other snippets' `label=0|1` line
+    decided = " ".join(f"{c}={row[c]}" for c in clf.classes_) if clf.multilabel else row["label"]
+    check_printed(f"{decided}\n{probs}\n", task)
 
 
 @pytest.mark.parametrize("task", ALL_TASKS)
@@ -244,7 +246,7 @@ def test_a_wrong_executorch_snippet_fails(pte_root, tmp_path):
 
 
 # A multi-label card: every snippet prints every label's 0/1 (check_printed reads `label=0|1`).
-ML_HEADINGS = ["TorchScript (torch.jit.load)", "torch.export (.pt2)", "OpenCV DNN", "C header",
+ML_HEADINGS = ["Python (numpy + onnxruntime only)", "TorchScript (torch.jit.load)", "torch.export (.pt2)", "OpenCV DNN", "C header",
                pytest.param(EXECUTORCH[0], marks=pytest.mark.slow), pytest.param(EXECUTORCH[1], marks=pytest.mark.slow)]
 
 
