@@ -246,7 +246,8 @@ def test_a_wrong_executorch_snippet_fails(pte_root, tmp_path):
 
 
 # A multi-label card: every snippet prints every label's 0/1 (check_printed reads `label=0|1`).
-ML_HEADINGS = ["Python (numpy + onnxruntime only)", "TorchScript (torch.jit.load)", "torch.export (.pt2)", "OpenCV DNN", "C header",
+ML_HEADINGS = ["Python (numpy + onnxruntime only)", "TorchScript (torch.jit.load)", "torch.export (.pt2)", "OpenCV DNN",
+               "C header",
                pytest.param(EXECUTORCH[0], marks=pytest.mark.slow), pytest.param(EXECUTORCH[1], marks=pytest.mark.slow)]
 
 
