@@ -95,6 +95,26 @@ def test_folds_are_stratified_on_the_rarest_label() -> None:
     assert max(counts) - min(counts) <= 1 and sum(counts) == rare.sum()
 
 
+def test_default_split_is_stratified_on_the_rarest_label() -> None:
+    """The in-memory split (no --test): each part holds its share of the rare label's positives (counted here from
+    the parts' rows), every row is in exactly one part, and the same seed gives the same parts."""
+    from edgeclf.train.multilabel import VALIDATION_SHARE, split
+
+    rng = np.random.default_rng(5)
+    y = (rng.random((1000, 3)) < [0.5, 0.3, 0.03]).astype(np.float32)
+    x = np.arange(1000, dtype=np.float32)[:, None]  # the row number, to follow rows through the split
+    parts = split(x, y, seed=0)
+    rows = np.concatenate([p[0][:, 0] for p in parts.values()])
+    assert sorted(rows.tolist()) == list(range(1000))
+    rare = int(y[:, 2].sum())
+    n_test = int(parts["test"][1][:, 2].sum())
+    assert n_test == int(np.ceil(0.2 * rare))
+    assert int(parts["validation"][1][:, 2].sum()) == int(np.ceil(VALIDATION_SHARE * (rare - n_test)))
+    again = split(x, y, seed=0)
+    assert all(np.array_equal(again[k][0], parts[k][0]) for k in parts)
+    assert len(split(x, y, seed=0, test_share=0.0)["test"][1]) == 0
+
+
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])
 def test_streamed(tables: Path, tmp_path: Path, suffix: str) -> None:
     """Held out by hash within each row's rarest-label stratum: every row once in test, validation or training; the

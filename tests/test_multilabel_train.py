@@ -45,7 +45,8 @@ def test_metrics_against_baselines(trained: Path) -> None:
         assert {"subset_accuracy", "hamming_loss", "micro_f1", "macro_f1", "per_label"} <= set(model)
         assert set(model["per_label"]) == set(LABELS)
         assert {"precision", "recall", "f1", "roc_auc", "ece"} <= set(model["per_label"]["gamma"])
-    assert m["rows"] == {"test": 48, "validation": 39, "fit": 153}
+    rows = m["rows"]  # 240 rows; ceil(20%) of each of the 4 rarest-label strata, so up to 3 over the plain share
+    assert sum(rows.values()) == 240 and 48 <= rows["test"] <= 51 and 38 <= rows["validation"] <= 42, rows
     assert m["test"]["macro_f1"] > 0.6  # learnable rules: far above chance
 
 

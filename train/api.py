@@ -177,7 +177,7 @@ def _validation_note(parts: dict[str, XY]) -> str:
     from edgeclf.train.multilabel import VALIDATION_SHARE
 
     return (f"{VALIDATION_SHARE:.0%} of the training rows ({len(parts['validation'][1]):,}) for the thresholds, "
-            f"seeded random (seed {SPLIT_SEED})")
+            f"seeded (seed {SPLIT_SEED}), stratified on each row's rarest present label")
 
 
 def _train_multilabel(spec: TaskSpec, out: Path, cfg: TrainConfig, model_cfg: ModelConfig, progress: bool,
@@ -193,9 +193,9 @@ def _train_multilabel(spec: TaskSpec, out: Path, cfg: TrainConfig, model_cfg: Mo
     if parts is None:
         x, y = spec.make_data(spec.rows, cfg.seed)
         parts = ml.split(x, np.asarray(y, np.float32), SPLIT_SEED)
-        split_note = (f"random split (seed {SPLIT_SEED}): {len(parts['test'][1]):,} test rows, then "
-                      f"{ml.VALIDATION_SHARE:.0%} of the rest ({len(parts['validation'][1]):,} rows) for the "
-                      f"thresholds; not stratified")
+        split_note = (f"seeded split (seed {SPLIT_SEED}) stratified on each row's rarest present label: "
+                      f"{len(parts['test'][1]):,} test rows, then {ml.VALIDATION_SHARE:.0%} of the rest "
+                      f"({len(parts['validation'][1]):,} rows) for the thresholds")
     data = Dataset(*parts["fit"], *parts["test"], split_note or "")
     result, thresholds, p_test = fit_labels(spec, cfg, model_cfg, parts, progress, source)
     result.metrics.update(metrics or {})

@@ -99,14 +99,24 @@ def check_positives(pos: np.ndarray, rows: int, labels: Sequence[str], where: st
 
 
 def split(x: np.ndarray, y: np.ndarray, seed: int, test_share: float = 0.2) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{"fit", "validation", "test"}: a seeded random split (test_share of the rows; 0: no test rows, as for a
-    given test table or a cross-validation fold), then VALIDATION_SHARE of the rest held out for the thresholds.
-    Not stratified: a row has several labels at once."""
-    order = np.random.default_rng(seed).permutation(len(y))
-    n_test = int(np.ceil(test_share * len(y)))
-    n_val = int(np.ceil(VALIDATION_SHARE * (len(y) - n_test)))
-    parts = {"test": order[:n_test], "validation": order[n_test:n_test + n_val], "fit": order[n_test + n_val:]}
+    """{"fit", "validation", "test"}: a seeded split stratified on each row's rarest present label (rarest_label):
+    ceil(test_share x its rows) of each stratum are test rows (0: none, as for a given test table or a
+    cross-validation fold), then ceil(VALIDATION_SHARE x the rest) of each stratum are held out for the thresholds,
+    so a rare label has positives in every part its count allows (the streamed split does the same by row hash)."""
+    rng = np.random.default_rng(seed)
+    strata = rarest_label(y)
+    test = _take(strata, test_share, rng)
+    rest = np.setdiff1d(np.arange(len(y)), test)
+    validation = rest[_take(strata[rest], VALIDATION_SHARE, rng)]
+    parts = {"test": test, "validation": validation, "fit": np.setdiff1d(rest, validation)}
     return {k: (x[np.sort(v)], y[np.sort(v)]) for k, v in parts.items()}
+
+
+def _take(strata: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ceil(share x n) seeded-random rows of each stratum (n its rows)."""
+    order = rng.permutation(len(strata))
+    taken = [rows[:int(np.ceil(share * len(rows)))] for s in np.unique(strata) for rows in [order[strata[order] == s]]]
+    return np.sort(np.concatenate(taken)) if taken else np.zeros(0, np.int64)
 
 
 def rarest_label(y: np.ndarray, rates: np.ndarray | None = None) -> np.ndarray:
