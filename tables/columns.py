@@ -317,5 +317,15 @@ def _indicator(v: Any) -> float | None:
         return float(v)
     if isinstance(v, str):
         t = v.strip().lower()
-        return 1.0 if t in TRUE_TEXT else 0.0 if t in FALSE_TEXT else None
+        return 1.0 if t in TRUE_TEXT else 0.0 if t in FALSE_TEXT else _number_text(t)
     return None
+
+
+def _number_text(t: str) -> float | None:
+    """A label cell read as text (a streamed CSV's label columns are) that is the number 0 or 1 written another way
+    ("1.0", "0.0"): what the in-memory reader, which reads such a column as numbers, accepts."""
+    try:
+        v = float(t)
+    except ValueError:
+        return None
+    return v if v in (0.0, 1.0) else None

@@ -169,3 +169,18 @@ def test_a_bad_label_value_in_a_streamed_file(tmp_path: Path) -> None:
                 "--quiet", "--stream")
     assert_clean_error(r, 1, "label column 'beta' row 42: value 'maybe': expected 0/1, true/false or yes/no")
     assert not (tmp_path / "art" / "bad").exists()
+
+
+def test_label_cells_read_as_text_take_what_numbers_take() -> None:
+    """A streamed CSV's label columns are read as text: "1.0"/"0.0" are the numbers the in-memory reader accepts,
+    any other number (2.0, nan) is still refused naming its row."""
+    import pyarrow as pa
+
+    from edgeclf.runtime.errors import InputError
+    from edgeclf.tables.columns import RowNames, indicator_values
+
+    ok = pa.table({"a": ["1.0", "0.0", " yes ", "FALSE", "1", "0e0"]})
+    assert indicator_values(ok, "a", "t.csv", RowNames()).tolist() == [1, 0, 1, 0, 1, 0]
+    for bad in ("2.0", "nan", "-1", "0.5"):
+        with pytest.raises(InputError, match=f"row 2: value '{bad}': expected 0/1"):
+            indicator_values(pa.table({"a": ["1", bad]}), "a", "t.csv", RowNames())
