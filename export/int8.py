@@ -108,11 +108,13 @@ def _recall(labels: np.ndarray, y: np.ndarray, k: int) -> float | None:
 
 
 def decide(probs: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
-    """(N,) class indices (argmax), or for a multi-label model (N, L) 0/1 decisions (p >= its threshold)."""
+    """The runtime's one decision rule: (N,) class indices, or for a multi-label model (N, L) 0/1 (p >= its
+    threshold, compared in float32)."""
+    from edgeclf.runtime.classifier import decisions
+
     if not len(thresholds):
-        labels: np.ndarray = probs.argmax(1)
-        return labels
-    return (probs >= np.asarray(thresholds, np.float32)[None, :]).astype(np.int8)
+        return decisions(probs)
+    return decisions(probs, np.asarray(thresholds, np.float32)).astype(np.int8)
 
 
 def _accuracy(decided: np.ndarray, y: np.ndarray) -> float:

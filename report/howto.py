@@ -60,7 +60,8 @@ def _js_decision(m: Manifest) -> str:
     if m.multilabel:
         return (f"const labels = {json.dumps(list(m.classes))};\n"
                 f"const thresholds = {json.dumps(list(m.thresholds))};  // label i is on where P >= thresholds[i]\n"
-                'console.log(labels.map((k, i) => `${k}=${p[i] >= thresholds[i] ? 1 : 0}`).join(" "));')
+                "// compared in float32, as the runtime does (p is float32; a threshold is rounded to float32 first)\n"
+                'console.log(labels.map((k, i) => `${k}=${p[i] >= Math.fround(thresholds[i]) ? 1 : 0}`).join(" "));')
     return f"console.log({list(m.classes)}[p.indexOf(Math.max(...p))]);"
 
 

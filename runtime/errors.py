@@ -44,7 +44,8 @@ class UnseenCategory(InputError):
                  row: int | None = None) -> None:
         self.value, self.vocab, self.indices = value, tuple(vocab), indices
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-        what = "empty cell" if value is None else f"{shown} is not a category seen in training"
+        empty = value is None or value == ""  # a CSV reader gives an empty text cell as "" or as null
+        what = "empty cell" if empty else f"{shown} is not a category seen in training"
         hint = f" (or its index 0..{len(vocab) - 1})" if indices else ""
         text = f"{at}, column {column!r}: {what}; expected one of {list(vocab)}{hint}"
         super().__init__(text.replace("\r", "\\r").replace("\n", "\\n"), row=row, column=column)  # one line

@@ -304,7 +304,8 @@ def indicator_values(table: Any, label: str, where: str, rows: RowNames) -> np.n
     for i, v in enumerate(values):
         flag = _indicator(v)
         if flag is None:
-            raise _error(f"{where}: label column {label!r} {rows(i)}: value {_show(v)}: expected 0/1, true/false or "
+            what = "empty cell" if v is None or (isinstance(v, str) and not v.strip()) else f"value {_show(v)}"
+            raise _error(f"{where}: label column {label!r} {rows(i)}: {what}: expected 0/1, true/false or "
                          f"yes/no (each label column says whether the row has that label)")
         out[i] = flag
     return out

@@ -298,7 +298,7 @@ def test_a_wrong_snippet_fails(task, tmp_path):
 def test_a_wrong_multilabel_snippet_fails(task, tmp_path):
     """A multi-label card's Node snippet that ignores the thresholds (every label on) runs and fails the check."""
     code = snippets(task)["Node.js (onnxruntime-node)"][1]
-    wrong = code.replace("p[i] >= thresholds[i]", "p[i] >= 0")
+    wrong = code.replace("p[i] >= Math.fround(thresholds[i])", "p[i] >= 0")
     assert wrong != code
     with pytest.raises(AssertionError):
         check_printed(run_node(wrong, tmp_path), task)

@@ -320,6 +320,11 @@ def test_unseen_category_is_one_clear_line(mixed: Path, tmp_path: Path) -> None:
     res = _cli("predict", mixed, tmp_path / "bad.csv", "--quiet")
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and "'purple'" in res.stderr and "'amber'" in res.stderr
+    new.loc[3, "color"] = ""  # written as an empty CSV cell: the reader's "" says "empty cell" as a null does
+    new.to_csv(tmp_path / "empty.csv", index=False)
+    res = _cli("predict", mixed, tmp_path / "empty.csv", "--quiet")
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "column 'color': empty cell; expected one of ['amber', 'blue', 'green', 'red']" in res.stderr, res.stderr
 
 
 @pytest.mark.slow  # the module fixture trains and exports once (~25 s on 2 cores)

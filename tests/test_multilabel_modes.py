@@ -184,3 +184,6 @@ def test_label_cells_read_as_text_take_what_numbers_take() -> None:
     for bad in ("2.0", "nan", "-1", "0.5"):
         with pytest.raises(InputError, match=f"row 2: value '{bad}': expected 0/1"):
             indicator_values(pa.table({"a": ["1", bad]}), "a", "t.csv", RowNames())
+    for empty in (None, "", "  "):
+        with pytest.raises(InputError, match="row 2: empty cell: expected 0/1"):
+            indicator_values(pa.table({"a": ["1", empty]}), "a", "t.csv", RowNames())

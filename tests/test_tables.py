@@ -210,3 +210,20 @@ def _agrees_with_eager(folder, frame):
         eager = from_trained(load_checkpoint(folder, "h")).model(torch.from_numpy(x))[1].numpy()
     got = Classifier.load(folder).predict_proba(x)
     assert np.abs(got - eager).max() <= 1e-5
+
+
+@pytest.mark.parametrize("k, fragment", [
+    (1, "cross-validation folds k=1: expected 2 <= k <= 40 (the number of rows)"),
+    (999, "cross-validation folds k=999: expected 2 <= k <= 40"),
+    (25, "cross-validation folds k=25: more than the largest class's 23 rows"),
+])
+def test_a_bad_cv_k_is_one_line_before_training(tmp_path, k, fragment):
+    """--cv k that the classes cannot fill: refused before any training (was scikit-learn's traceback after it)."""
+    y = np.r_[np.zeros(23, int), np.ones(14, int), np.full(3, 2)]
+    x = np.random.default_rng(0).normal(size=(40, 2))
+    pd.DataFrame({"a": x[:, 0] + y, "b": x[:, 1], "y": y}).to_csv(tmp_path / "s40.csv", index=False)
+    r = run_cli("train", "--data", tmp_path / "s40.csv", "--label", "y", "--cv", str(k), "--out", tmp_path / "o",
+                "--quiet")
+    assert_clean_error(r, 1, fragment)
+    assert len(r.output.strip().splitlines()) == 1 and "epoch" not in r.output
+    assert not (tmp_path / "o").exists()

@@ -75,10 +75,14 @@ def train_data(source: Any, label: str | Sequence[str], out: Path | str = "artif
     stem = Path(str(source)).stem if isinstance(source, (str, Path)) else "table"
     spec = user_table_spec(sanitize_name(name or stem), lambda n, s: (table.x, table.y), table.classes,
                            table.features, len(table.y), _describe(source, label, table.features, len(table.y)),
-                           cv=_default_cv(cv, len(table.y)))
+                           cv=_default_cv(cv, table.y))
     for note in table.warnings:
         warnings.warn(note, stacklevel=2)
     data = _split(table, test_table, overrides.get("seed"), test)
+    if spec.cv:  # refused before training, not after it
+        from edgeclf.train.datasets import check_folds
+
+        check_folds(np.concatenate([data.y_train, data.y_test]).astype(np.int64), spec.cv)
     fill = _impute(table, test_table, data) if impute is not None else None
     stats = FeatureStats.of(data.x_train)  # once: the checkpoint and the manifest keep these
     stats.standardisation(table.features)  # warns (DataWarning) about a feature constant in training
@@ -238,8 +242,12 @@ def fold_scores(spec: TaskSpec, cfg: TrainConfig, model_cfg: ModelConfig, parts:
                                                  f"present label (none: a stratum of its own)")
 
 
-def _default_cv(cv: int | None, rows: int) -> int:
-    return (5 if rows < CV_MAX_ROWS else 0) if cv is None else cv
+def _default_cv(cv: int | None, y: np.ndarray) -> int:
+    """cv as asked; by default 5 folds below CV_MAX_ROWS rows when the largest class can fill them (a table too small
+    for 5 folds trains without CV rather than fail on a check nobody asked for)."""
+    if cv is not None:
+        return cv
+    return 5 if len(y) < CV_MAX_ROWS and np.bincount(np.asarray(y, np.int64)).max() >= 5 else 0
 
 
 def _describe(source: Any, label: str, features: Sequence[str], rows: int) -> str:
@@ -388,15 +396,18 @@ def _held_out(rows: int, seed: int) -> str:
 def cross_validate(spec: TaskSpec, cfg: TrainConfig, model_cfg: ModelConfig, data: Dataset) -> dict[str, Any]:
     """This model's k-fold CV accuracy and the logistic-regression baseline's (same folds, and the same split for
     its test accuracy); the task meets its target when its CV mean >= the baseline's minus CV_MARGIN."""
-    from sklearn.model_selection import StratifiedKFold
-
-    from edgeclf.train.datasets import logreg_baseline
+    from edgeclf.train.datasets import logreg_baseline, stratified_folds
 
     x, y = np.concatenate([data.x_train, data.x_test]), np.concatenate([data.y_train, data.y_test])
-    folds = StratifiedKFold(spec.cv, shuffle=True, random_state=cfg.seed).split(x, y)
-    accs = [train(spec, cfg, model_cfg, Dataset(x[a], y[a], x[b], y[b])).metrics["test_accuracy"] for a, b in folds]
+    from edgeclf.tables.stats import DataWarning
+
+    with warnings.catch_warnings():  # a small class's note on the folds came once, when k was checked
+        warnings.filterwarnings("ignore", message="cross-validation with k=", category=DataWarning)
+        folds = stratified_folds(y.astype(np.int64), spec.cv, cfg.seed)
+        accs = [train(spec, cfg, model_cfg, Dataset(x[a], y[a], x[b], y[b])).metrics["test_accuracy"]
+                for a, b in folds]
+        base = logreg_baseline(data.x_train, data.y_train, data.x_test, data.y_test, x, y, k=spec.cv, seed=cfg.seed)
     mine = {"k": spec.cv, "cv_mean": round(float(np.mean(accs)), 6), "cv_std": round(float(np.std(accs)), 6)}
-    base = logreg_baseline(data.x_train, data.y_train, data.x_test, data.y_test, x, y, k=spec.cv, seed=cfg.seed)
     base = {k: round(v, 6) if isinstance(v, float) else v for k, v in base.items()}
     met = mine["cv_mean"] >= base["cv_mean"] - CV_MARGIN
     return {"cv": mine, "baseline": base, "target_met": met,

@@ -32,7 +32,7 @@
   function unseen(value, col, row) {
     const text = JSON.stringify(value) ?? String(value);
     const shown = text.length <= 40 ? text : `${text.slice(0, 37)}...`;
-    const what = value === null || value === undefined ? "empty cell" : `${shown} is not a category seen in training`;
+    const what = value === null || value === undefined || value === "" ? "empty cell" : `${shown} is not a category seen in training`;
     return new Error(`row ${row}, column '${col.name}': ${what}; expected one of ${JSON.stringify(col.vocab)} ` +
                      `(or its index 0..${col.vocab.length - 1})`);
   }
