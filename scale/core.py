@@ -85,12 +85,13 @@ class Scorer:
         return p, decided, len(inside) - int(np.count_nonzero(inside))
 
     def _inside(self, x: np.ndarray) -> np.ndarray:
-        """(B,) rows inside the training range (NaN is never inside). Column by column: numpy's reductions along a
-        short axis 1 cost 10x more than these passes over (B,) columns."""
+        """(B,) rows inside the training range, as Classifier.out_of_range counts them: a NaN (an empty cell the model
+        fills with a training median; elsewhere predict_proba refuses it) is not outside. Column by column: numpy's
+        reductions along a short axis 1 cost 10x more than these passes over (B,) columns."""
         inside = np.ones(len(x), bool)
         for j in range(x.shape[1]):
             c = x[:, j]  # (B,) strided view
-            inside &= (c >= self._low[j]) & (c <= self._high[j])
+            inside &= ~((c < self._low[j]) | (c > self._high[j]))
         return inside
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import warnings
@@ -170,10 +171,17 @@ def test_cli_predict_fills_empty_cells(imputed: Path, tmp_path: Path) -> None:
     new.to_csv(tmp_path / "new.csv", index=False)
     new.to_parquet(tmp_path / "new.parquet")
     want = list(Classifier.load(imputed).predict(new))
+    m = Classifier.load(imputed).manifest
+    x = new[[f.name for f in m.features]].to_numpy(np.float64)
+    low, high = np.array([f.min for f in m.features]), np.array([f.max for f in m.features])
+    with np.errstate(invalid="ignore"):  # an empty (filled) cell is not outside the range; a real value may be
+        outside = int(((x < low) | (x > high)).any(axis=1).sum())
     for name in ("new.csv", "new.parquet"):  # the small-CSV reader and pyarrow's
-        res = _cli("predict", imputed, tmp_path / name, "--quiet")
+        res = _cli("predict", imputed, tmp_path / name)
         assert res.returncode == 0, res.stderr
         assert [ln.split(",")[0] for ln in res.stdout.strip().splitlines()[1:]] == want
+        said = re.search(r"([\d,]+) row\(s\) outside the training range", res.stderr)
+        assert (int(said.group(1).replace(",", "")) if said else 0) == outside, res.stderr
 
 
 @pytest.mark.slow  # the module fixture trains and exports once (~25 s on 2 cores)
