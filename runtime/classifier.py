@@ -128,6 +128,12 @@ class Classifier:
         x = encode(x, self.features, self.vocabularies) if self.has_categories else x
         return out_of_range(as_matrix(x, self.features, allow_nonfinite=True), *self.training_range)
 
+    def check(self, x: Any) -> np.ndarray:
+        """x as the predict methods check it (category indices, NaN only where the model fills it, shape, float32
+        range): (N, F), not yet float32; InputError naming the row of x otherwise. For callers that pool inputs
+        (edgeclf serve) and must refuse one caller's rows before they join the others'."""
+        return self._matrix(x, False)
+
     def _run(self, x: Any, output: str, allow_nonfinite: bool) -> np.ndarray:
         return self._schedule.run(self._matrix(x, allow_nonfinite), *self._outputs[output])
 

@@ -114,6 +114,9 @@ SMALL_CHECK = 32  # values: up to this, a Python sum (see _check_finite)
 MEDIUM_CHECK = 1 << 20  # values: up to this, np.isfinite (a bool temporary of at most 1 MB)
 
 
+KEEP_NONFINITE = " (pass allow_nonfinite=True to keep them)"  # the Python API's way out; a server drops it
+
+
 def _check_finite(arr: np.ndarray, features: Sequence[str], imputed: Sequence[bool] = ()) -> None:
     """A fast test of the whole array, then the row scan only when it fails.
     - A few values are summed in Python: a numpy call costs more than that here.
@@ -142,7 +145,7 @@ def _check_finite(arr: np.ndarray, features: Sequence[str], imputed: Sequence[bo
             why = (f" (the model fills NaN in {filled} only)" if filled else "")
             raise InputError(
                 f"NaN or inf in row(s) {_row_list(rows)} (first in row {int(rows[0])}, column {features[j]!r}): "
-                f"expected finite numbers{why} (pass allow_nonfinite=True to keep them)",
+                f"expected finite numbers{why}{KEEP_NONFINITE}",
                 row=int(rows[0]), column=features[j],
             )
 

@@ -32,7 +32,7 @@ class Front:
     def __init__(self, app: ASGIApp, infer: Infer, metrics: Metrics, model_names: set[str],
                  token: str | None) -> None:
         self.app, self.infer, self.metrics, self.names = app, infer, metrics, model_names
-        self.expected = f"Bearer {token}".encode() if token else None
+        self.expected = expected_header(token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,7 +47,7 @@ class Front:
             await send(message)
 
         try:
-            if self.expected is not None and scope["path"] not in OPEN_PATHS and not self._authorized(scope):
+            if not authorized(scope["path"], _header(scope, b"authorization"), self.expected):
                 await _unauthorized(sending)
             elif (target := infer_target(scope["path"])) is not None:
                 await self.infer(scope, receive, sending, *target)
@@ -57,10 +57,6 @@ class Front:
             status = status or 500
             print(f"edgeclf serve: error on {scope['method']} {scope['path']}: {first_line(e)}", file=sys.stderr)
         self.record(scope, status, time.perf_counter() - start)
-
-    def _authorized(self, scope: Scope) -> bool:
-        got = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-        return hmac.compare_digest(got, self.expected or b"")
 
     def record(self, scope: Scope, status: int, seconds: float) -> None:
         """The metrics and the access-log line of one request (a gRPC call passes a scope of its own)."""
@@ -75,6 +71,23 @@ class Front:
                              f'{"-" if rows is None else rows} rows {seconds * 1000:.2f} ms\n')
         except (OSError, ValueError):  # stdout closed (`edgeclf serve | head` ended): keep serving, unlogged
             pass
+
+
+def expected_header(token: str | None) -> bytes | None:
+    """The Authorization value a request must carry (HTTP header, gRPC metadata), or None without a token."""
+    return f"Bearer {token}".encode() if token else None
+
+
+def authorized(path: str, got: bytes | str, expected: bytes | None) -> bool:
+    """The token rule of both APIs: without a --token-file everything passes, the health probes always do, any
+    other path needs the expected Authorization value (compared in constant time: no timing of the token)."""
+    if expected is None or path in OPEN_PATHS:
+        return True
+    return hmac.compare_digest(got.encode() if isinstance(got, str) else got, expected)
+
+
+def _header(scope: Scope, name: bytes) -> bytes:
+    return next((v for k, v in scope["headers"] if k == name), b"")
 
 
 def infer_target(path: str) -> tuple[str, str | None] | None:

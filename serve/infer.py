@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from edgeclf.runtime.errors import InputError, first_line
-from edgeclf.runtime.inputs import as_float32_rows, as_matrix
+from edgeclf.runtime.inputs import KEEP_NONFINITE, as_float32_rows
 from edgeclf.serve.batcher import Overloaded, Result
 from edgeclf.serve.front import Receive, Scope, Send
 from edgeclf.serve.models import Loaded, Models
@@ -101,11 +101,13 @@ class Infer:
 
 
 def checked_rows(loaded: Loaded, req: InferRequest) -> np.ndarray:
-    """The request's rows as the runtime checks and converts them (the HTTP and the gRPC infer alike)."""
+    """The request's rows as the model's own checks accept them (the HTTP and the gRPC infer alike), before they
+    join a batch: a bad category index or NaN outside the features the model fills is this request's 400 naming
+    its own row, not the batch's failure. The runtime's hint names a Python keyword a client cannot pass."""
     try:
-        return as_float32_rows(as_matrix(req.rows, loaded.clf.features))
+        return as_float32_rows(loaded.clf.check(req.rows))
     except InputError as e:
-        raise ProtocolError(400, first_line(e)) from None
+        raise ProtocolError(400, first_line(str(e).replace(KEEP_NONFINITE, ""))) from None
 
 
 def submit(loaded: Loaded, rows: np.ndarray, req: InferRequest) -> asyncio.Future[Result]:
@@ -116,13 +118,19 @@ def submit(loaded: Loaded, rows: np.ndarray, req: InferRequest) -> asyncio.Futur
         raise ProtocolError(503, f"overloaded: {e}; retry later") from None
 
 
+def too_large(limit: int, size: int | None = None) -> ProtocolError:
+    """413 for a request over --max-body-mb (an HTTP body, a gRPC message), its size named when known."""
+    what = "request body" if size is None else f"request body of {size} bytes"
+    return ProtocolError(413, f"{what} is over this server's limit of {limit} bytes (--max-body-mb): "
+                              "split the rows over several requests")
+
+
 async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
     """The body (inflated if compressed), refused (413) as soon as it is known to exceed `limit` bytes: by
     Content-Length, while read, or while inflated."""
     declared = headers.get("length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise ProtocolError(413, f"request body of {int(declared)} bytes is over this server's limit of {limit} "
-                                 "(--max-body-mb): split the rows over several requests")
+        raise too_large(limit, int(declared))
     chunks: list[bytes] = []
     size, more = 0, True
     while more:
@@ -132,8 +140,7 @@ async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> by
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise ProtocolError(413, f"request body is over this server's limit of {limit} bytes (--max-body-mb): "
-                                     "split the rows over several requests")
+            raise too_large(limit)
         chunks.append(chunk)
         more = message.get("more_body", False)
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -11,7 +11,6 @@ grpc_predict_v2.proto with the same package and field numbers): nothing to gener
 from __future__ import annotations
 
 import asyncio
-import hmac
 import os
 import sys
 import time
@@ -27,8 +26,8 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc  # noqa: E402
 
 from edgeclf.runtime.errors import InputError, first_line  # noqa: E402
 from edgeclf.serve.app import model_metadata  # noqa: E402
-from edgeclf.serve.front import UNAUTHORIZED, Front, Scope  # noqa: E402
-from edgeclf.serve.infer import acquire, checked_rows, submit  # noqa: E402
+from edgeclf.serve.front import UNAUTHORIZED, Front, Scope, authorized, expected_header  # noqa: E402
+from edgeclf.serve.infer import acquire, checked_rows, submit, too_large  # noqa: E402
 from edgeclf.serve.models import Loaded, Models  # noqa: E402
 from edgeclf.serve.protocol import (  # noqa: E402
     DTYPES,
@@ -41,6 +40,7 @@ from edgeclf.serve.protocol import (  # noqa: E402
 )
 
 T = TypeVar("T")
+RECEIVE_FACTOR = 4  # see start()
 CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED, 404: grpc.StatusCode.NOT_FOUND,
          413: grpc.StatusCode.RESOURCE_EXHAUSTED, 503: grpc.StatusCode.RESOURCE_EXHAUSTED}
 # the InferTensorContents field of each datatype (FP16 has none: raw_input_contents only)
@@ -103,9 +103,9 @@ class Service(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
     """The calls served; the others (streaming, model repository, statistics, shared memory...) answer
     UNIMPLEMENTED from the generated base class."""
 
-    def __init__(self, models: Models, front: Front, token: str | None) -> None:
-        self.models, self.front = models, front
-        self.expected = f"Bearer {token}".encode() if token else None
+    def __init__(self, models: Models, front: Front, token: str | None, max_message: int) -> None:
+        self.models, self.front, self.max_message = models, front, max_message
+        self.expected = expected_header(token)
         self.server = {"name": "edgeclf", "version": metadata.version("edgeclf"), "extensions": []}
 
     async def ServerLive(self, request: Any, context: Any) -> Any:
@@ -129,6 +129,8 @@ class Service(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
 
     async def ModelInfer(self, request: Any, context: Any) -> Any:
         async def infer(scope: Scope) -> Any:
+            if (size := request.ByteSize()) > self.max_message:
+                raise too_large(self.max_message, size)
             loaded = acquire(self.models, request.model_name, request.model_version or None)
             try:
                 clf = loaded.clf
@@ -150,7 +152,7 @@ class Service(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         scope: Scope = {"method": "GRPC", "path": path, "client": peer(context)}
         start, status = time.perf_counter(), 200
         try:
-            if self.expected is not None and not path.startswith("/v2/health/") and not self._authorized(context):
+            if not authorized(path, _metadata(context, "authorization"), self.expected):
                 raise ProtocolError(401, UNAUTHORIZED)
             return await work(scope)
         except ProtocolError as e:
@@ -168,9 +170,9 @@ class Service(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         finally:
             self.front.record(scope, status, time.perf_counter() - start)
 
-    def _authorized(self, context: Any) -> bool:
-        got = next((v for k, v in context.invocation_metadata() or () if k == "authorization"), "")
-        return hmac.compare_digest(got.encode() if isinstance(got, str) else got, self.expected or b"")
+
+def _metadata(context: Any, key: str) -> str | bytes:
+    return next((v for k, v in context.invocation_metadata() or () if k == key), "")
 
 
 async def _done(value: T) -> T:
@@ -178,8 +180,13 @@ async def _done(value: T) -> T:
 
 
 async def start(service: Service, host: str, port: int, max_message: int) -> Any:
-    """A grpc.aio server for service on host:port (already probed free), started on the running event loop."""
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", max_message),
+    """A grpc.aio server for service on host:port (already probed free), started on the running event loop.
+    grpc takes messages up to RECEIVE_FACTOR times --max-body-mb, so that ModelInfer refuses one over the limit
+    itself (the HTTP API's 413 message, counted and logged); grpc refuses a larger one before any handler runs,
+    in its own words ("Received message larger than max"), and it is neither counted nor logged. The factor bounds
+    the memory a message may take before it is refused."""
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0),
+                                      ("grpc.max_receive_message_length", RECEIVE_FACTOR * max_message),
                                       ("grpc.max_send_message_length", -1)])
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(service, server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

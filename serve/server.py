@@ -135,8 +135,9 @@ def _grpc_starter(models: Models, front: Front, token: str | None, opts: ServeOp
                   port: int) -> Callable[[], Awaitable[Any]]:
     from edgeclf.serve import rpc  # grpcio is needed only with --grpc-port
 
-    service = rpc.Service(models, front, token)
-    return lambda: rpc.start(service, opts.host, port, int(opts.max_body_mb * 1024 * 1024))
+    limit = int(opts.max_body_mb * 1024 * 1024)
+    service = rpc.Service(models, front, token, limit)
+    return lambda: rpc.start(service, opts.host, port, limit)
 
 
 class _Server(uvicorn.Server):

@@ -19,7 +19,19 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 from helpers import ARTIFACTS, assert_clean_error, run_cli, skip_or_fail
-from test_serve import Server, _clf, _metric, _request, json_body, rows, same_as_classifier
+from test_serve import (
+    Server,
+    _clf,
+    _metric,
+    _request,
+    json_body,
+    rows,
+    same_as_classifier,
+    served_nonfinite_message,
+    shop_requests,
+)
+
+from edgeclf.runtime import Classifier
 
 GRPC_MODULES = ("grpc", "tritonclient.grpc", "uvicorn", "starlette", "prometheus_client", "orjson")
 OUTPUTS = ("probabilities", "logits", "label")
@@ -232,9 +244,76 @@ def test_raw_size_mismatch_and_message_limit(server: Server) -> None:
     with pytest.raises(grpc.RpcError) as e:
         stub(server).ModelInfer(request, timeout=30)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "binary_data_size 12" in e.value.details()
+
+
+
+def test_message_over_the_limit_is_the_http_413_counted_and_logged(server: Server) -> None:
+    """A message over --max-body-mb 1 (but under the 4x grpc itself takes) is refused by the server with the HTTP
+    API's 413 message, counted in edgeclf_requests_total and logged like any call."""
     big = rows("circles", 150_000, seed=4)  # 1.2 MB: over --max-body-mb 1
+    before = _metric(server.port, "edgeclf_requests_total", model="circles", code="413")
     code, message = grpc_error(lambda: triton_infer(client(server), "circles", big))
     assert code == "StatusCode.RESOURCE_EXHAUSTED", message
+    assert re.fullmatch(r"request body of 12000\d\d bytes is over this server's limit of 1048576 bytes "
+                        r"\(--max-body-mb\): split the rows over several requests", message), message
+    assert _metric(server.port, "edgeclf_requests_total", model="circles", code="413") - before == 1
+    assert wait_for_log(server, '"GRPC /v2/models/circles/infer" 413 - rows')
+
+
+def test_calls_are_counted_and_logged(server: Server) -> None:
+    """Each gRPC call: one edgeclf_requests_total (the HTTP status it stands for), one access-log line."""
+    c, x = client(server), rows("iris", 2, seed=40)
+    before = {k: _metric(server.port, "edgeclf_requests_total", model="iris", code=k) for k in ("200", "400", "404")}
+    seconds = _metric(server.port, "edgeclf_request_seconds_count", model="iris")
+    for _ in range(3):
+        triton_infer(c, "iris", x)
+    assert grpc_error(lambda: triton_infer(c, "iris", x[:, :2]))[0] == "StatusCode.INVALID_ARGUMENT"
+    assert grpc_error(lambda: triton_infer(c, "iris", x, model_version="7"))[0] == "StatusCode.NOT_FOUND"
+    deltas = {k: _metric(server.port, "edgeclf_requests_total", model="iris", code=k) - v for k, v in before.items()}
+    assert deltas == {"200": 3, "400": 1, "404": 1}
+    assert _metric(server.port, "edgeclf_request_seconds_count", model="iris") - seconds == 5
+    assert wait_for_log(server, '"GRPC /v2/models/iris/infer" 200 2 rows')
+    assert wait_for_log(server, '"GRPC /v2/models/iris/infer" 400 - rows')
+
+
+def wait_for_log(server: Server, text: str) -> bool:
+    """Whether the access log (the server's stdout, line-buffered or not) shows text within 10 s."""
+    deadline = time.monotonic() + 10
+    while text not in server.out.read_text():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.slow  # category_root trains a model once per run (~30 s)
+def test_a_bad_call_is_refused_alone_before_it_joins_a_batch(category_root: Path, tmp_path: Path) -> None:
+    """As over HTTP (tests/test_serve.py): concurrent calls gathered by --max-delay-ms, those the model's own
+    checks refuse get INVALID_ARGUMENT with the runtime's message naming their own row, the others exact answers."""
+    clf = Classifier.load(category_root / "shop")
+    xs, bad = shop_requests(clf)
+    s = Server([category_root / "shop"], tmp_path, "--grpc-port", "0", "--max-delay-ms", "300")
+    s.grpc = grpc_port(s)  # type: ignore[attr-defined]
+
+    def call(x: np.ndarray) -> tuple[str, Any]:
+        try:
+            return "OK", outputs_of(triton_infer(client(s), "shop", x))
+        except Exception as e:
+            return str(e.status()), str(e.message())  # type: ignore[attr-defined]
+
+    try:
+        client(s).is_server_ready()  # tritonclient imported before the calls race
+        with ThreadPoolExecutor(len(xs)) as pool:
+            answers = list(pool.map(call, xs))
+    finally:
+        assert s.stop() == 0
+    for i, (x, (code, got)) in enumerate(zip(xs, answers)):
+        if i in bad:
+            expected = served_nonfinite_message(bad[i]) if i == 6 else bad[i]
+            assert (code, got) == ("StatusCode.INVALID_ARGUMENT", expected), i
+        else:
+            assert code == "OK" and same_as_classifier(clf, x, got), (i, code, got)
+    assert s.err.read_text().count("\n") == 1, s.err.read_text()
 
 
 # ---------------------------------------------------------------- token, overload, SIGTERM, port
@@ -294,7 +373,10 @@ def test_sigterm_finishes_the_call_in_flight(folders: list[Path], tmp_path: Path
 
     sender = threading.Thread(target=call)
     sender.start()
-    time.sleep(0.5)
+    deadline = time.monotonic() + 20  # the client thread imports tritonclient first: wait until the call is queued
+    while _metric(s.port, "edgeclf_queue_depth", model="circles") < 1:
+        assert time.monotonic() < deadline and sender.is_alive(), "the call never reached the batcher"
+        time.sleep(0.02)
     s.proc.send_signal(signal.SIGTERM)
     time.sleep(0.2)
     assert grpc_error(lambda: triton_infer(client(s), "circles", x))[0] == "StatusCode.UNAVAILABLE"
