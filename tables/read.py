@@ -128,16 +128,18 @@ def read_csv(path: Path, where: str) -> Any:
     import pyarrow.csv as pcsv
 
     check_text_file(path, where)
-    ragged = _RaggedRows()
-    parse = pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=ragged)
+    # No invalid_row_handler here: a Python callback held by pyarrow's threaded whole-file reader can abort the
+    # process at exit once torch is loaded ("terminate called without an active exception"); a bad row is found
+    # on the error path instead, by the serial reader (locate_csv), which is also the only one that counts rows.
+    parse = pcsv.ParseOptions(newlines_in_values=True)
     try:
-        with quiet_callbacks() as undecodable:
-            table = pcsv.read_csv(path, parse_options=parse, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
+        table = pcsv.read_csv(path, parse_options=parse, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
     except (OSError, pa.ArrowException, ValueError) as e:
-        found = locate_csv(path, (), lambda batch, start: None) if ragged else None  # only a serial read counts rows
+        with quiet_callbacks() as undecodable:
+            found = locate_csv(path, (), lambda batch, start: None)
         if found is not None:
             raise found.error(lambda i: f"{where}: row {i + 1}", where) from None
-        if undecodable:  # a bad row pyarrow could not show: its message would quote raw bytes
+        if undecodable or "invalid UTF8" in str(e):  # pyarrow's message would quote raw bytes
             raise one_line(f"{where}: a row is not UTF-8 text; save the file as UTF-8", file=where) from None
         raise one_line(f"{where}: cannot read it as CSV ({e})", file=where) from None
     check_header([str(n) for n in table.column_names], where, HEADER_REQUIRED)
