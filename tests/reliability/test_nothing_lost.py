@@ -264,9 +264,8 @@ def test_a_failed_api_train_never_aborts_the_process_at_exit(tmp_path):
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-    from mixed_table import mixed_table  # 2,000 rows: read by pyarrow's whole-file reader, not the small path
-
     import pyarrow.csv as pcsv
+    from mixed_table import mixed_table  # 2,000 rows: read by pyarrow's whole-file reader, not the small path
 
     pcsv.write_csv(mixed_table(2000, 0), tmp_path / "t.csv")
     code = ("from edgeclf.train import train_data\n"
