@@ -128,12 +128,14 @@ out_opt = click.option("--out", type=click.Path(file_okay=False), default="artif
               "(with header) or Parquet file.")
 @click.option("--label", help="With --data: the class column, or two or more label columns a,b,c for a multi-label "
               "model (each 0/1, true/false or yes/no).")
-@click.option("--features", callback=parse_names, help="With --data: input columns (default: every numeric one).")
+@click.option("--features", callback=parse_names, help="With --data: input columns (default: every number column "
+              "and every text column of 2-32 values, a category; id-like columns left out).")
 @click.option("--name", help="With --data: the artifact's name (default: the file's stem).")
 @click.option("--test", "test_file", type=click.Path(dir_okay=False), help="With --data: a test table to use "
               "instead of the stratified 80/20 split.")
 @click.option("--cv", type=click.IntRange(min=0), help="With --data: k-fold cross-validation of the model and of "
-              "a logistic-regression baseline (default 5 below 2,000 rows; 0 = none).")
+              "a logistic-regression baseline (default 5 below 2,000 rows for one label, none for multi-label; "
+              "0 = none).")
 @click.option("--stream/--no-stream", default=None, help="With --data: read the file in batches, again every epoch, "
               "in bounded memory (held-out rows chosen by hash within each class: stratified). Default: only a big "
               "file "
