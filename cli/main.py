@@ -410,8 +410,14 @@ def info(folder: str) -> None:
     click.echo(f"features    {', '.join(m.feature_names)}  (input {m.signature.input!r}, {m.signature.dtype})")
     click.echo(f"batch sizes {', '.join(str(f.batch_size) for f in m.onnx_files)} (ONNX)")
     if "test_accuracy" in metrics:
-        click.echo(f"accuracy    test {metrics['test_accuracy']:.2%}, train {metrics['train_accuracy']:.2%} "
+        measure = "subset accuracy at 0.5: " if m.multilabel else ""
+        click.echo(f"accuracy    {measure}test {metrics['test_accuracy']:.2%}, train {metrics['train_accuracy']:.2%} "
                    f"({metrics.get('epochs')} epochs, seed {metrics.get('seed')}, {metrics.get('device')})")
+    if m.multilabel and "test" in metrics:
+        t, base = metrics["test"], (metrics.get("baselines") or {}).get("mlp")
+        mlp = f"; MLP baseline {base['micro_f1']:.4f} / {base['macro_f1']:.4f}" if base else ""
+        click.echo(f"F1          test, at the thresholds: subset accuracy {t['subset_accuracy']:.2%}, micro-F1 "
+                   f"{t['micro_f1']:.4f}, macro-F1 {t['macro_f1']:.4f}{mlp}")
     for line in table_lines(metrics):
         click.echo(line)
     click.echo(f"model       {m.origin.architecture} ({m.origin.kind}, {m.origin.parameters:,} parameters)")

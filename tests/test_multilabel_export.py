@@ -449,3 +449,16 @@ def test_the_c_example_on_the_committed_header(task: str, tmp_path: Path) -> Non
     assert np.abs(p - want).max() <= 1e-5
     decisive = np.abs(want - clf.thresholds_) > MARGIN
     assert (y == clf.predict(x))[decisive].all() and y.any()
+
+
+@pytest.mark.parametrize("task", MULTILABEL_TASKS)
+def test_info_says_which_accuracy_and_the_f1s(task):
+    """`edgeclf info` on a multi-label artifact: the headline accuracy is named (subset accuracy at 0.5) and the
+    figures at the chosen thresholds are shown beside the MLP baseline's, as metrics.json has them."""
+    m = json.loads((ARTIFACTS / task / "metrics.json").read_text())
+    r = run_cli("info", ARTIFACTS / task)
+    assert r.exit_code == 0, r.output
+    assert f"subset accuracy at 0.5: test {m['test_accuracy']:.2%}" in r.output
+    t, mlp = m["test"], m["baselines"]["mlp"]
+    assert (f"subset accuracy {t['subset_accuracy']:.2%}, micro-F1 {t['micro_f1']:.4f}, macro-F1 {t['macro_f1']:.4f}; "
+            f"MLP baseline {mlp['micro_f1']:.4f} / {mlp['macro_f1']:.4f}") in r.output, r.output
