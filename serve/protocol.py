@@ -137,6 +137,17 @@ def _tensor(tensor: dict[str, Any], tail: memoryview) -> tuple[np.ndarray, int]:
     return _json_data(tensor["data"], dtype, str(datatype), shape, count), 0
 
 
+def _kind_of(arr: np.ndarray) -> str:
+    """What a JSON array holds that is not numbers, in JSON's words (not numpy's dtype codes)."""
+    flat = arr.ravel().tolist()
+    for kind, test in (("null", lambda v: v is None), ("text", lambda v: isinstance(v, str)),
+                       ("true/false", lambda v: isinstance(v, bool))):
+        found = next((v for v in flat if test(v)), False)
+        if found is not False:
+            return f"{kind} ({found!r})" if kind == "text" else kind
+    return "numbers of another kind" if arr.dtype.kind in "fc" else "values that are not numbers"
+
+
 def _json_data(data: Any, dtype: np.dtype[Any], datatype: str, shape: list[int], count: int) -> np.ndarray:
     try:
         arr = np.asarray(data)
@@ -144,7 +155,7 @@ def _json_data(data: Any, dtype: np.dtype[Any], datatype: str, shape: list[int],
         raise bad(f"input data is not a rectangular array of numbers: expected {count} {datatype} values") from None
     if arr.dtype.kind not in ("iuf" if dtype.kind == "f" else "iu"):
         want = "numbers" if dtype.kind == "f" else "integers"
-        raise bad(f"input data holds {arr.dtype} values for datatype {datatype}: expected {want}")
+        raise bad(f"input data holds {_kind_of(arr)} for datatype {datatype}: expected {want}")
     if arr.size != count:
         raise bad(f"input data has {arr.size} values, shape {shape} needs {count}")
     if dtype.kind in "iu" and arr.size:
