@@ -58,7 +58,7 @@ def test_the_search_runs_and_its_choice_is_recorded(searched: tuple[Path, str]) 
                                                                           chosen.batch_size)
     assert config["patience"] > 0 and config["epochs"] == 40
     t = load_checkpoint(folder)
-    assert tuple(t.model_config.hidden) == chosen.hidden
+    assert tuple(t.config.hidden) == chosen.hidden
     stop = m["early_stopping"]
     assert stop["validation_rows"] == m["rows"]["validation"] and len(m["history"]["val_loss"]) == stop["epochs_run"]
     # the rows early stopping watched are the threshold rows: the restored weights' BCE there is the best loss
