@@ -93,20 +93,24 @@ def test_id_like_columns_left_out_with_one_warning(searched: tuple[Path, str]) -
 
 
 def test_a_fixed_setting_does_not_search(tmp_path: Path) -> None:
-    _frame(200).to_csv(tmp_path / "t.csv", index=False)
+    frame = _frame(200)
+    frame.insert(0, "row_id", np.arange(200))
+    frame.to_csv(tmp_path / "t.csv", index=False)
     r = run_cli("train", "--data", tmp_path / "t.csv", "--label", ",".join(LABELS), "--out", tmp_path / "art",
-                "--epochs", "15", "--lr", "0.02", "--features", "f0,f1,f2", "--quiet")
+                "--epochs", "15", "--lr", "0.02", "--features", "row_id,f0,f1,f2", "--quiet")
     assert r.exit_code == 0, r.output
     m = json.loads((tmp_path / "art" / "t" / "metrics.json").read_text())
     assert "search" not in m and m["train_config"]["lr"] == 0.02 and "early_stopping" in m
-    assert "id-like" not in r.output
+    assert "id-like" not in r.output  # named in --features: taken, no warning
+    assert load_checkpoint(tmp_path / "art" / "t").task.features == ("row_id", "f0", "f1", "f2")
 
 
-def test_an_empty_cell_names_no_impute(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["--no-stream", "--stream"])
+def test_an_empty_cell_names_no_impute(tmp_path: Path, mode: str) -> None:
     frame = _frame(40)
     frame.loc[5, "f2"] = np.nan
     frame.to_csv(tmp_path / "t.csv", index=False)
     r = run_cli("train", "--data", tmp_path / "t.csv", "--label", ",".join(LABELS), "--out", tmp_path / "art",
-                "--epochs", "2", "--quiet")
+                "--epochs", "2", "--quiet", mode)
     assert_clean_error(r, 1, "column 'f2' row 6: empty cell; expected a number in every row")
     assert "impute" not in r.output
