@@ -436,12 +436,14 @@ def info(folder: str) -> None:
 
 def table_lines(metrics: Mapping[str, Any], warn: bool = True) -> list[str]:
     """A table model's early stopping, its test calibration beside each scikit-learn baseline's, and the verdict."""
+    from edgeclf.report.card import val_loss_name
     from edgeclf.train.calibration import baseline_verdict
 
     lines = []
     stop = metrics.get("early_stopping")
     if stop:
-        lines.append(f"stopping    best validation log loss {stop['best_val_loss']:.4f} at epoch {stop['best_epoch']} "
+        lines.append(f"stopping    best validation {val_loss_name(metrics)} {stop['best_val_loss']:.4f} "
+                     f"at epoch {stop['best_epoch']} "
                      f"of {stop['epochs_run']} (patience {stop['patience']}, {stop['validation_rows']:,} rows)")
     mine, base = (metrics.get("calibration") or {}).get("test"), metrics.get("baselines")
     if mine and base:

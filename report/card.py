@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from edgeclf.artifact.store import METRICS
 from edgeclf.export.parity import POLICY_TEXT
@@ -79,13 +79,19 @@ def _baseline(metrics: dict[str, Any]) -> str:
     return line
 
 
+def val_loss_name(metrics: Mapping[str, Any]) -> str:
+    """What early stopping watched: a multi-label model's loss is binary cross-entropy (mean over its labels)."""
+    return "binary cross-entropy" if metrics.get("kind") == "multilabel" else "log loss"
+
+
 def _recipe(metrics: dict[str, Any]) -> str:
     """Early stopping and the recipe search, as trained (metrics.json: early_stopping, search)."""
     stop, found = metrics.get("early_stopping"), metrics.get("search")
+    loss = val_loss_name(metrics)
     text = ""
     if stop:
         text += (f"\nEarly stopping: {stop['validation_rows']:,} validation rows ({stop['validation']}); the lowest "
-                 f"validation log loss {stop['best_val_loss']:.4f} came at epoch {stop['best_epoch']} of "
+                 f"validation {loss} {stop['best_val_loss']:.4f} came at epoch {stop['best_epoch']} of "
                  f"{stop['epochs_run']} run (patience {stop['patience']}, at most {stop['max_epochs']}); those "
                  "weights were restored. The validation curve is `history.val_loss` in metrics.json.")
     if found:
@@ -93,7 +99,7 @@ def _recipe(metrics: dict[str, Any]) -> str:
                          f"{c['weight_decay']} | {c['batch_size']} | {c['best_val_loss']} | {c['best_epoch']} |"
                          for i, c in enumerate(found["candidates"]))
         text += (f"\n\nRecipe search, chosen by {found['by']}: candidate {found['chosen']}.\n\n"
-                 "| candidate | hidden | lr | weight decay | batch | best validation log loss | at epoch |\n"
+                 f"| candidate | hidden | lr | weight decay | batch | best validation {loss} | at epoch |\n"
                  "|---|---|---|---|---|---|---|\n" + rows)
     return text
 

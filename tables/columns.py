@@ -145,9 +145,11 @@ def first_uncastable(col: Any, to: Any = None) -> int:
     return lo
 
 
-def feature_column(table: Any, name: str, where: str, rows: RowNames, empty_ok: bool = False) -> np.ndarray:
+def feature_column(table: Any, name: str, where: str, rows: RowNames, empty_ok: bool = False,
+                   impute_hint: bool = True) -> np.ndarray:
     """One feature as float64 (N,), or an InputError naming the first bad cell. empty_ok: an empty cell is NaN
-    (to be imputed) instead of an error."""
+    (to be imputed) instead of an error; impute_hint: that error suggests --impute (not for a table that takes
+    none: a multi-label one)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -156,8 +158,8 @@ def feature_column(table: Any, name: str, where: str, rows: RowNames, empty_ok: 
         col = pc.cast(col, col.type.value_type)
     if col.null_count and not empty_ok:
         i = first_index(np.asarray(pc.is_null(col)))
-        raise _error(f"{where}: column {name!r} {rows(i)}: empty cell; expected a number in every row "
-                     "(or train with --impute median to fill empty cells with the training median)")
+        hint = " (or train with --impute median to fill empty cells with the training median)" if impute_hint else ""
+        raise _error(f"{where}: column {name!r} {rows(i)}: empty cell; expected a number in every row{hint}")
     if pa.types.is_boolean(col.type):
         raise _error(f"{where}: column {name!r} holds true/false values: expected numbers (encode it as 0/1)")
     if not is_numeric_type(col.type):
@@ -174,16 +176,16 @@ def feature_column(table: Any, name: str, where: str, rows: RowNames, empty_ok: 
 
 
 def features_matrix(table: Any, names: list[str], where: str, rows: RowNames, empty_ok: bool = False,
-                    vocabs: Sequence[tuple[str, ...] | None] = ()) -> np.ndarray:
+                    vocabs: Sequence[tuple[str, ...] | None] = (), impute_hint: bool = True) -> np.ndarray:
     """(N, F) float32, finite; empty_ok: empty cells (and NaN) are NaN, to be imputed. vocabs: per feature, its
-    categories (the column's values become their indices) or None."""
+    categories (the column's values become their indices) or None. impute_hint: as feature_column's."""
     x = np.empty((table.num_rows, len(names)), dtype=np.float32)  # (N, F)
     for j, name in enumerate(names):
         vocab = vocabs[j] if vocabs else None
         if vocab is not None:
             x[:, j] = category_codes(table, name, vocab, where, rows)
             continue
-        x64 = feature_column(table, name, where, rows, empty_ok)  # (N,)
+        x64 = feature_column(table, name, where, rows, empty_ok, impute_hint)  # (N,)
         with np.errstate(over="ignore", under="ignore"):  # a subnormal float64 becomes 0 or a float32 subnormal
             x[:, j] = x64
         bad = ~np.isfinite(x[:, j]) & ~(empty_ok & np.isnan(x64))

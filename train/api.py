@@ -128,9 +128,11 @@ def _train_labels(source: Any, label: str | Sequence[str], out: Path | str, *, f
             warnings.simplefilter("ignore")
             check_folds(rarest_label(rows), cv, "rarest-label stratum")
     stem = Path(str(source)).stem if isinstance(source, (str, Path)) else "table"
-    spec = table_spec(sanitize_name(name or stem), lambda n, s: (table.x, table.y), table.labels, table.features,
-                      len(table.y), _describe_labels(source, names, table.features, len(table.y)),
-                      cv=cv or 0, multilabel=True)
+    spec = user_table_spec(sanitize_name(name or stem), lambda n, s: (table.x, table.y), table.labels,
+                           table.features, len(table.y), _describe_labels(source, names, table.features, len(table.y)),
+                           cv=cv or 0, multilabel=True)
+    for note in table.warnings:
+        warnings.warn(note, stacklevel=3)
     standardisation(table.x, table.features)  # warns (DataWarning) about a constant feature
     if given is None:
         return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, **overrides)  # type: ignore[arg-type]
@@ -187,11 +189,12 @@ def _validation_note(parts: dict[str, XY]) -> str:
 def _train_multilabel(spec: TaskSpec, out: Path, cfg: TrainConfig, model_cfg: ModelConfig, progress: bool,
                       parts: dict[str, XY] | None = None, split_note: str | None = None,
                       source: BatchSource | None = None, stats: FeatureStats | None = None,
-                      metrics: dict[str, Any] | None = None) -> TrainResult:
+                      metrics: dict[str, Any] | None = None, searched: bool = False) -> TrainResult:
     """Fit on the fit rows, thresholds on the validation rows (each label's best F1), metrics on the test rows,
     beside the baselines trained on the same fit rows; parts: those rows when the caller split them (a given test
     table, a streamed file: its fit rows are then a sample and source reads them all), else a seeded split of the
-    task's table. spec.cv: k-fold cross-validation of the same steps (fold_scores)."""
+    task's table. searched: the recipe search (train/search.py) picks the setting, early stopping on those same
+    validation rows. spec.cv: k-fold cross-validation of the same steps, at the chosen setting (fold_scores)."""
     from edgeclf.train import multilabel as ml
 
     if parts is None:
@@ -201,7 +204,12 @@ def _train_multilabel(spec: TaskSpec, out: Path, cfg: TrainConfig, model_cfg: Mo
                       f"{len(parts['test'][1]):,} test rows, then {ml.VALIDATION_SHARE:.0%} of the rest "
                       f"({len(parts['validation'][1]):,} rows) for the thresholds")
     data = Dataset(*parts["fit"], *parts["test"], split_note or "")
-    result, thresholds, p_test = fit_labels(spec, cfg, model_cfg, parts, progress, source)
+    if searched:
+        chosen = search(spec, cfg, model_cfg, _label_data(parts), progress)
+        result, cfg, model_cfg = chosen.result, chosen.config, chosen.model_config
+        thresholds, p_test = label_decisions(result, parts)
+    else:
+        result, thresholds, p_test = fit_labels(spec, cfg, model_cfg, parts, progress, source)
     result.metrics.update(metrics or {})
     result.metrics.update(ml.summary(p_test, parts, thresholds, spec.classes, cfg.seed))
     if spec.cv:
@@ -213,15 +221,29 @@ def _train_multilabel(spec: TaskSpec, out: Path, cfg: TrainConfig, model_cfg: Mo
 def fit_labels(spec: TaskSpec, cfg: TrainConfig, model_cfg: ModelConfig, parts: dict[str, XY], progress: bool = False,
                source: BatchSource | None = None) -> tuple[TrainResult, tuple[float, ...], np.ndarray]:
     """(the trained model, its thresholds chosen on the validation rows, its test probabilities (N, L))."""
+    result = train(spec, cfg, model_cfg, _label_data(parts), progress=progress, source=source)
+    return (result, *label_decisions(result, parts))
+
+
+def _label_data(parts: dict[str, XY]) -> Dataset:
+    """The fit and test rows, and the validation rows for early stopping (a recipe with patience). Early stopping
+    watches the rows the thresholds are chosen on rather than a split of the fit rows: the model then trains on the
+    very rows the baselines do, and a setting or an epoch picked by a smooth loss over every label biases a
+    per-label F1 threshold little; the test rows, which score both, are never looked at."""
+    return Dataset(*parts["fit"], *parts["test"], validation=parts["validation"])
+
+
+def label_decisions(result: TrainResult, parts: dict[str, XY]) -> tuple[tuple[float, ...], np.ndarray]:
+    """(the thresholds chosen on the validation rows, the test probabilities (N, L))."""
     import torch
 
     from edgeclf.train.multilabel import best_thresholds
 
-    data = Dataset(*parts["fit"], *parts["test"])
-    result = train(spec, cfg, model_cfg, data, progress=progress, source=source)
     with torch.no_grad():
         p_val, p_test = (torch.sigmoid(result.model(torch.from_numpy(parts[k][0]))).numpy() for k in ("validation", "test"))
-    return result, best_thresholds(p_val, parts["validation"][1]), p_test
+    if "early_stopping" in result.metrics:
+        result.metrics["early_stopping"]["validation"] = "the validation rows the thresholds are chosen on"
+    return best_thresholds(p_val, parts["validation"][1]), p_test
 
 
 def fold_scores(spec: TaskSpec, cfg: TrainConfig, model_cfg: ModelConfig, parts: dict[str, XY]) -> dict[str, Any]:
@@ -288,7 +310,8 @@ def train_spec(spec: TaskSpec, out: Path | str, *, hidden: tuple[int, ...] | Non
     cfg = TrainConfig.defaults(spec, **overrides)
     model_cfg = _model_config(spec, hidden, activation, fill, categories)
     if spec.multilabel:
-        return _train_multilabel(spec, folder, cfg, model_cfg, progress, parts, split_note, source, stats, metrics)
+        return _train_multilabel(spec, folder, cfg, model_cfg, progress, parts, split_note, source, stats, metrics,
+                                 searched=source is None and searches(spec, hidden, overrides))
     data = data or spec.dataset()
     if source is None and searches(spec, hidden, overrides):
         chosen = search(spec, cfg, model_cfg, data, progress)

@@ -213,9 +213,12 @@ XY = tuple[np.ndarray, np.ndarray]
 
 def validation_split(data: Dataset, cfg: TrainConfig) -> tuple[Dataset, XY | None]:
     """(data less the validation rows, the validation rows (x, y)): a stratified VALIDATION share of the training
-    rows, seeded by cfg.seed; none without patience, or where a class has too few rows to be on both sides."""
+    rows, seeded by cfg.seed (data.validation instead, when the caller held rows out); none without patience, or
+    where a class has too few rows to be on both sides."""
     if not cfg.patience:
         return data, None
+    if data.validation is not None:
+        return data, data.validation
     counts = np.bincount(data.y_train)
     n_val = int(np.ceil(VALIDATION * len(data.y_train)))
     if counts[counts > 0].min() < 2 or n_val < len(counts) or len(data.y_train) - n_val < len(counts):

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgeclf.tables.columns import RowNames, check_names, features_matrix, indicator_values, is_numeric_type
+from edgeclf.tables.idlike import id_like, id_note
 from edgeclf.tables.messages import one_line as _error
 from edgeclf.tables.read import read_table
 
@@ -57,22 +58,22 @@ def load_label_table(source: Any, labels: Sequence[str], features: Sequence[str]
             raise _error(f"{where}: label column {label!r} not found; columns: {names}")
     if raw.num_rows < MIN_ROWS:
         raise _error(f"{where}: {raw.num_rows} data rows: need at least {MIN_ROWS}")
-    picked = _features(raw, labels, features, where)
+    picked, notes = _features(raw, labels, features, where)
     rows = RowNames(None)
     y = np.stack([indicator_values(raw, label, where, rows) for label in labels], axis=1)  # (N, L)
     if varied:
         check_varied(y, labels, where)
-    x = features_matrix(raw, picked, where, rows)
-    return LabelTable(x, y, tuple(labels), tuple(picked), where)
+    x = features_matrix(raw, picked, where, rows, impute_hint=False)
+    return LabelTable(x, y, tuple(labels), tuple(picked), where, tuple(notes))
 
 
-def _features(raw: Any, labels: Sequence[str], features: Sequence[str] | None, where: str) -> list[str]:
+def _features(raw: Any, labels: Sequence[str], features: Sequence[str] | None,
+              where: str) -> tuple[list[str], list[str]]:
+    """(feature names, notes on the columns left out): as the single-label default (tables/columns.py), numeric
+    columns less the id-like ones, but text columns are left out: a multi-label model takes no categories yet."""
     names = [str(n) for n in raw.column_names]
     if features is None:
-        picked = [n for n in names if n not in labels and is_numeric_type(raw.schema.field(n).type)]
-        if not picked:
-            raise _error(f"{where}: no numeric column besides the labels {list(labels)} (columns: {names})")
-        return picked
+        return _default_features(raw, [n for n in names if n not in labels], labels, where)
     picked = [str(f) for f in features]
     both = next((f for f in picked if f in labels), None)
     if both is not None:
@@ -80,7 +81,22 @@ def _features(raw: Any, labels: Sequence[str], features: Sequence[str] | None, w
     missing = next((f for f in picked if f not in names), None)
     if missing is not None:
         raise _error(f"{where}: feature column {missing!r} not found; columns: {names}")
-    return picked
+    return picked, []
+
+
+def _default_features(raw: Any, others: list[str], labels: Sequence[str], where: str) -> tuple[list[str], list[str]]:
+    ids = id_like(raw, others)
+    picked = [n for n in others if n not in ids and is_numeric_type(raw.schema.field(n).type)]
+    if not picked:
+        left = f"; id-like columns left out: {list(ids)} (name them in the features to use them)" if ids else ""
+        raise _error(f"{where}: no numeric column besides the labels {list(labels)} (columns: "
+                     f"{[str(n) for n in raw.column_names]}){left}")
+    text = [f"{n!r} ({raw.schema.field(n).type})" for n in others if n not in ids and n not in picked]
+    notes = [id_note(ids, where)] if ids else []
+    if text:
+        notes.append(f"{where}: multi-label tables take no categories yet: non-numeric columns left out of the "
+                     f"features: {', '.join(text)}")
+    return picked, notes
 
 
 def check_varied(y: np.ndarray, labels: Sequence[str], where: str) -> None:

@@ -1,5 +1,7 @@
 """The recipe search of a user's table: each of the task's candidate settings trains with early stopping on the
 same validation split, and the one with the lowest validation log loss is kept (the test rows are never looked at).
+A multi-label table searches the same way: its loss is binary cross-entropy, its validation rows the ones its
+thresholds are chosen on (Dataset.validation).
 """
 
 from __future__ import annotations
@@ -41,10 +43,16 @@ def search(spec: TaskSpec, cfg: TrainConfig, model_cfg: ModelConfig, data: Datas
     pick = min(range(len(tried)), key=lambda i: tried[i][0])
     chosen = tried[pick][1]
     chosen.result.metrics["search"] = {
-        "by": "lowest validation log loss (early_stopping.best_val_loss)" if any(
-            "early_stopping" in c.result.metrics for _, c in tried) else "lowest training loss (no validation rows)",
+        "by": _by(spec, any("early_stopping" in c.result.metrics for _, c in tried)),
         "chosen": pick, "candidates": [_row(cand, c) for cand, (_, c) in zip(spec.candidates, tried)]}
     return chosen
+
+
+def _by(spec: TaskSpec, validated: bool) -> str:
+    """The rule in words: a multi-label model's loss is the mean binary cross-entropy over its labels."""
+    loss = "binary cross-entropy (mean over the labels)" if spec.multilabel else "log loss"
+    return f"lowest validation {loss} (early_stopping.best_val_loss)" if validated else \
+        "lowest training loss (no validation rows)"
 
 
 def _apply(cand: Candidate, cfg: TrainConfig, model_cfg: ModelConfig) -> tuple[TrainConfig, ModelConfig]:

@@ -62,7 +62,7 @@ class LabelsFile(TableFile):
 def read_label_rows(file: LabelsFile, batch: Any, start: int) -> tuple[np.ndarray, np.ndarray]:
     """(x (B, F) float32, y (B, L) float32) of one batch, with the in-memory reader's checks."""
     y = file.label_rows(batch, start)
-    return features_matrix(batch, list(file.features), file.where, RowNames(offset=start)), y
+    return features_matrix(batch, list(file.features), file.where, RowNames(offset=start), impute_hint=False), y
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     split: str = SPLIT
+    # rows held out of training by the caller (a multi-label model's threshold rows): early stopping watches these
+    validation: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def x_all(self) -> np.ndarray:
@@ -204,15 +206,16 @@ BIG_BATCH_ROWS = 20_000  # above this many rows, mini-batches 4x the candidates'
 
 
 def user_table_spec(name: str, make: MakeData, classes: tuple[str, ...], features: tuple[str, ...], rows: int,
-                    description: str, cv: int) -> TaskSpec:
-    """A user's table held in memory: the default recipe above (a streamed file keeps table_spec's)."""
+                    description: str, cv: int, multilabel: bool = False) -> TaskSpec:
+    """A user's table held in memory: the default recipe above (a streamed file keeps table_spec's). multilabel:
+    classes are label columns; the search selects by validation binary cross-entropy (train/search.py)."""
     scale = 4 if rows > BIG_BATCH_ROWS else 1
     cands = tuple(Candidate(c.hidden, c.lr, c.weight_decay, c.batch_size * scale) for c in CANDIDATES)
     first = cands[0]
     return table_spec(name, make, classes, features, rows, description, first.hidden, cv,
                       recipes={"adam": Recipe(first.lr, MAX_EPOCHS, first.weight_decay, PATIENCE),
                                "sgd": Recipe(0.05, MAX_EPOCHS, patience=PATIENCE)},
-                      batch_size=first.batch_size, candidates=cands, baselines=True)
+                      batch_size=first.batch_size, candidates=cands, baselines=not multilabel, multilabel=multilabel)
 
 
 def _builtin_spec(name: str, hidden: tuple[int, ...], description: str, weight_decay: float = 0.5) -> TaskSpec:
