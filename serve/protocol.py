@@ -137,15 +137,25 @@ def _tensor(tensor: dict[str, Any], tail: memoryview) -> tuple[np.ndarray, int]:
     return _json_data(tensor["data"], dtype, str(datatype), shape, count), 0
 
 
-def _kind_of(arr: np.ndarray) -> str:
+def _kind_of(data: Any) -> str:
     """What a JSON array holds that is not numbers, in JSON's words (not numpy's dtype codes)."""
-    flat = arr.ravel().tolist()
-    for kind, test in (("null", lambda v: v is None), ("text", lambda v: isinstance(v, str)),
-                       ("true/false", lambda v: isinstance(v, bool))):
-        found = next((v for v in flat if test(v)), False)
-        if found is not False:
-            return f"{kind} ({found!r})" if kind == "text" else kind
-    return "numbers of another kind" if arr.dtype.kind in "fc" else "values that are not numbers"
+    flat, todo = [], [data]
+    while todo:  # nested lists, flattened without recursion
+        v = todo.pop()
+        if isinstance(v, list):
+            todo.extend(reversed(v))
+        else:
+            flat.append(v)
+    if any(v is None for v in flat):
+        return "null"
+    text = next((v for v in flat if isinstance(v, str)), None)
+    if text is not None:
+        return f"text ({text[:40]!r})"
+    if any(isinstance(v, bool) for v in flat):
+        return "true/false"
+    if all(isinstance(v, (int, float)) for v in flat):
+        return "numbers with a fraction"  # for an integer datatype
+    return "values that are not numbers"
 
 
 def _json_data(data: Any, dtype: np.dtype[Any], datatype: str, shape: list[int], count: int) -> np.ndarray:
@@ -155,7 +165,7 @@ def _json_data(data: Any, dtype: np.dtype[Any], datatype: str, shape: list[int],
         raise bad(f"input data is not a rectangular array of numbers: expected {count} {datatype} values") from None
     if arr.dtype.kind not in ("iuf" if dtype.kind == "f" else "iu"):
         want = "numbers" if dtype.kind == "f" else "integers"
-        raise bad(f"input data holds {_kind_of(arr)} for datatype {datatype}: expected {want}")
+        raise bad(f"input data holds {_kind_of(data)} for datatype {datatype}: expected {want}")
     if arr.size != count:
         raise bad(f"input data has {arr.size} values, shape {shape} needs {count}")
     if dtype.kind in "iu" and arr.size:
