@@ -151,14 +151,8 @@ def _train_labels_streamed(path: str | Path, labels: tuple[str, ...], out: Path 
     the baselines train on that sample."""
     from edgeclf.train.multilabel import load_label_table
     from edgeclf.train.stream_labels import label_batches, scan_labels
-    from edgeclf.train.tabular import sanitize_name
 
-    if cv:
-        raise InputError(f"cross-validation (cv={cv}) needs the table in memory: give cv 0 (--cv 0) or do not stream "
-                         "(--no-stream)")
-    seed = SPLIT_SEED if overrides.get("seed") is None else int(overrides["seed"])  # type: ignore[call-overload]
-    folder = Path(out) / sanitize_name(name or Path(str(path)).stem)
-    writable_parent(folder)  # before the passes over the file, not after
+    seed, folder = _stream_start(path, out, name, cv, overrides)
     s = scan_labels(path, labels, features, seed=seed, hold_out=test is None)
     for note in s.file.notes:
         warnings.warn(note, stacklevel=3)
@@ -177,6 +171,21 @@ def _train_labels_streamed(path: str | Path, labels: tuple[str, ...], out: Path 
                           "shuffle_rows": SHUFFLE_ROWS, "stratified": "on each row's rarest present label"}}
     return train_spec(spec, out, hidden=hidden, activation=activation, progress=progress, source=source,
                       stats=s.stats, metrics=metrics, parts=parts, split_note=note, **overrides)  # type: ignore[arg-type]
+
+
+def _stream_start(path: Path | str, out: Path | str, name: str | None, cv: int | None,
+                  overrides: dict[str, object]) -> tuple[int, Path]:
+    """What both streamed flows check before reading the file: no cross-validation (it needs the rows in memory), the
+    split seed, and an output folder whose parent can be written (said before the passes over the file, not after)."""
+    from edgeclf.train.tabular import sanitize_name
+
+    if cv:
+        raise InputError(f"cross-validation (cv={cv}) needs the table in memory: give cv 0 (--cv 0) or do not stream "
+                         "(--no-stream)")
+    seed = SPLIT_SEED if overrides.get("seed") is None else int(overrides["seed"])  # type: ignore[call-overload]
+    folder = Path(out) / sanitize_name(name or Path(str(path)).stem)
+    writable_parent(folder)
+    return seed, folder
 
 
 def _validation_note(parts: dict[str, XY]) -> str:
@@ -369,14 +378,9 @@ def _train_streamed(path: str | Path, label: str, out: Path | str, *, features: 
     again; the test rows (held out by hash within each class, or the given test table) and a training sample stay
     in memory. Text columns of few values are categories and impute fills empty cells, as in memory."""
     from edgeclf.train.stream import scan, train_batches
-    from edgeclf.train.tabular import load_table, sanitize_name
+    from edgeclf.train.tabular import load_table
 
-    if cv:
-        raise InputError(f"cross-validation (cv={cv}) needs the table in memory: give cv 0 (--cv 0) or do not stream "
-                         "(--no-stream)")
-    seed = SPLIT_SEED if overrides.get("seed") is None else int(overrides["seed"])  # type: ignore[call-overload]
-    folder = Path(out) / sanitize_name(name or Path(str(path)).stem)
-    writable_parent(folder)  # before the pass over the file, not after
+    seed, folder = _stream_start(path, out, name, cv, overrides)
     s = scan(path, label, features, seed=seed, hold_out=test is None, impute=impute is not None)
     for note in s.file.notes:
         warnings.warn(note, stacklevel=3)
