@@ -74,10 +74,6 @@ class CheckSet:
         exact = self.exact()
         return 0.0 if exact is None else rounding_error(self.ref(batch)[0], exact[self.rows(batch)])
 
-    def set_reference(self, batch: int, outputs: Outputs) -> None:
-        """Use outputs as the reference for files exported at this batch size (instead of running self.model)."""
-        self._refs[batch] = outputs
-
     def ref(self, batch: int) -> Outputs:
         """Eager PyTorch at this batch size on `rows(batch)`, computed once per batch size."""
         if batch not in self._refs:

@@ -273,3 +273,18 @@ def test_card_warns_about_probabilities(models, tmp_path):
                  name="s")
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert "probabilities, not logits" in manifest["origin"]["details"]["warning"]
+
+
+def test_verify_of_a_brought_in_model_checks_batch_1_on_its_subset(tmp_path):
+    """A brought-in model with more check rows than a batch-1 file is checked on (512 + ~512 box points): verify
+    slices the traced program's outputs to each file's rows (it compared 41,401 against 1,024 rows and raised)."""
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    x = np.random.default_rng(0).normal(size=(1000, 2)).astype(np.float32)
+    manifest, _ = export_model(module, tmp_path, features=["a", "b"], classes=["p", "q", "r"], check_data=x,
+                               batch_sizes=(1, 64), name="own")
+    one, all_rows = (manifest.parity.files[f]["rows"] for f in ("model.b1.onnx", "model.b64.onnx"))
+    assert one < all_rows, (one, all_rows)  # the subset path runs
+    report = verify_artifact(tmp_path / "own")
+    assert_parity_figures(report.results, [f.path for f in manifest.files if f.format != "c"])
+    assert report, report
