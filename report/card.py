@@ -161,13 +161,15 @@ _UNCHECKED = {
 
 def _int8(m: Manifest) -> str:
     """The int8 files' report (export/int8.py): their only claim, since the float32 policy does not hold them."""
+    from edgeclf.export.int8 import share  # 98.995% must not read as 99.00% (refused)
+
     files = m.files_of(INT8.name)
     if not files:
         return ""
     rows = "\n".join(
         f"| `{f.path}` | {float(f.details.get('bytes.ratio', 0)):.2f}x | "
         f"{100 * float(f.details.get('test_accuracy.delta', 0)):+.2f} | "
-        f"{float(f.details.get('check.label_agreement', 0)):.2%} | "
+        f"{share(float(f.details.get('check.label_agreement', 0)))} | "
         f"{float(f.details.get('check.max_abs_probability_diff', 0)):.2g} |" for f in files)
     if m.multilabel:  # accuracy is subset accuracy; agreement is per (row, label) cell (export/int8.py)
         measure, agree = "test subset accuracy", "labels agree (cells)"

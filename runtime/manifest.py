@@ -351,7 +351,7 @@ class Manifest:
         """Cross-section consistency: the parts agree with each other."""
         k, f = len(self.classes), len(self.features)
         if k < 2 or self.kind != kind_of(k, self.multilabel):
-            raise ArtifactError(f"{where}: kind {self.kind!r} with {k} classes, expected {kind_of(k)!r}")
+            raise ArtifactError(f"{where}: kind {self.kind!r} with {k} classes, expected {kind_of(k, self.multilabel)!r}")
         if len(set(self.classes)) != k:
             raise ArtifactError(f"{where}: classes {list(self.classes)} has duplicates")
         self._validate_thresholds(where)

@@ -135,11 +135,10 @@ def read_csv(path: Path, where: str) -> Any:
     try:
         table = pcsv.read_csv(path, parse_options=parse, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
     except (OSError, pa.ArrowException, ValueError) as e:
-        with quiet_callbacks() as undecodable:
-            found = locate_csv(path, (), lambda batch, start: None)
+        found = locate_csv(path, (), lambda batch, start: None)  # it silences pyarrow's callbacks itself
         if found is not None:
             raise found.error(lambda i: f"{where}: row {i + 1}", where) from None
-        if undecodable or "invalid UTF8" in str(e):  # pyarrow's message would quote raw bytes
+        if "invalid UTF8" in str(e):  # pyarrow's message would quote raw bytes
             raise one_line(f"{where}: a row is not UTF-8 text; save the file as UTF-8", file=where) from None
         raise one_line(f"{where}: cannot read it as CSV ({e})", file=where) from None
     check_header([str(n) for n in table.column_names], where, HEADER_REQUIRED)
