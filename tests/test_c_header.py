@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from edge_helpers import SANITIZE, STRICT, check_policy, csv_rows, gcc, margin, need_gcc, rows_of, run_program
+from edge_helpers import MARGIN, SANITIZE, STRICT, check_policy, csv_rows, gcc, margin, need_gcc, rows_of, run_program
 from helpers import ARTIFACTS, ROOT, TASKS, skip_or_fail
 from torch import nn
 
@@ -135,7 +135,7 @@ def test_header_matches_reference(name, flags, tmp_path):
     exe = gcc([PREDICT_C], tmp_path / "predict", [tmp_path], flags)
     printed = run_program(exe, ",".join(case.features) + "\n" + csv_rows(case.x)).splitlines()
     expected = np.array(case.classes)[case.proba.argmax(1)]
-    decisive = margin(case.proba) > 1e-4
+    decisive = margin(case.proba) > MARGIN
     assert len(printed) == len(case.x)
     assert (np.array(printed)[decisive] == expected[decisive]).all()
 
@@ -188,7 +188,7 @@ int main(void) {
     from edgeclf.runtime import Classifier
 
     pa, pb = a.proba[:300], Classifier.load(ARTIFACTS / "blobs").predict_proba(a.x[:300])  # (300, C)
-    ok_a, ok_b = margin(pa) > 1e-4, margin(pb) > 1e-4
+    ok_a, ok_b = margin(pa) > MARGIN, margin(pb) > MARGIN
     assert (got[ok_a, 0] == pa.argmax(1)[ok_a]).all()
     assert (got[ok_b, 1] == pb.argmax(1)[ok_b]).all()
 
@@ -334,7 +334,7 @@ def test_emlearn_oracle_agrees(name, literals, tmp_path, monkeypatch):
     if literals == "exact":
         print(name, "emlearn exact", check_policy(logits, proba, case.logits, case.proba, labels))
         return
-    decisive = margin(case.proba) > 1e-4
+    decisive = margin(case.proba) > MARGIN
     dz, dp = np.abs(logits - case.logits).max(), np.abs(proba - case.proba).max()
     print(name, "emlearn shipped", {"logits_max_abs": dz, "proba_max_abs": dp,
                                     "label_agreement": (labels == case.proba.argmax(1)).mean()})
@@ -364,7 +364,7 @@ def test_the_example_program_takes_any_prefix(prefix, tmp_path):
     flags = STRICT if prefix == "edgeclf" else [*STRICT, f"-DEDGECLF_PREFIX={prefix}"]
     exe = gcc([PREDICT_C], tmp_path / "predict", [tmp_path], flags)
     printed = run_program(exe, ",".join(case.features) + "\n" + csv_rows(case.x[:500])).splitlines()
-    decisive = margin(case.proba[:500]) > 1e-4
+    decisive = margin(case.proba[:500]) > MARGIN
     assert (np.array(printed)[decisive] == np.array(case.classes)[case.proba[:500].argmax(1)][decisive]).all()
 
 
@@ -398,7 +398,7 @@ def test_the_header_of_a_brought_in_stack_is_read_from_its_graph(how, tmp_path):
     printed = np.array(run_program(exe, csv_rows(x)).splitlines())
     with torch.inference_mode():
         proba = torch.softmax(net(torch.from_numpy(x)), 1).numpy()
-    decisive = margin(proba) > 1e-4
+    decisive = margin(proba) > MARGIN
     assert (printed[decisive] == np.array(["p", "q", "r"])[proba.argmax(1)][decisive]).all()
 
 

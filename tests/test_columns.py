@@ -19,6 +19,8 @@ from edgeclf.train.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+from edge_helpers import STRICT, check_policy, csv_rows, gcc, run_program  # noqa: E402
+from helpers import skip_or_fail  # noqa: E402
 from mixed_table import COLORS, mixed_table  # noqa: E402
 from test_c_header import PROBE_C as C_HEADER_PROBE  # noqa: E402
 
@@ -186,9 +188,6 @@ def test_cli_predict_fills_empty_cells(imputed: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow  # the module fixture trains and exports once (~25 s on 2 cores)
 def test_c_header_fills_nan(imputed: Path, tmp_path: Path) -> None:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from edge_helpers import STRICT, check_policy, csv_rows, gcc, run_program
-
     x = holey(100, seed=13)[["f0", "f1", "f2", "f3"]].to_numpy(np.float32)
     (tmp_path / "model.h").write_bytes((imputed / "model.h").read_bytes())
     (tmp_path / "probe.c").write_text(PROBE_C)
@@ -278,8 +277,6 @@ def test_runtime_takes_text_or_indices_and_agrees_with_eager(mixed: Path) -> Non
 
 @pytest.mark.slow  # the module fixture trains and exports once (~25 s on 2 cores)
 def test_cli_and_dask_predict_with_text_categories(mixed: Path, tmp_path: Path) -> None:
-    import dask.dataframe as dd
-
     from edgeclf.runtime import Classifier
     from edgeclf.scale.dask import predict_dask
 
@@ -291,15 +288,16 @@ def test_cli_and_dask_predict_with_text_categories(mixed: Path, tmp_path: Path) 
         res = _cli("predict", mixed, tmp_path / name, "--quiet")
         assert res.returncode == 0, res.stderr
         assert [ln.split(",")[0] for ln in res.stdout.strip().splitlines()[1:]] == want
+    try:
+        import dask.dataframe as dd
+    except ImportError:
+        skip_or_fail("dask[dataframe] is not installed (the scale extra has it)")
     got = predict_dask(dd.from_pandas(new, npartitions=3), mixed).compute(scheduler="synchronous")
     assert list(got["label"]) == want
 
 
 @pytest.mark.slow  # the module fixture trains and exports once (~25 s on 2 cores)
 def test_c_header_takes_category_indices(mixed: Path, tmp_path: Path) -> None:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from edge_helpers import STRICT, check_policy, csv_rows, gcc, run_program
-
     x = _codes(holey(100, seed=23))
     (tmp_path / "model.h").write_bytes((mixed / "model.h").read_bytes())
     (tmp_path / "probe.c").write_text(PROBE_C)
