@@ -14,7 +14,7 @@ import onnxruntime as ort
 from edgeclf.runtime.categories import encode
 from edgeclf.runtime.errors import ArtifactError
 from edgeclf.runtime.formats import ONNX, named
-from edgeclf.runtime.inputs import as_matrix, out_of_range
+from edgeclf.runtime.inputs import KEEP_NONFINITE, as_matrix, out_of_range
 from edgeclf.runtime.manifest import Manifest
 from edgeclf.runtime.schedule import Scheduler, plan_chunks, uses_intra_op
 from edgeclf.runtime.sessions import check_providers, file_format, open_session
@@ -132,16 +132,16 @@ class Classifier:
         """x as the predict methods check it (category indices, NaN only where the model fills it, shape, float32
         range): (N, F), not yet float32; InputError naming the row of x otherwise. For callers that pool inputs
         (edgeclf serve) and must refuse one caller's rows before they join the others'."""
-        return self._matrix(x, False)
+        return self._matrix(x, False, way_out="")  # a pooling caller's user cannot pass allow_nonfinite
 
     def _run(self, x: Any, output: str, allow_nonfinite: bool) -> np.ndarray:
         return self._schedule.run(self._matrix(x, allow_nonfinite), *self._outputs[output])
 
-    def _matrix(self, x: Any, allow_nonfinite: bool) -> np.ndarray:
+    def _matrix(self, x: Any, allow_nonfinite: bool, way_out: str = KEEP_NONFINITE) -> np.ndarray:
         """(N, F), checked, not yet float32."""
         if self.has_categories:
             x = encode(x, self.features, self.vocabularies)
-        return as_matrix(x, self.features, allow_nonfinite, self.imputed)
+        return as_matrix(x, self.features, allow_nonfinite, self.imputed, way_out)
 
     def __repr__(self) -> str:
         return (f"Classifier(task={self.manifest.task!r}, classes={list(self.manifest.classes)}, "

@@ -44,10 +44,14 @@ def _from_frame(frame: Any, features: Sequence[str]) -> np.ndarray:
     return np.asarray(frame.to_numpy())
 
 
+KEEP_NONFINITE = " (pass allow_nonfinite=True to keep them)"  # the Python API's way out; Classifier.check leaves it out
+
+
 def as_matrix(x: Any, features: Sequence[str], allow_nonfinite: bool = False,
-              imputed: Sequence[bool] = ()) -> np.ndarray:
+              imputed: Sequence[bool] = (), way_out: str = KEEP_NONFINITE) -> np.ndarray:
     """A checked (N, F) real array; a single row (F,) becomes (1, F). Raises InputError on anything else.
     imputed: per feature, whether the model fills NaN there (manifest fill): NaN passes in those columns only.
+    way_out: what the NaN message ends with (the Python API's allow_nonfinite; "" where a caller cannot pass it).
 
     Not converted: float32 C-contiguous input comes back as is, anything else is cast chunk by chunk by the
     caller (as_float32_rows), so a 10-million-row float64 input is never copied whole.
@@ -61,7 +65,7 @@ def as_matrix(x: Any, features: Sequence[str], allow_nonfinite: bool = False,
         if arr.dtype.itemsize > 4:
             _check_fits_float32(arr)
         if not allow_nonfinite:
-            _check_finite(arr, features, imputed)
+            _check_finite(arr, features, imputed, way_out)
     return arr
 
 
@@ -114,10 +118,10 @@ SMALL_CHECK = 32  # values: up to this, a Python sum (see _check_finite)
 MEDIUM_CHECK = 1 << 20  # values: up to this, np.isfinite (a bool temporary of at most 1 MB)
 
 
-KEEP_NONFINITE = " (pass allow_nonfinite=True to keep them)"  # the Python API's way out; a server drops it
 
 
-def _check_finite(arr: np.ndarray, features: Sequence[str], imputed: Sequence[bool] = ()) -> None:
+def _check_finite(arr: np.ndarray, features: Sequence[str], imputed: Sequence[bool] = (),
+                  way_out: str = KEEP_NONFINITE) -> None:
     """A fast test of the whole array, then the row scan only when it fails.
     - A few values are summed in Python: a numpy call costs more than that here.
     - Contiguous native float32/float64 (C or Fortran order: a DataFrame's values): the dot product of the values
@@ -145,7 +149,7 @@ def _check_finite(arr: np.ndarray, features: Sequence[str], imputed: Sequence[bo
             why = (f" (the model fills NaN in {filled} only)" if filled else "")
             raise InputError(
                 f"NaN or inf in row(s) {_row_list(rows)} (first in row {int(rows[0])}, column {features[j]!r}): "
-                f"expected finite numbers{why}{KEEP_NONFINITE}",
+                f"expected finite numbers{why}{way_out}",
                 row=int(rows[0]), column=features[j],
             )
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from edgeclf.runtime.errors import InputError, first_line
-from edgeclf.runtime.inputs import KEEP_NONFINITE, as_float32_rows
+from edgeclf.runtime.inputs import as_float32_rows
 from edgeclf.serve.batcher import Overloaded, Result
 from edgeclf.serve.front import Receive, Scope, Send
 from edgeclf.serve.models import Loaded, Models
@@ -107,7 +107,7 @@ def checked_rows(loaded: Loaded, req: InferRequest) -> np.ndarray:
     try:
         return as_float32_rows(loaded.clf.check(req.rows))
     except InputError as e:
-        raise ProtocolError(400, first_line(str(e).replace(KEEP_NONFINITE, ""))) from None
+        raise ProtocolError(400, first_line(str(e))) from None
 
 
 def submit(loaded: Loaded, rows: np.ndarray, req: InferRequest) -> asyncio.Future[Result]:
