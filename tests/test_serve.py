@@ -666,9 +666,11 @@ def test_silent_connections_are_closed_after_the_idle_timeout(folders: list[Path
         kept.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
         kept.settimeout(10)
         assert kept.recv(65536).startswith(b"HTTP/1.1 200")
+        answered = time.monotonic()
         waited = _closed_after(silent, 15)
         assert 1.9 <= waited, waited
-        assert _closed_after(kept, 15) < 15
+        _closed_after(kept, 15)  # closed (recv b""), not timed out
+        assert 1.9 <= time.monotonic() - answered < 8  # about its idle time after its answer (slack for slow CI)
         busy = socket.create_connection(("127.0.0.1", s.port))
         busy.settimeout(10)
         for _ in range(8):  # 2.4 s of requests 0.3 s apart, over the timeout; a stalled machine has 1.7 s per gap
