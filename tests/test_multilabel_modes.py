@@ -6,6 +6,7 @@ computed here from the checkpoint and the files."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -187,3 +188,18 @@ def test_label_cells_read_as_text_take_what_numbers_take() -> None:
     for empty in (None, "", "  "):
         with pytest.raises(InputError, match="row 2: empty cell: expected 0/1"):
             indicator_values(pa.table({"a": ["1", empty]}), "a", "t.csv", RowNames())
+
+
+@pytest.mark.parametrize("features, fragment", [
+    ([], "the feature list is empty"),
+    (["f0", "f0"], "duplicate column names ['f0']"),
+    (["nope"], "feature column 'nope' not found"),
+])
+def test_a_named_feature_list_is_checked_as_for_one_label(features, fragment) -> None:
+    """In memory as streamed (both through tables' one check of a named list): an empty list (it loaded a table
+    of no features before), duplicates (accepted before) and a missing column are one line each."""
+    from edgeclf.runtime.errors import InputError
+    from edgeclf.train.multilabel import load_label_table
+
+    with pytest.raises(InputError, match=re.escape(fragment)):
+        load_label_table(_frame(40), LABELS, features)

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edgeclf.tables.columns import RowNames, check_names, features_matrix, indicator_values, is_numeric_type
+from edgeclf.tables.columns import RowNames, check_names, features_matrix, indicator_values, is_numeric_type, pick_features
 from edgeclf.tables.idlike import id_like, id_note
 from edgeclf.tables.messages import one_line as _error
 from edgeclf.tables.read import read_table
@@ -78,10 +78,7 @@ def _features(raw: Any, labels: Sequence[str], features: Sequence[str] | None,
     both = next((f for f in picked if f in labels), None)
     if both is not None:
         raise _error(f"{where}: {both!r} is both a label and a feature: a label cannot be an input")
-    missing = next((f for f in picked if f not in names), None)
-    if missing is not None:
-        raise _error(f"{where}: feature column {missing!r} not found; columns: {names}")
-    return picked, []
+    return pick_features(raw, labels[0], picked, where)  # the one check of a named list: empty, duplicates, missing
 
 
 def _default_features(raw: Any, others: list[str], labels: Sequence[str], where: str) -> tuple[list[str], list[str]]:
