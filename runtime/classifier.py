@@ -43,6 +43,8 @@ class Classifier:
         self.multilabel = manifest.multilabel
         self.labels_ = np.array(manifest.labels)  # multilabel: the label names, one per column; else empty
         self.thresholds_ = np.array(manifest.thresholds, np.float32)  # multilabel: one per label; else empty
+        # what the one decision rule (decisions) takes: the thresholds of a multi-label model, None for argmax
+        self.decision_thresholds: np.ndarray | None = self.thresholds_ if self.multilabel else None
         self.features: tuple[str, ...] = manifest.feature_names
         self.n_features_in_ = len(self.features)
         self.imputed: tuple[bool, ...] = manifest.imputed()  # per feature: NaN is an empty cell the graph fills
@@ -120,7 +122,7 @@ class Classifier:
         """(N,) class labels (strings from classes_). Multilabel: (N, L) bool, column i true where
         P(labels_[i]) >= thresholds_[i]; a row may have no label at all."""
         p = self.predict_proba(x, allow_nonfinite)
-        return decide(p, self.classes_, self.thresholds_ if self.multilabel else None)
+        return decide(p, self.classes_, self.decision_thresholds)
 
     def out_of_range(self, x: Any) -> np.ndarray:
         """(N,) bool: the rows with a feature outside the range training saw (manifest features' min/max).

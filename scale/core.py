@@ -81,7 +81,7 @@ class Scorer:
             if e.row is None:
                 raise
             raise nonfinite(position(path, kind, start + e.row), e.column) from None
-        decided = column_decisions(p, self.clf.thresholds_ if self.multilabel else None)
+        decided = column_decisions(p, self.clf.decision_thresholds)
         return p, decided, len(inside) - int(np.count_nonzero(inside))
 
     def _inside(self, x: np.ndarray) -> np.ndarray:

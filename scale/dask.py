@@ -90,11 +90,7 @@ def score_partition(pdf: Any, folder: str, proba: bool, keep: Sequence[str]) -> 
             raise
         raise InputError(f"row with index {pdf.index[e.row]!r}: NaN, inf or a missing value in the features: expected "
                          "finite numbers", row=e.row, column=e.column) from None
-    return _frame(pdf[list(keep)], column_decisions(p, _thresholds(clf)), p, clf.manifest.classes, proba)
-
-
-def _thresholds(clf: Classifier) -> np.ndarray | None:
-    return clf.thresholds_ if clf.multilabel else None
+    return _frame(pdf[list(keep)], column_decisions(p, clf.decision_thresholds), p, clf.manifest.classes, proba)
 
 
 def predict_dask(ddf: Any, artifact: str | os.PathLike[str], *, proba: bool = False, keep: Sequence[str] = ()) -> Any:
@@ -107,7 +103,7 @@ def predict_dask(ddf: Any, artifact: str | os.PathLike[str], *, proba: bool = Fa
     checked_outputs([str(c) for c in clf.classes_], clf.multilabel, proba, keep)  # a kept column is never overwritten
     empty = ddf._meta
     p0 = np.zeros((0, len(clf.classes_)), np.float32)
-    meta = _frame(empty[list(keep)], column_decisions(p0, _thresholds(clf)), p0, clf.manifest.classes, proba)
+    meta = _frame(empty[list(keep)], column_decisions(p0, clf.decision_thresholds), p0, clf.manifest.classes, proba)
     return ddf.map_partitions(score_partition, folder, proba, tuple(keep), meta=meta)
 
 

@@ -158,7 +158,7 @@ class Batcher:
         else:
             out["probabilities"] = clf.predict_proba(x)
         if "label" in wants:  # as Classifier.predict does: class names (N,), or a multi-label model's (N, L) bool
-            out["label"] = decide(out["probabilities"], clf.classes_, clf.thresholds_ if clf.multilabel else None)
+            out["label"] = decide(out["probabilities"], clf.classes_, clf.decision_thresholds)
         return out
 
 
