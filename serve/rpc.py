@@ -148,27 +148,33 @@ class Service(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         return loaded
 
     async def _call(self, context: Any, path: str, work: Callable[[Scope], Awaitable[T]]) -> T:
-        """work() behind the token, its errors as gRPC codes, recorded as Front records an HTTP request."""
+        """work() behind the token, its errors as gRPC codes, recorded as Front records an HTTP request. The record
+        is made before the answer leaves (abort() yields to the loop while the status goes out, so a client could
+        read /metrics before a record made after it)."""
         scope: Scope = {"method": "GRPC", "path": path, "client": peer(context)}
-        start, status = time.perf_counter(), 200
+        start = time.perf_counter()
+
+        def record(status: int) -> None:
+            self.front.record(scope, status, time.perf_counter() - start)
+
         try:
             if not authorized(path, _metadata(context, "authorization"), self.expected):
                 raise ProtocolError(401, UNAUTHORIZED)
-            return await work(scope)
+            answer = await work(scope)
         except ProtocolError as e:
-            status = e.status
+            record(e.status)
             await context.abort(CODES.get(e.status, grpc.StatusCode.UNKNOWN), str(e))
             raise  # abort() raised already
         except asyncio.CancelledError:  # the client went away
-            status = 499
+            record(499)
             raise
         except Exception as e:
-            status = 500
+            record(500)
             print(f"edgeclf serve: error on gRPC {path}: {first_line(e)}", file=sys.stderr)
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {first_line(e)}")
             raise
-        finally:
-            self.front.record(scope, status, time.perf_counter() - start)
+        record(200)
+        return answer
 
 
 def _metadata(context: Any, key: str) -> str | bytes:
