@@ -20,7 +20,7 @@ from edgeclf.cli.predict import predict as predict_command
 from edgeclf.export import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, EDGE_FORMATS, LAYOUT_CHOICES, MAX_BATCH, MAX_OPSET, MIN_OPSET
 from edgeclf.report.text import table
 from edgeclf.runtime.errors import EdgeclfError, OutputExists
-from edgeclf.runtime.formats import C_HEADER, INT8, OPT_IN, PTE
+from edgeclf.runtime.formats import C_HEADER, INT8, OPT_IN, PTE, unchecked
 from edgeclf.train.settings import ACTIVATIONS, DEVICES, OPTIMIZERS, pin_arithmetic
 from edgeclf.train.tasks import TASK_NAMES
 
@@ -425,7 +425,7 @@ def info(folder: str) -> None:
     rows = []
     for f in m.files:
         p = m.parity.files.get(f.path)
-        verdict = ("PASS" if p.get("passed") else "FAIL") if p else UNCHECKED.get(f.format, "-")
+        verdict = ("PASS" if p.get("passed") else "FAIL") if p else (unchecked(f.format)[0] or "-")
         rows.append((f.path, f.format, f.batch_size if f.fixed_batch else "any", f.opset or "-", f"{f.bytes:,}",
                      f.sha256[:12], verdict))
     click.echo(table(rows, ["file", "format", "batch", "opset", "bytes", "sha256", "parity"]))
@@ -456,9 +456,6 @@ def table_lines(metrics: Mapping[str, Any], warn: bool = True) -> list[str]:
     if warn and metrics.get("never_predicted"):
         lines.append(f"warning     {metrics['never_predicted']}")
     return lines
-
-
-UNCHECKED = {C_HEADER.name: "not run (C)", INT8.name: "int8 report"}  # formats outside the float32 policy
 
 
 def int8_summary(path: str, d: Mapping[str, Any]) -> str:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from edgeclf.runtime.errors import InputError
+from edgeclf.runtime.manifest import thresholds_problem
 
 if TYPE_CHECKING:
     from torch import nn
@@ -156,8 +157,8 @@ def c_header(layers: Sequence[Layer], activation: str, *, features: Sequence[str
     inputs = _fill_doc(prefix, features, fill) + _category_doc(prefix, features, cats)
     arrays = _arrays(prefix, checked, scale) + _fill_arrays(prefix, filled) + _category_arrays(prefix, cats)
     if thresholds is not None:
-        if len(thresholds) != len(classes):
-            raise InputError(f"thresholds {list(thresholds)}: expected {len(classes)}, one per label")
+        if problem := thresholds_problem(thresholds, len(classes)):
+            raise InputError(problem)
         head = [_multilabel_preamble(prefix, features, classes, thresholds) + inputs, arrays, _logits_fn(plan),
                 _multilabel_fns(prefix)]
     else:

@@ -32,7 +32,7 @@ from edgeclf.runtime.contract import n_logits
 from edgeclf.runtime.errors import InputError, first_line
 from edgeclf.runtime.formats import options_of
 from edgeclf.runtime.inputs import as_matrix
-from edgeclf.runtime.manifest import Feature, Manifest, Origin
+from edgeclf.runtime.manifest import Feature, Manifest, Origin, thresholds_problem
 from edgeclf.tables.kinds import kind_of
 from edgeclf.tables.stats import FeatureStats
 from edgeclf.train.model import WithProbabilities
@@ -99,8 +99,8 @@ def _targets(classes: Sequence[str] | None, labels: Sequence[str] | None,
     if len(out) < 2:
         raise InputError(f"labels {list(out)}: expected at least 2 label names")
     cuts = tuple(float(t) for t in (thresholds if thresholds is not None else [0.5] * len(out)))
-    if len(cuts) != len(out) or not all(0.0 <= t <= 1.0 for t in cuts):
-        raise InputError(f"thresholds {list(cuts)}: expected {len(out)} probabilities in [0, 1], one per label")
+    if problem := thresholds_problem(cuts, len(out)):
+        raise InputError(problem)
     return out, cuts
 
 

@@ -10,7 +10,7 @@ from edgeclf.report.howto import how_to_load
 from edgeclf.report.multilabel import card_tables
 from edgeclf.report.plots import FEW_ROWS
 from edgeclf.runtime import Manifest
-from edgeclf.runtime.formats import C_HEADER, INT8
+from edgeclf.runtime.formats import INT8, unchecked
 from edgeclf.train.calibration import baseline_verdict
 
 
@@ -148,15 +148,8 @@ def _parity_rows(m: Manifest) -> str:
         if p is not None:
             rows.append(f"| `{f.path}` | {p['rows']:,} | {'PASS' if p['passed'] else 'FAIL'} |")
         else:
-            rows.append(f"| `{f.path}` | - | {_UNCHECKED.get(f.format, 'not checked at export')} |")
+            rows.append(f"| `{f.path}` | - | {unchecked(f.format)[1] or 'not checked at export'} |")
     return "\n".join(rows)
-
-
-_UNCHECKED = {
-    C_HEADER.name: "not run at export (C): edgeclf's tests (`tests/test_c_header.py`) compile it with gcc and hold it to "
-         "this policy against eager PyTorch",
-    INT8.name: "int8: not held to the float32 policy; its report (size, accuracy, label agreement) is the claim",
-}
 
 
 def _int8(m: Manifest) -> str:

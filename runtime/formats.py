@@ -28,6 +28,7 @@ class Format:
     help: str = ""  # opt-in formats: what --format OPTION adds, for the CLI's help
     loadable: bool = False  # edgeclf.runtime.Classifier runs it
     extra: str = ""  # the edgeclf extra whose package (of the same name) its writer needs beyond [train]
+    unchecked: tuple[str, str] | tuple[()] = ()  # no runner: why (`edgeclf info`, the card)
 
     def file_name(self, batch: int) -> str:
         return self.file.format(batch=batch)
@@ -43,12 +44,16 @@ TORCHSCRIPT = Format("torchscript", "model.torchscript.pt", "edgeclf.export.pipe
 PT2 = Format("torch.export", "model.pt2", "edgeclf.export.pipeline:write_pt2_file", "edgeclf.export.checks:pt2_runner",
              label="torch.export", cards=(("torch.export (.pt2)", f"{_HOWTO}:torch_snippet"),))
 C_HEADER = Format("c", "model.h", "edgeclf.export.edge:write_c", label="C header", option="c", help="a C99 header, model.h",
-                  cards=(("C header", f"{_HOWTO}:c_header"),))
+                  cards=(("C header", f"{_HOWTO}:c_header"),),
+                  unchecked=("not run (C)", "not run at export (C): edgeclf's tests (`tests/test_c_header.py`) compile "
+                             "it with gcc and hold it to this policy against eager PyTorch"))
 ORT = Format("ort", "model.b{batch}.ort", "edgeclf.export.edge:write_ort_files", "edgeclf.export.checks:onnx_runner",
              loadable=True, label=".ort", option="ort", help="onnxruntime mobile format")
 # not parity-checked: a quantised file is not held to the float policy; its report (accuracy, agreement) is the claim
 INT8 = Format("onnx-int8", "model.b{batch}.int8.onnx", "edgeclf.export.edge:write_int8", loadable=True,
-              label="int8 ONNX", option="int8", help="quantised ONNX")
+              label="int8 ONNX", option="int8", help="quantised ONNX",
+              unchecked=("int8 report", "int8: not held to the float32 policy; its report (size, accuracy, label "
+                         "agreement) is the claim"))
 # two files: model.pte (XNNPACK, batch 64) and model.portable.pte (portable kernels, batch 1): export/pte.py
 PTE = Format("pte", "model.pte", "edgeclf.export.pte:write_pte", "edgeclf.export.pte:runner", label="ExecuTorch",
              option="pte", help="ExecuTorch programs: XNNPACK model.pte, portable model.portable.pte", extra="executorch",
@@ -97,3 +102,10 @@ def options_of(names: Sequence[str]) -> tuple[str, ...]:
         elif name not in always:
             out.append(name)
     return tuple(dict.fromkeys(out))
+
+
+def unchecked(name: str) -> tuple[str, str]:
+    """Why a file of the named format has no parity result: (`edgeclf info`'s cell, the card's sentence); empty
+    strings for a parity-checked or unknown format."""
+    fmt = named(name)
+    return fmt.unchecked if fmt is not None and fmt.unchecked else ("", "")

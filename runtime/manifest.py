@@ -254,6 +254,13 @@ class Parity:
         return dict(checked_on=self.checked_on, policy=dict(self.policy), files={k: dict(v) for k, v in self.files.items()})
 
 
+def thresholds_problem(thresholds: Sequence[float], labels: int) -> str:
+    """What is wrong with a multi-label model's thresholds (one probability in [0, 1] per label), or ""."""
+    if len(thresholds) != labels or not all(0.0 <= float(v) <= 1.0 for v in thresholds):
+        return f"thresholds {list(thresholds)}: expected {labels} probabilities in [0, 1], one per label"
+    return ""
+
+
 @dataclass(frozen=True)
 class Manifest:
     task: str
@@ -378,8 +385,8 @@ class Manifest:
             if t:
                 raise ArtifactError(f"{where}: thresholds are for kind 'multilabel', this manifest is {self.kind!r}")
             return
-        if len(t) != k or not all(0.0 <= v <= 1.0 for v in t):
-            raise ArtifactError(f"{where}: thresholds {list(t)}: expected {k} probabilities in [0, 1], one per label")
+        if problem := thresholds_problem(t, k):
+            raise ArtifactError(f"{where}: {problem}")
 
     @classmethod
     def read(cls, path: str | Path) -> tuple[Manifest, Path]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 from importlib import metadata
 from typing import Any, AsyncIterator
 
@@ -18,7 +17,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from edgeclf.runtime.errors import first_line
-from edgeclf.serve.infer import acquire
+from edgeclf.serve.front import error_body, error_headers
+from edgeclf.serve.infer import described
 from edgeclf.serve.metrics import CONTENT_TYPE, Metrics
 from edgeclf.serve.models import Loaded, Models
 from edgeclf.serve.protocol import ProtocolError
@@ -27,7 +27,7 @@ JSON = "application/json"
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps({"error": message}), status, headers, JSON)
+    return Response(error_body(message), status, {**error_headers(status), **(headers or {})}, JSON)
 
 
 def ok(obj: Any) -> Response:
@@ -39,9 +39,7 @@ def build_app(models: Models, metrics: Metrics) -> Starlette:
     about_server = {"name": "edgeclf", "version": metadata.version("edgeclf"), "extensions": ["binary_tensor_data"]}
 
     def about(request: Request) -> Loaded:
-        loaded = acquire(models, request.path_params["name"], request.path_params.get("version"))
-        loaded.release()
-        return loaded
+        return described(models, request.path_params["name"], request.path_params.get("version"))
 
     async def live(request: Request) -> Response:
         return ok({"live": True})
@@ -101,7 +99,7 @@ def model_metadata(loaded: Loaded) -> dict[str, Any]:
 
 async def protocol_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProtocolError)
-    return error(exc.status, str(exc), {"Retry-After": "1"} if exc.status == 503 else None)
+    return error(exc.status, str(exc))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -48,7 +48,7 @@ class Front:
 
         try:
             if not authorized(scope["path"], _header(scope, b"authorization"), self.expected):
-                await _unauthorized(sending)
+                await respond_error(sending, 401, UNAUTHORIZED)
             elif (target := infer_target(scope["path"])) is not None:
                 await self.infer(scope, receive, sending, *target)
             else:
@@ -102,9 +102,26 @@ def infer_target(path: str) -> tuple[str, str | None] | None:
     return None
 
 
-async def _unauthorized(send: Send) -> None:
-    body = json.dumps({"error": UNAUTHORIZED}).encode()
-    await send({"type": "http.response.start", "status": 401,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"www-authenticate", b"Bearer")]})
+JSON_TYPE = (b"content-type", b"application/json")
+
+
+def error_headers(status: int) -> dict[str, str]:
+    """The headers an error answer of this status takes besides its JSON type (the protocol's 503 asks the client
+    to retry; a 401 names the scheme the token is expected in)."""
+    return {503: {"retry-after": "1"}, 401: {"www-authenticate": "Bearer"}}.get(status, {})
+
+
+def error_body(message: str) -> bytes:
+    """The protocol's error answer: {"error": message}."""
+    return json.dumps({"error": message}).encode()
+
+
+async def respond(send: Send, status: int, body: bytes, *headers: tuple[bytes, bytes]) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-length", str(len(body)).encode()), *headers]})
     await send({"type": "http.response.body", "body": body})
+
+
+async def respond_error(send: Send, status: int, message: str, *headers: tuple[bytes, bytes]) -> None:
+    extra = [(k.encode(), v.encode()) for k, v in error_headers(status).items()]
+    await respond(send, status, error_body(message), JSON_TYPE, *extra, *headers)

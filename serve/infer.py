@@ -5,7 +5,6 @@ other routes stay in edgeclf.serve.app. The route's errors are the same `{"error
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import numpy as np
@@ -13,7 +12,7 @@ import numpy as np
 from edgeclf.runtime.errors import InputError, first_line
 from edgeclf.runtime.inputs import as_float32_rows
 from edgeclf.serve.batcher import Overloaded, Result
-from edgeclf.serve.front import Receive, Scope, Send
+from edgeclf.serve.front import JSON_TYPE, Receive, Scope, Send, respond, respond_error
 from edgeclf.serve.models import Loaded, Models
 from edgeclf.serve.protocol import (
     HEADER_LENGTH,
@@ -24,7 +23,6 @@ from edgeclf.serve.protocol import (
     parse_request,
 )
 
-JSON_TYPE = (b"content-type", b"application/json")
 BINARY_TYPE = (b"content-type", b"application/octet-stream")
 WANTED = {b"content-length": "length", HEADER_LENGTH.encode(): "header", b"content-encoding": "encoding"}
 
@@ -44,15 +42,12 @@ def acquire(models: Models, name: str, version: str | None) -> Loaded:
     return loaded
 
 
-async def respond(send: Send, status: int, body: bytes, *headers: tuple[bytes, bytes]) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-length", str(len(body)).encode()), *headers]})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def respond_error(send: Send, status: int, message: str, *headers: tuple[bytes, bytes]) -> None:
-    extra = [(b"retry-after", b"1")] if status == 503 else []
-    await respond(send, status, json.dumps({"error": message}).encode(), JSON_TYPE, *extra, *headers)
+def described(models: Models, name: str, version: str | None) -> Loaded:
+    """The loaded model a metadata or readiness answer describes (held only while it is looked up: nothing runs on
+    it); the errors are acquire's."""
+    loaded = acquire(models, name, version)
+    loaded.release()
+    return loaded
 
 
 class Infer:

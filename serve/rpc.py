@@ -27,7 +27,7 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc  # noqa: E402
 from edgeclf.runtime.errors import InputError, first_line  # noqa: E402
 from edgeclf.serve.app import model_metadata  # noqa: E402
 from edgeclf.serve.front import UNAUTHORIZED, Front, Scope, authorized, expected_header  # noqa: E402
-from edgeclf.serve.infer import acquire, checked_rows, submit, too_large  # noqa: E402
+from edgeclf.serve.infer import acquire, checked_rows, described, submit, too_large  # noqa: E402
 from edgeclf.serve.models import Loaded, Models  # noqa: E402
 from edgeclf.serve.protocol import (  # noqa: E402
     DTYPES,
@@ -143,9 +143,7 @@ class Service(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         return await self._call(context, f"/v2/models/{request.model_name}/infer", infer)
 
     def _about(self, request: Any) -> Loaded:
-        loaded = acquire(self.models, request.name, request.version or None)
-        loaded.release()
-        return loaded
+        return described(self.models, request.name, request.version or None)
 
     async def _call(self, context: Any, path: str, work: Callable[[Scope], Awaitable[T]]) -> T:
         """work() behind the token, its errors as gRPC codes, recorded as Front records an HTTP request. The record
