@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from math import ceil
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -436,18 +436,32 @@ def shuffled_batches(rows: Iterator[tuple[np.ndarray, np.ndarray]], seed: int, b
 def _training_rows(s: Scan) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     import pyarrow.compute as pc
 
-    n = 0
-    for start, batch in s.file.batches():
+    def read(batch: Any, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x, col = read_rows(s.file, batch, start)
         idx = pc.index_in(col, value_set=s.values)
-        n += len(x)
-        if idx.null_count or n > s.rows:
+        if idx.null_count:  # a label the first read did not see
             raise _changed(s)
         y = np.asarray(idx, dtype=np.int64)  # (B,) class indices
-        train = row_hash(np.arange(start, start + len(x)), s.seed) > s.test_cut[y]  # (B,)
-        yield x[train], y[train]
-    if n != s.rows:
-        raise _changed(s)
+        return x, y, s.test_cut[y]
+
+    return held_in(s.file, s.rows, s.seed, read, lambda: _changed(s))
+
+
+def held_in(file: TableFile, rows: int, seed: int, read: Callable[[Any, int], tuple[np.ndarray, np.ndarray, np.ndarray]],
+            changed: Callable[[], Exception]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The rows a streamed split trains on, read again from the file, batch by batch: read(batch, start) gives the
+    batch's x, y and each row's hold-out cut (its stratum's); a row is kept when its index's hash is above its cut,
+    as the first read held rows out. A file whose row count moved since that read raises changed()."""
+    n = 0
+    for start, batch in file.batches():
+        x, y, cut = read(batch, start)
+        n += len(x)
+        if n > rows:
+            raise changed()
+        keep = row_hash(np.arange(start, start + len(x)), seed) > cut  # (B,)
+        yield x[keep], y[keep]
+    if n != rows:
+        raise changed()
 
 
 def _changed(s: Scan) -> Exception:

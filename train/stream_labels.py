@@ -23,7 +23,7 @@ from edgeclf.tables.messages import one_line as _error
 from edgeclf.tables.read import TableFile
 from edgeclf.tables.stats import FeatureStats, Moments
 from edgeclf.train.multilabel import VALIDATION_SHARE, check_positives, rarest_label
-from edgeclf.train.stream import SAMPLE_ROWS, _HeldOut, _Pool, row_hash, shuffled_batches
+from edgeclf.train.stream import SAMPLE_ROWS, _HeldOut, _Pool, held_in, row_hash, shuffled_batches
 from edgeclf.train.tabular import MIN_ROWS
 
 
@@ -145,16 +145,11 @@ def label_batches(s: LabelScan, batch_size: int, epoch: int) -> Iterator[tuple[n
 
 
 def _training_rows(s: LabelScan) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    n = 0
-    for start, batch in s.file.batches():
+    def read(batch: Any, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x, y = read_label_rows(s.file, batch, start)
-        n += len(x)
-        if n > s.rows:
-            raise changed(s.file)
-        keep = row_hash(np.arange(start, start + len(x)), s.seed) > s.cuts[rarest_label(y, s.rates)]  # (B,)
-        yield x[keep], y[keep]
-    if n != s.rows:
-        raise changed(s.file)
+        return x, y, s.cuts[rarest_label(y, s.rates)]
+
+    return held_in(s.file, s.rows, s.seed, read, lambda: changed(s.file))
 
 
 def changed(file: LabelsFile) -> Exception:
