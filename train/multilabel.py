@@ -165,13 +165,13 @@ def best_thresholds(p: np.ndarray, y: np.ndarray) -> tuple[float, ...]:
         if not yj.any():
             out.append(0.5)
             continue
-        cands, f1 = f1_curve(pj, yj)
+        cands, f1 = _f1_curve(pj, yj)
         near = cands[f1 >= f1.max() - 1.0 / yj.sum() - 1e-12]  # the slack: a float tie at the edge counts as within
         out.append(round(float(np.float32((near.min() + near.max()) / 2)), 6))
     return tuple(out)
 
 
-def f1_curve(p: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _f1_curve(p: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(candidate thresholds, the F1 of `p >= t` at each) for one label's probabilities p (N,) and truth (N,) bool:
     the midpoints between consecutive distinct probabilities, then 0.5."""
     u = np.unique(p)
