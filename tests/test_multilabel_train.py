@@ -63,17 +63,33 @@ def test_export_and_predict(trained: Path, tmp_path: Path) -> None:
     assert clf.predict(x).shape == (20, 3) and clf.predict(x).dtype == bool
 
 
-def test_thresholds_maximise_f1() -> None:
-    rng = np.random.default_rng(1)
-    y = (rng.random((300, 2)) < [0.3, 0.05]).astype(np.float32)
-    p = np.clip(y * 0.3 + rng.random((300, 2)) * 0.7, 0, 1).astype(np.float32)
-    t = best_thresholds(p, y)
-    def f1(j: int, c: float) -> float:
-        pred, truth = p[:, j] >= c, y[:, j] > 0.5
-        return 2 * float((pred & truth).sum()) / float(pred.sum() + truth.sum())
+def test_thresholds_are_the_middle_of_the_near_best() -> None:
+    """best_thresholds' rule on a case worked by hand: label a has 5 positives, so "within one row" is F1 >= best - 0.2;
+    label b has no positive (0.5)."""
+    p_a = [0.05, 0.12, 0.24, 0.33, 0.41, 0.57, 0.66, 0.81, 0.92]
+    y_a = [0, 0, 0, 1, 0, 1, 1, 1, 1]
+    # candidate t (midpoints, and 0.5): F1 of p >= t = 2 TP / (predicted + 5)
+    #   0.085: 10/13 = .769   0.18: 10/12 = .833   0.285: 10/11 = .909 (best: the argmax, the rule before)
+    #   0.37: 8/10 = .800     0.49 and 0.5: 8/9 = .889   0.615: 6/8 = .750   0.735: 4/7 = .571   0.865: 2/6 = .333
+    # within .2 of .909 (>= .709): 0.085 ... 0.615 -> the middle: (0.085 + 0.615) / 2 = 0.35
+    p = np.array([p_a, [0.3] * 9], np.float32).T
+    y = np.array([y_a, [0] * 9], np.float32).T
+    assert best_thresholds(p, y) == pytest.approx((0.35, 0.5), abs=1e-6)
 
-    for j in range(2):  # no threshold on a fine grid does better
-        assert f1(j, t[j]) >= max(f1(j, c) for c in np.linspace(0.001, 0.999, 999)) - 1e-12
+
+def test_thresholds_match_a_plain_loop() -> None:
+    """The rule recomputed the plain way (every candidate's F1 from its own p >= t) on random labels with tied
+    probabilities and 3 to ~150 positives."""
+    rng = np.random.default_rng(1)
+    y = (rng.random((600, 3)) < [0.25, 0.05, 0.005]).astype(np.float32)
+    p = np.round(np.clip(y * 0.35 + rng.random((600, 3)) * 0.65, 0, 1), 2).astype(np.float32)  # ties: 2 decimals
+    for j, t in enumerate(best_thresholds(p, y)):
+        pj, truth = p[:, j].astype(np.float64), y[:, j] > 0.5
+        u = sorted(set(pj.tolist()))
+        cands = [(a + b) / 2 for a, b in zip(u, u[1:])] + [0.5]
+        f1 = [2 * float((pj >= c)[truth].sum()) / float((pj >= c).sum() + truth.sum()) for c in cands]
+        near = [c for c, f in zip(cands, f1) if f >= max(f1) - 1 / truth.sum() - 1e-12]
+        assert t == pytest.approx((min(near) + max(near)) / 2, abs=1e-6)
 
 
 def test_metric_values() -> None:

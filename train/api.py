@@ -199,7 +199,7 @@ def _train_multilabel(spec: TaskSpec, out: Path, cfg: TrainConfig, model_cfg: Mo
                       parts: dict[str, XY] | None = None, split_note: str | None = None,
                       source: BatchSource | None = None, stats: FeatureStats | None = None,
                       metrics: dict[str, Any] | None = None, searched: bool = False) -> TrainResult:
-    """Fit on the fit rows, thresholds on the validation rows (each label's best F1), metrics on the test rows,
+    """Fit on the fit rows, thresholds on the validation rows (multilabel.best_thresholds), metrics on the test rows,
     beside the baselines trained on the same fit rows; parts: those rows when the caller split them (a given test
     table, a streamed file: its fit rows are then a sample and source reads them all), else a seeded split of the
     task's table. searched: the recipe search (train/search.py) picks the setting, early stopping on those same

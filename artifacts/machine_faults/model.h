@@ -18,7 +18,7 @@
 static const char *const edgeclf_features[EDGECLF_N_FEATURES] = {"quality", "air_temperature_K", "process_temperature_K", "rotational_speed_rpm", "torque_Nm", "tool_wear_min"};
 static const char *const edgeclf_labels[EDGECLF_N_LABELS] = {"tool_wear", "heat_dissipation", "power", "overstrain"};
 /* per-label decision thresholds, chosen on validation rows (manifest.json "thresholds") */
-static const float edgeclf_thresholds[EDGECLF_N_LABELS] = {0.539548993f, 0.464630991f, 0.438124001f, 0.5f};
+static const float edgeclf_thresholds[EDGECLF_N_LABELS] = {0.532411993f, 0.448890001f, 0.431652009f, 0.476060003f};
 
 static const float edgeclf_mean[6] = {
     0.699343324f, 300.01535f, 310.020294f, 1541.55566f, 39.8220444f, 125.86953f
