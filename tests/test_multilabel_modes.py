@@ -79,6 +79,11 @@ def test_cross_validation(tables: Path, tmp_path: Path) -> None:
         assert cv[k]["mean"] == pytest.approx(np.mean(values), abs=1e-6)
         assert cv[k]["std"] == pytest.approx(np.std(values), abs=1e-6)
     assert set(cv["per_label_f1"]) == set(LABELS) and cv["macro_f1"]["mean"] > 0.6
+    # the folds are three scorings, not one copied: they differ, and each holds the bounds a real scoring holds
+    # (a wrong row has between 1 and L wrong cells: hamming <= 1 - subset accuracy <= L * hamming)
+    assert len({json.dumps(f, sort_keys=True) for f in cv["folds"]}) == 3
+    for f in cv["folds"]:
+        assert f["hamming_loss"] <= 1 - f["subset_accuracy"] + 1e-9 <= len(LABELS) * f["hamming_loss"] + 2e-9
     assert f"3-fold CV subset accuracy {cv['subset_accuracy']['mean']:.4f}" in printed
 
 
