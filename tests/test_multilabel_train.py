@@ -77,9 +77,27 @@ def test_thresholds_are_the_middle_of_the_near_best() -> None:
     assert best_thresholds(p, y) == pytest.approx((0.35, 0.5), abs=1e-6)
 
 
+@pytest.mark.parametrize("positives", [1, 2, 3])
+def test_few_validation_positives_keep_at_least_half_the_best_f1(positives: int) -> None:
+    """With one or two validation positives "one row" (1/positives) is most of F1: without the floor every
+    threshold was near-best and the middle of all of them flagged a third of the rows (F1 ~0.01 for a perfectly
+    ranked positive). The chosen threshold keeps at least half the best F1 (sklearn's F1, not the rule's curve)."""
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(positives)
+    p = rng.random(160) * 0.6  # negatives below 0.6
+    y = np.zeros(160, np.float32)
+    y[:positives], p[:positives] = 1, 0.7 + 0.1 * np.arange(positives)  # positives ranked above every negative
+    (t,) = best_thresholds(p[:, None].astype(np.float32), y[:, None])
+    f1 = f1_score(y > 0.5, p.astype(np.float32) >= np.float32(t))
+    assert f1 >= 0.5, (t, f1)  # the best is 1.0 (any threshold between 0.6 and the lowest positive)
+    assert np.sum(p >= t) <= 2 * positives + 1  # at most ~as many flagged negatives as positives
+
+
 def test_thresholds_match_a_plain_loop() -> None:
-    """The rule recomputed the plain way (every candidate's F1 from its own p >= t) on random labels with tied
-    probabilities and 3 to ~150 positives."""
+    """The vectorised F1 curve and the selection against the plain way (every candidate's F1 from its own p >= t)
+    on random labels with tied probabilities and 5, 21 and 151 positives (the rule itself: the hand-worked case
+    above and the few-positives test)."""
     rng = np.random.default_rng(1)
     y = (rng.random((600, 3)) < [0.25, 0.05, 0.005]).astype(np.float32)
     p = np.round(np.clip(y * 0.35 + rng.random((600, 3)) * 0.65, 0, 1), 2).astype(np.float32)  # ties: 2 decimals
@@ -88,7 +106,7 @@ def test_thresholds_match_a_plain_loop() -> None:
         u = sorted(set(pj.tolist()))
         cands = [(a + b) / 2 for a, b in zip(u, u[1:])] + [0.5]
         f1 = [2 * float((pj >= c)[truth].sum()) / float((pj >= c).sum() + truth.sum()) for c in cands]
-        near = [c for c, f in zip(cands, f1) if f >= max(f1) - 1 / truth.sum() - 1e-12]
+        near = [c for c, f in zip(cands, f1) if f >= max(max(f1) - 1 / truth.sum(), max(f1) / 2) - 1e-12]
         assert t == pytest.approx((min(near) + max(near)) / 2, abs=1e-6)
 
 

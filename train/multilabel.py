@@ -149,7 +149,9 @@ def best_thresholds(p: np.ndarray, y: np.ndarray) -> tuple[float, ...]:
     thresholds, not the noisy argmax. The candidates are the midpoints between consecutive distinct probabilities
     (and 0.5); the near-best are those whose F1 is within one row of the best, 1/positives (catching one positive
     more or less moves F1 by 2/(positives + predicted), about that near the best); the threshold is the midpoint of
-    the lowest and the highest of them. 0.5 for a label without a positive.
+    the lowest and the highest of them. 0.5 for a label without a positive. The band never reaches below half the
+best F1: with one or two validation positives one row is most of F1 (1/1 would take every threshold, the labels
+unread), so there the near-best are the thresholds that keep at least half the best F1.
 
     Why not the argmax (the rule before): with few positives, or a label the model separates almost perfectly, the
     F1 curve is flat at its top, which step is highest rests on a row or two, and the argmax (ties: nearest 0.5)
@@ -166,7 +168,8 @@ def best_thresholds(p: np.ndarray, y: np.ndarray) -> tuple[float, ...]:
             out.append(0.5)
             continue
         cands, f1 = _f1_curve(pj, yj)
-        near = cands[f1 >= f1.max() - 1.0 / yj.sum() - 1e-12]  # the slack: a float tie at the edge counts as within
+        floor = max(f1.max() - 1.0 / yj.sum(), f1.max() / 2)  # one row, but never below half the best
+        near = cands[f1 >= floor - 1e-12]  # the slack: a float tie at the edge counts as within
         out.append(round(float(np.float32((near.min() + near.max()) / 2)), 6))
     return tuple(out)
 
@@ -259,7 +262,7 @@ def fold_summary(scores: Sequence[dict[str, Any]], labels: Sequence[str], strati
 
 
 THRESHOLD_RULE = ("per label, on the validation rows: the middle of the thresholds whose F1 is within one row "
-                  "(1/positives) of the best")
+                  "(1/positives) of the best and at least half of it")
 TARGET_MARGIN = 0.01  # micro- and macro-F1 within 1 point of the MLP baseline
 
 
