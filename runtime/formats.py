@@ -28,7 +28,7 @@ class Format:
     help: str = ""  # opt-in formats: what --format OPTION adds, for the CLI's help
     loadable: bool = False  # edgeclf.runtime.Classifier runs it
     extra: str = ""  # the edgeclf extra whose package (of the same name) its writer needs beyond [train]
-    unchecked: tuple[str, str] | tuple[()] = ()  # no runner: why (`edgeclf info`, the card)
+    unchecked: tuple[str, str] = ("", "")  # no runner: why, as `edgeclf info`'s parity cell and the card's sentence
 
     def file_name(self, batch: int) -> str:
         return self.file.format(batch=batch)
@@ -49,7 +49,6 @@ C_HEADER = Format("c", "model.h", "edgeclf.export.edge:write_c", label="C header
                              "it with gcc and hold it to this policy against eager PyTorch"))
 ORT = Format("ort", "model.b{batch}.ort", "edgeclf.export.edge:write_ort_files", "edgeclf.export.checks:onnx_runner",
              loadable=True, label=".ort", option="ort", help="onnxruntime mobile format")
-# not parity-checked: a quantised file is not held to the float policy; its report (accuracy, agreement) is the claim
 INT8 = Format("onnx-int8", "model.b{batch}.int8.onnx", "edgeclf.export.edge:write_int8", loadable=True,
               label="int8 ONNX", option="int8", help="quantised ONNX",
               unchecked=("int8 report", "int8: not held to the float32 policy; its report (size, accuracy, label "
@@ -108,4 +107,4 @@ def unchecked(name: str) -> tuple[str, str]:
     """Why a file of the named format has no parity result: (`edgeclf info`'s cell, the card's sentence); empty
     strings for a parity-checked or unknown format."""
     fmt = named(name)
-    return fmt.unchecked if fmt is not None and fmt.unchecked else ("", "")
+    return fmt.unchecked if fmt is not None else ("", "")

@@ -208,3 +208,26 @@ def test_a_named_feature_list_is_checked_as_for_one_label(features, fragment) ->
 
     with pytest.raises(InputError, match=re.escape(fragment)):
         load_label_table(_frame(40), LABELS, features)
+
+
+@pytest.mark.parametrize("rows", [350, 450])
+@pytest.mark.parametrize("labels", [LABELS, ["alpha"]], ids=["multilabel", "one-label"])
+def test_a_file_that_changes_between_epochs_is_refused(tmp_path: Path, rows: int, labels: list[str]) -> None:
+    """Streamed training re-reads the file each epoch (train/stream.py held_in, for one label and for label
+    columns): a file that shrank or grew since the first read is one clear error, not rows silently trained on."""
+    from edgeclf.runtime.errors import InputError
+    from edgeclf.train.stream import scan, train_batches
+    from edgeclf.train.stream_labels import label_batches, scan_labels
+
+    path = tmp_path / "tags.csv"
+    _frame(400).to_csv(path, index=False)
+    if len(labels) > 1:
+        s = scan_labels(path, labels, FEATURES, seed=42)
+        epoch = lambda: label_batches(s, 32, 0)  # noqa: E731
+    else:
+        s = scan(path, labels[0], FEATURES, seed=42)
+        epoch = lambda: train_batches(s, 32, 0)  # noqa: E731
+    assert sum(len(yb) for _, yb in epoch()) == s.train_rows  # the unchanged file: an epoch of its training rows
+    _frame(rows, seed=3).to_csv(path, index=False)
+    with pytest.raises(InputError, match="the file changed while training"):
+        sum(1 for _ in epoch())
