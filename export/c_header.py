@@ -192,7 +192,8 @@ def _fill_arrays(p: str, filled: np.ndarray | None) -> str:
     if filled is None:
         return ""
     flags = ", ".join("0" if np.isnan(v) else "1" for v in filled)
-    return (f"static const float {p}_fill[{filled.size}] = {_c_vector(np.nan_to_num(filled, nan=0.0))};\n"
+    return (f"#define {p}_has_fill 1 /* {p}_fill and {p}_filled exist (`#if {p}_has_fill`: 0 in a header without) */\n"
+            f"static const float {p}_fill[{filled.size}] = {_c_vector(np.nan_to_num(filled, nan=0.0))};\n"
             f"static const unsigned char {p}_filled[{filled.size}] = {{{flags}}};\n")
 
 
@@ -208,7 +209,8 @@ def _category_doc(p: str, features: Sequence[str], cats: list[int] | None) -> st
 def _category_arrays(p: str, cats: list[int] | None) -> str:
     if cats is None:
         return ""
-    return f"static const int {p}_n_categories[{len(cats)}] = {{{', '.join(map(str, cats))}}};\n"
+    return (f"#define {p}_has_categories 1 /* {p}_n_categories exists (0: a number; `#if {p}_has_categories`) */\n"
+            f"static const int {p}_n_categories[{len(cats)}] = {{{', '.join(map(str, cats))}}};\n")
 
 
 def _guard(prefix: str) -> str:

@@ -368,3 +368,34 @@ def test_an_int_beyond_float64_in_a_category_model_is_one_clean_error():
     with pytest.raises(InputError, match=r"^column 'f0': value '1000000000.*' is not a number that fits float64$"):
         encode([[10**400, "red"]], ("f0", "color"), vocabs)
     assert encode([[1.5, "blue"]], ("f0", "color"), vocabs).tolist() == [[1.5, 1.0]]
+
+
+@pytest.mark.slow  # the module fixture trains and exports once (~25 s on 2 cores)
+def test_the_c_example_takes_empty_filled_cells_and_checks_category_indices(mixed: Path, tmp_path: Path) -> None:
+    """examples/c/predict.c (strict flags, sanitizers) on a header with fill values and a category: an empty cell
+    or nan in a filled feature is taken (labels equal to the runtime's on the same rows), a category index outside
+    its vocabulary and an empty cell in an unfilled feature are one stderr line each, exit 1."""
+    from edge_helpers import SANITIZE
+
+    from edgeclf.runtime import Classifier
+
+    x = _codes(holey(120, seed=29))  # (N, 5) with NaN in f0..f2
+    assert np.isnan(x[:, :3]).any() and not np.isnan(x[:, 3:]).any()
+    lines = [",".join("" if np.isnan(v) and i % 2 else ("nan" if np.isnan(v) else repr(float(v))) for v in row)
+             for i, row in enumerate(x)]  # empty cells on odd rows, "nan" on even ones
+    (tmp_path / "model.h").write_bytes((mixed / "model.h").read_bytes())
+    exe = gcc([Path(__file__).resolve().parents[1] / "examples" / "c" / "predict.c"], tmp_path / "predict",
+              [tmp_path], SANITIZE)
+    out = run_program(exe, ",".join(COLUMNS) + "\n" + "\n".join(lines) + "\n")
+    want = Classifier.load(mixed).predict(x).tolist()
+    assert out.splitlines() == want
+    vocab = len(COLORS)
+    for row, fragment in ((f"1,2,3,4,{vocab}", f"column 5 (color): {vocab} is not a category index: expected an "
+                                                f"integer in 0..{vocab - 1}"),
+                          ("1,2,3,4,1.5", "column 5 (color): 1.5 is not a category index"),
+                          ("1,2,3,,1", "line 1: expected 5 comma-separated finite numbers (empty or nan only where "
+                                       "the model fills a feature)")):
+        done = subprocess.run([str(exe)], input=row + "\n", capture_output=True, text=True,
+                              env={"ASAN_OPTIONS": "detect_leaks=0"})
+        assert done.returncode == 1 and done.stdout == "", (row, done)
+        assert len(done.stderr.splitlines()) == 1 and fragment in done.stderr, (row, done.stderr)

@@ -7,8 +7,10 @@
  *   gcc -std=c99 -O2 -I<artifact folder> -DEDGECLF_PREFIX=circles predict.c -lm -o predict   # --c-prefix circles
  *   ./predict < points.csv
  *
- * Exit code 1 and a message on stderr for a row that is not N_FEATURES finite numbers. The stdio here is the
- * example's: model.h uses none. */
+ * Exit code 1 and a message on stderr for a row that is not N_FEATURES finite numbers. A model trained with
+ * --impute median takes an empty cell (or nan) in the features it fills, as the runtime does; a category column
+ * takes its value's index (manifest.json features[].categories), and an index outside its range is refused (the
+ * header would give it an all-zero code). The stdio here is the example's: model.h uses none. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -47,16 +49,36 @@ static void print_row(const float *row) {
 }
 #endif
 
-/* Parse "a,b,c" into row; 0 on success, -1 if it is not exactly N_FEATURES finite numbers. */
+/* Whether feature k may be NaN: the header fills it (--impute median), as the exported graph does. */
+#if SYM(has_fill)
+#define HAS_FILL 1
+static int fillable(int k) {
+    return SYM(filled)[k];
+}
+#else
+#define HAS_FILL 0
+static int fillable(int k) {
+    (void)k;
+    return 0;
+}
+#endif
+
+/* Parse "a,b,c" into row; 0 on success, -1 if it is not exactly N_FEATURES finite numbers (an empty cell or nan
+ * where the header fills the feature). */
 static int parse_row(const char *line, float *row) {
     const char *p = line;
     int k;
     for (k = 0; k < N_FEATURES; k++) {
         char *end;
         errno = 0;
-        row[k] = strtof(p, &end);
-        if (end == p || errno == ERANGE || !isfinite(row[k])) return -1;
-        p = end;
+        while (*p == ' ' || *p == '\t') p++;
+        if (fillable(k) && (*p == ',' || *p == '\0' || *p == '\n' || *p == '\r')) {
+            row[k] = NAN; /* an empty cell */
+        } else {
+            row[k] = strtof(p, &end);
+            if (end == p || errno == ERANGE || (!isfinite(row[k]) && !(fillable(k) && isnan(row[k])))) return -1;
+            p = end;
+        }
         while (*p == ' ' || *p == '\t') p++;
         if (k < N_FEATURES - 1) {
             if (*p != ',') return -1;
@@ -64,6 +86,25 @@ static int parse_row(const char *line, float *row) {
         }
     }
     return (*p == '\0' || *p == '\n' || *p == '\r') ? 0 : -1;
+}
+
+/* -1 and a message when a category feature's value is not an index of its vocabulary, else 0. */
+static int check_categories(const float *row, long line) {
+#if SYM(has_categories)
+    int k;
+    for (k = 0; k < N_FEATURES; k++) {
+        int n = SYM(n_categories)[k];
+        if (n > 0 && !(row[k] >= 0.0f && row[k] <= (float)(n - 1) && row[k] == floorf(row[k]))) {
+            fprintf(stderr, "line %ld: column %d (%s): %g is not a category index: expected an integer in 0..%d "
+                    "(its vocabulary in manifest.json)\n", line, k + 1, SYM(features)[k], (double)row[k], n - 1);
+            return -1;
+        }
+    }
+#else
+    (void)row;
+    (void)line;
+#endif
+    return 0;
 }
 
 /* A header starts with a name, not a number: "1,2,3" on line 1 is a bad row, not a header. */
@@ -90,9 +131,11 @@ int main(void) {
         if (blank(line)) continue;
         if (parse_row(line, row) != 0) {
             if (n == 1 && header(line)) continue;
-            fprintf(stderr, "line %ld: expected %d comma-separated finite numbers\n", n, N_FEATURES);
+            fprintf(stderr, "line %ld: expected %d comma-separated finite numbers%s\n", n, N_FEATURES,
+                    HAS_FILL ? " (empty or nan only where the model fills a feature)" : "");
             return 1;
         }
+        if (check_categories(row, n) != 0) return 1;
         print_row(row);
     }
     return ferror(stdin) ? 1 : 0;
