@@ -129,7 +129,7 @@ def _train_labels(source: Any, label: str | Sequence[str], out: Path | str, *, f
             check_folds(rarest_label(rows), cv, "rarest-label stratum")
     stem = Path(str(source)).stem if isinstance(source, (str, Path)) else "table"
     spec = user_table_spec(sanitize_name(name or stem), lambda n, s: (table.x, table.y), table.labels,
-                           table.features, len(table.y), _describe_labels(source, names, table.features, len(table.y)),
+                           table.features, len(table.y), _describe(source, names, table.features, len(table.y)),
                            cv=cv or 0, multilabel=True)
     for note in table.warnings:
         warnings.warn(note, stacklevel=3)
@@ -163,7 +163,7 @@ def _train_labels_streamed(path: str | Path, labels: tuple[str, ...], out: Path 
     note = (f"streamed; {held}, and {len(s.validation[1]):,} validation rows for the thresholds, by the hash of the "
             f"row index with seed {seed} within each row's rarest-label stratum")
     spec = table_spec(folder.name, lambda n, r: s.sample, labels, s.features, s.rows,
-                      _describe_labels(path, labels, s.features, s.rows), cv=0, multilabel=True)
+                      _describe(path, labels, s.features, s.rows), cv=0, multilabel=True)
     source = FileBatches(lambda size, epoch: label_batches(s, size, epoch), s.train_rows,
                          s.stats.standardisation(s.features))  # warns (DataWarning) about a constant feature
     metrics = {"stream": {"rows": s.rows, "train_rows": s.train_rows, "test_rows": len(parts["test"][1]),
@@ -281,14 +281,11 @@ def _default_cv(cv: int | None, y: np.ndarray) -> int:
     return 5 if len(y) < CV_MAX_ROWS and np.bincount(np.asarray(y, np.int64)).max() >= 5 else 0
 
 
-def _describe(source: Any, label: str, features: Sequence[str], rows: int) -> str:
+def _describe(source: Any, label: str | Sequence[str], features: Sequence[str], rows: int) -> str:
+    """The task description of a user's table: its name, rows, label column(s) and feature count."""
     where = Path(str(source)).name if isinstance(source, (str, Path)) else "a pandas DataFrame"
-    return f"{where}: {rows:,} rows, label column {label!r}, {len(features)} features"
-
-
-def _describe_labels(source: Any, labels: Sequence[str], features: Sequence[str], rows: int) -> str:
-    where = Path(str(source)).name if isinstance(source, (str, Path)) else "a pandas DataFrame"
-    return f"{where}: {rows:,} rows, label columns {list(labels)}, {len(features)} features"
+    said = f"label column {label!r}" if isinstance(label, str) else f"label columns {list(label)}"
+    return f"{where}: {rows:,} rows, {said}, {len(features)} features"
 
 
 def _split(table: Any, test_table: Any, seed: object, test: Any) -> Dataset:

@@ -18,8 +18,8 @@ from edgeclf.tables.columns import RowNames, check_names, features_matrix, indic
 from edgeclf.tables.idlike import id_like, id_note
 from edgeclf.tables.messages import one_line as _error
 from edgeclf.tables.read import read_table
+from edgeclf.train.tabular import check_row_count
 
-MIN_ROWS = 10
 VALIDATION_SHARE = 0.2  # of the training share: where the thresholds are chosen
 
 
@@ -56,8 +56,7 @@ def load_label_table(source: Any, labels: Sequence[str], features: Sequence[str]
     for label in labels:
         if label not in names:
             raise _error(f"{where}: label column {label!r} not found; columns: {names}")
-    if raw.num_rows < MIN_ROWS:
-        raise _error(f"{where}: {raw.num_rows} data rows: need at least {MIN_ROWS}")
+    check_row_count(raw.num_rows, where)
     picked, notes = _features(raw, labels, features, where)
     rows = RowNames(None)
     y = np.stack([indicator_values(raw, label, where, rows) for label in labels], axis=1)  # (N, L)

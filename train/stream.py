@@ -40,7 +40,7 @@ from edgeclf.tables.read import TableFile, is_frame
 from edgeclf.tables.stats import FeatureStats, Medians, Moments
 from edgeclf.tables.textscan import TextScan
 from edgeclf.train.settings import TEST_SIZE
-from edgeclf.train.tabular import MIN_ROWS, Table
+from edgeclf.train.tabular import Table, check_row_count
 
 SHUFFLE_ROWS = 65_536  # training rows shuffled together before they are cut into mini-batches
 HOLD_OUT = TEST_SIZE  # the share of rows that are test candidates
@@ -291,8 +291,7 @@ def _finish(file: TableFile, seed: int, n: int, first: _Pass, classes: _Classes,
             sample: _Pool) -> Scan:
     import pyarrow as pa
 
-    if n < MIN_ROWS:
-        raise _error(f"{file.where}: {n} data rows: need at least {MIN_ROWS}")
+    check_row_count(n, file.where)
     names, values, remap = classes.sorted()
     ids = np.argsort(remap)  # (K,) class index -> first-appearance id
     check_counts(classes.counts[ids], names, file.label, file.where, lambda c: f"row {int(classes.first[ids[c]]) + 1}")

@@ -24,7 +24,7 @@ from edgeclf.tables.read import TableFile
 from edgeclf.tables.stats import FeatureStats, Moments
 from edgeclf.train.multilabel import VALIDATION_SHARE, check_positives, rarest_label
 from edgeclf.train.stream import SAMPLE_ROWS, _HeldOut, _Pool, held_in, row_hash, shuffled_batches
-from edgeclf.train.tabular import MIN_ROWS
+from edgeclf.train.tabular import check_row_count
 
 
 class LabelsFile(TableFile):
@@ -94,8 +94,7 @@ def _rates(file: LabelsFile) -> tuple[int, np.ndarray]:
     for start, batch in file.batches():
         y = file.label_rows(batch, start)  # (B, L)
         n, pos = n + len(y), pos + y.sum(axis=0)
-    if n < MIN_ROWS:
-        raise _error(f"{file.where}: {n} data rows: need at least {MIN_ROWS}")
+    check_row_count(n, file.where)
     check_positives(pos, n, file.labels, file.where)
     return n, pos / n
 

@@ -81,7 +81,7 @@ def load_table(
         raise _error(f"{where}: label column {label!r} not found; columns: {names}")
     if reference is not None and features is None:
         features = reference.features
-    _check_row_count(raw.num_rows, where, 1 if reference is not None else MIN_ROWS)
+    check_row_count(raw.num_rows, where, 1 if reference is not None else MIN_ROWS)
     picked, notes = pick_features(raw, label, features, where)
     rows = _rows_of(source)
     col = label_values(raw, label, where, rows)
@@ -102,7 +102,8 @@ def _rows_of(source: Any) -> RowNames:
     return RowNames(source.index if is_frame(source) and not _is_default_index(source.index) else None)
 
 
-def _check_row_count(n: int, where: str, least: int) -> None:
+def check_row_count(n: int, where: str, least: int = MIN_ROWS) -> None:
+    """A table too small to split and train on (least: MIN_ROWS; 1 for a test table) is one line."""
     if n < least:
         raise _error(f"{where}: {n} data rows: need at least {least}")
 
