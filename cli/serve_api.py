@@ -7,14 +7,7 @@ from __future__ import annotations
 
 import click
 
-from edgeclf.serve import (
-    DEFAULT_HOST,
-    DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_BATCH_ROWS,
-    DEFAULT_MAX_BODY_MB,
-    DEFAULT_MAX_QUEUE,
-    DEFAULT_PORT,
-)
+import edgeclf.serve as defaults  # the DEFAULT_* settings (light: no server package imported)
 
 SERVE_NEEDS = ("uvicorn", "starlette", "prometheus_client", "httptools", "uvloop", "orjson")
 GRPC_NEEDS = ("grpc", "tritonclient")  # --grpc-port: grpcio, and the service's messages from tritonclient.grpc
@@ -23,21 +16,21 @@ GRPC_NEEDS = ("grpc", "tritonclient")  # --grpc-port: grpcio, and the service's 
 @click.command()
 @click.argument("artifacts", nargs=-1, required=True, metavar="ARTIFACT...",
                 type=click.Path(exists=True, file_okay=False))
-@click.option("--host", default=DEFAULT_HOST, show_default=True,
+@click.option("--host", default=defaults.DEFAULT_HOST, show_default=True,
               help="Address to listen on; any non-loopback one needs --token-file.")
-@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
+@click.option("--port", type=click.IntRange(0, 65535), default=defaults.DEFAULT_PORT, show_default=True,
               help="0: any free port.")
-@click.option("--max-batch-rows", type=click.IntRange(min=1), default=DEFAULT_MAX_BATCH_ROWS, show_default=True,
+@click.option("--max-batch-rows", type=click.IntRange(min=1), default=defaults.DEFAULT_MAX_BATCH_ROWS, show_default=True,
               help="Rows per coalesced Classifier call; 1 turns batching off.")
 @click.option("--max-delay-ms", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="How long a request may wait for others to join its batch (0: take what is queued).")
-@click.option("--max-queue", type=click.IntRange(min=1), default=DEFAULT_MAX_QUEUE, show_default=True,
+@click.option("--max-queue", type=click.IntRange(min=1), default=defaults.DEFAULT_MAX_QUEUE, show_default=True,
               help="Requests waiting per model before the server answers 503 (Retry-After).")
-@click.option("--max-body-mb", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_MAX_BODY_MB,
+@click.option("--max-body-mb", type=click.FloatRange(min=0, min_open=True), default=defaults.DEFAULT_MAX_BODY_MB,
               show_default=True, help="Largest request body in MiB; a larger one gets 413.")
 @click.option("--token-file", type=click.Path(dir_okay=False),
               help="File holding the bearer token every request must send (Authorization: Bearer ...).")
-@click.option("--idle-timeout", type=click.IntRange(min=1), default=DEFAULT_IDLE_TIMEOUT, show_default=True,
+@click.option("--idle-timeout", type=click.IntRange(min=1), default=defaults.DEFAULT_IDLE_TIMEOUT, show_default=True,
               help="Seconds a connection may stay silent (before its first request or between two) before it is "
                    "closed.")
 @click.option("--grpc-port", type=click.IntRange(0, 65535), default=None,

@@ -19,15 +19,8 @@ from typing import Any, Awaitable, Callable
 
 import uvicorn
 
+import edgeclf.serve as defaults  # the DEFAULT_* settings, shared with the CLI
 from edgeclf.runtime.errors import InputError
-from edgeclf.serve import (
-    DEFAULT_HOST,
-    DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_BATCH_ROWS,
-    DEFAULT_MAX_BODY_MB,
-    DEFAULT_MAX_QUEUE,
-    DEFAULT_PORT,
-)
 from edgeclf.serve.app import build_app
 from edgeclf.serve.connection import Connection
 from edgeclf.serve.front import Front
@@ -40,14 +33,14 @@ GRACE_SECONDS = 30  # how long SIGTERM waits for requests in flight before cutti
 
 @dataclass(frozen=True)
 class ServeOptions:
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS
+    host: str = defaults.DEFAULT_HOST
+    port: int = defaults.DEFAULT_PORT
+    max_batch_rows: int = defaults.DEFAULT_MAX_BATCH_ROWS
     max_delay_ms: float = 0.0
-    max_queue: int = DEFAULT_MAX_QUEUE
-    max_body_mb: float = DEFAULT_MAX_BODY_MB
+    max_queue: int = defaults.DEFAULT_MAX_QUEUE
+    max_body_mb: float = defaults.DEFAULT_MAX_BODY_MB
     token_file: str | None = None
-    idle_timeout: int = DEFAULT_IDLE_TIMEOUT
+    idle_timeout: int = defaults.DEFAULT_IDLE_TIMEOUT
     grpc_port: int | None = None  # None: no gRPC API
 
 
