@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
@@ -108,13 +109,11 @@ def _recall(labels: np.ndarray, y: np.ndarray, k: int) -> float | None:
 
 
 def decide(probs: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
-    """The runtime's one decision rule: (N,) class indices, or for a multi-label model (N, L) 0/1 (p >= its
-    threshold, compared in float32)."""
-    from edgeclf.runtime.classifier import decisions
+    """The runtime's decisions as columns (runtime column_decisions) for a manifest's thresholds (() for one
+    label): (N,) class indices, or (N, L) 0/1, p >= its threshold compared in float32."""
+    from edgeclf.runtime.classifier import column_decisions
 
-    if not len(thresholds):
-        return decisions(probs)
-    return decisions(probs, np.asarray(thresholds, np.float32)).astype(np.int8)
+    return column_decisions(probs, np.asarray(thresholds, np.float32) if len(thresholds) else None)
 
 
 def _accuracy(decided: np.ndarray, y: np.ndarray) -> float:
@@ -192,7 +191,11 @@ def lossy(details: Mapping[str, Any]) -> str | None:
 
 
 def share(agreement: float) -> str:
-    """An agreement as a percentage, with a third decimal where two would round it up to MIN_AGREEMENT (98.995%
-    is refused and must not read as 99.00%)."""
+    """An agreement as a percentage, with a third decimal, rounded down, where two would round it up to
+    MIN_AGREEMENT (98.995% is refused and must not read as 99.00%, nor 98.9996% as 99.000%)."""
     text = f"{agreement:.2%}"
-    return f"{agreement:.3%}" if agreement < MIN_AGREEMENT <= float(text[:-1]) / 100 else text
+    if agreement < MIN_AGREEMENT <= float(text[:-1]) / 100:
+        # in thousandths of a percent, rounded down (+ 1e-6: 0.98995 * 1e5 is 98994.99...), and below the limit
+        milli = min(math.floor(agreement * 1e5 + 1e-6), round(MIN_AGREEMENT * 1e5) - 1)
+        return f"{milli / 1e3:.3f}%"
+    return text

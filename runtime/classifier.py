@@ -113,7 +113,8 @@ class Classifier:
         return self._run(x, "logits", allow_nonfinite)
 
     def predict_proba_logits(self, x: Any, allow_nonfinite: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """predict_proba and predict_logits from one run of the graph (the same bits as the two calls)."""
+        """predict_proba and predict_logits from one run of the graph (the same bits as the two calls); on a GPU
+        device past the largest exported batch, one run per output (Scheduler.run_many)."""
         mat = self._matrix(x, allow_nonfinite)
         p, z = self._schedule.run_many(mat, (self._outputs["probabilities"], self._outputs["logits"]))
         return p, z
@@ -162,6 +163,13 @@ def decisions(p: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray
     if thresholds is not None:
         return p >= thresholds[None, :]
     return winners(p)
+
+
+def column_decisions(p: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
+    """The runtime's decisions as the output columns hold them: (B,) int32 class indices, or a multi-label model's
+    (B, L) 0/1 as int8."""
+    d = decisions(p, thresholds)
+    return d.view(np.int8) if d.dtype == np.bool_ else d
 
 
 def winners(p: np.ndarray) -> np.ndarray:

@@ -44,7 +44,8 @@ class UnseenCategory(InputError):
                  row: int | None = None) -> None:
         self.value, self.vocab, self.indices = value, tuple(vocab), indices
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-        empty = value is None or value == ""  # a CSV reader gives an empty text cell as "" or as null
+        # a CSV reader gives an empty text cell as "" or as null, a DataFrame or a float array as NaN
+        empty = value is None or value == "" or (isinstance(value, float) and value != value)
         what = "empty cell" if empty else f"{shown} is not a category seen in training"
         hint = f" (or its index 0..{len(vocab) - 1})" if indices else ""
         text = f"{at}, column {column!r}: {what}; expected one of {list(vocab)}{hint}"

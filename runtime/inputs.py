@@ -114,10 +114,8 @@ def _check_fits_float32(arr: np.ndarray) -> None:
         raise InputError(f"value {value!r} in row(s) {_row_list(rows)} does not fit float32 (max {_F32_MAX:.3e})")
 
 
-SMALL_CHECK = 32  # values: up to this, a Python sum (see _check_finite)
+SMALL_CHECK = 32  # values: up to this, a Python pass (_check_finite's sum, _check_fits_float32's comparisons)
 MEDIUM_CHECK = 1 << 20  # values: up to this, np.isfinite (a bool temporary of at most 1 MB)
-
-
 
 
 def _check_finite(arr: np.ndarray, features: Sequence[str], imputed: Sequence[bool] = (),

@@ -96,7 +96,9 @@ class Scheduler:
         return self.run_many(mat, ((name, columns),))[0]
 
     def run_many(self, mat: np.ndarray, outputs: Sequence[tuple[str, int]]) -> list[np.ndarray]:
-        """Several outputs, (N, columns) each, from the same runs of the graph (one run per chunk, not per output)."""
+        """Several outputs, (N, columns) each, from the same runs of the graph (one run per chunk, not per output).
+        Except on a GPU device with more rows than the largest exported batch: there each output is its own bound
+        run over the chunks (run_bound binds one output), so the graph runs once per output."""
         n = len(mat)
         names = [name for name, _ in outputs]
         if self.device != "cpu" and n > self.batch_sizes[-1]:

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from edgeclf.runtime import Classifier
-from edgeclf.runtime.classifier import decisions
+from edgeclf.runtime.classifier import column_decisions
 from edgeclf.runtime.errors import InputError
 from edgeclf.tables.messages import nonfinite, position
 
@@ -93,10 +93,3 @@ class Scorer:
             c = x[:, j]  # (B,) strided view
             inside &= ~((c < self._low[j]) | (c > self._high[j]))
         return inside
-
-
-def column_decisions(p: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
-    """The runtime's decisions as the output columns hold them: (B,) int32 class indices, or a multi-label model's
-    (B, L) 0/1 as int8."""
-    d = decisions(p, thresholds)
-    return d.view(np.int8) if d.dtype == np.bool_ else d

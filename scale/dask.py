@@ -20,9 +20,10 @@ import numpy as np
 
 from edgeclf.artifact.store import temp_beside
 from edgeclf.runtime import Classifier, Manifest
+from edgeclf.runtime.classifier import column_decisions
 from edgeclf.runtime.errors import InputError, OutputExists, UnseenCategory
 from edgeclf.runtime.manifest import MANIFEST
-from edgeclf.scale.core import LABEL, ScoreReport, checked_outputs, column_decisions
+from edgeclf.scale.core import LABEL, ScoreReport, checked_outputs
 from edgeclf.tables.kinds import kind_of
 from edgeclf.tables.messages import check_columns
 
@@ -84,6 +85,8 @@ def score_partition(pdf: Any, folder: str, proba: bool, keep: Sequence[str]) -> 
     try:
         p = clf.predict_proba(x)  # (N, C)
     except UnseenCategory as e:
+        if e.row is None:
+            raise
         raise e.at(f"row with index {pdf.index[e.row]!r}") from None
     except InputError as e:
         if e.row is None:

@@ -399,3 +399,15 @@ def test_the_c_example_takes_empty_filled_cells_and_checks_category_indices(mixe
                               env={"ASAN_OPTIONS": "detect_leaks=0"})
         assert done.returncode == 1 and done.stdout == "", (row, done)
         assert len(done.stderr.splitlines()) == 1 and fragment in done.stderr, (row, done.stderr)
+
+
+@pytest.mark.parametrize("missing", [None, float("nan"), np.nan, ""])
+def test_a_missing_category_is_an_empty_cell_whatever_holds_it(missing: object) -> None:
+    """A DataFrame's None or NaN, or an empty string, in a category column reads as an empty cell, as the CSV
+    readers say it (not "nan is not a category seen in training")."""
+    from edgeclf.runtime.categories import encode
+    from edgeclf.runtime.errors import UnseenCategory
+
+    frame = pd.DataFrame({"a": [1.0, 2.0], "c": ["red", missing]})
+    with pytest.raises(UnseenCategory, match=r"row 1, column 'c': empty cell; expected one of \['blue', 'red'\]"):
+        encode(frame, ["a", "c"], [None, ("blue", "red")])

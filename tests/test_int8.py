@@ -111,3 +111,12 @@ def test_lossy_names_each_reason(details, said):
     from edgeclf.export.int8 import lossy
 
     assert lossy(details) == said
+
+
+@pytest.mark.parametrize(("agreement", "shown"), [(0.98995, "98.995%"), (0.989996, "98.999%"),
+                                                  (0.98999999999, "98.999%"), (0.9899, "98.99%"), (0.99, "99.00%"),
+                                                  (0.9951, "99.51%")])
+def test_a_refused_agreement_never_reads_as_the_limit(agreement: float, shown: str) -> None:
+    from edgeclf.export.int8 import MIN_AGREEMENT, share
+
+    assert MIN_AGREEMENT == 0.99 and share(agreement) == shown

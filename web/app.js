@@ -56,8 +56,8 @@ function validate(m, url) {
     fail(`${url}: "domain" needs "low" and "high" with ${f} numbers each`);
   }
   if (multilabel(m) && !(Array.isArray(m.thresholds) && m.thresholds.length === m.classes.length &&
-      m.thresholds.every(Number.isFinite))) {
-    fail(`${url}: a multilabel manifest needs "thresholds", one number per label`);
+      m.thresholds.every((t) => Number.isFinite(t) && t >= 0 && t <= 1))) {
+    fail(`${url}: a multilabel manifest needs "thresholds", one probability in [0, 1] per label`);
   }
   for (const feat of m.features.filter((x) => "categories" in x)) {
     if (!Array.isArray(feat.categories) || !feat.categories.every((c) => typeof c === "string")) {
