@@ -98,11 +98,11 @@ class Infer:
 def checked_rows(loaded: Loaded, req: InferRequest) -> np.ndarray:
     """The request's rows as the model's own checks accept them (the HTTP and the gRPC infer alike), before they
     join a batch: a bad category index or NaN outside the features the model fills is this request's 400 naming
-    its own row, not the batch's failure. The runtime's hint names a Python keyword a client cannot pass."""
+    its own row, not the batch's failure (Classifier.check leaves out the Python API's allow_nonfinite hint)."""
     try:
         return as_float32_rows(loaded.clf.check(req.rows))
     except InputError as e:
-        raise ProtocolError(400, first_line(str(e))) from None
+        raise ProtocolError(400, first_line(e)) from None
 
 
 def submit(loaded: Loaded, rows: np.ndarray, req: InferRequest) -> asyncio.Future[Result]:

@@ -163,18 +163,30 @@ def _json_data(data: Any, dtype: np.dtype[Any], datatype: str, shape: list[int],
         arr = np.asarray(data)
     except ValueError:
         raise bad(f"input data is not a rectangular array of numbers: expected {count} {datatype} values") from None
-    if arr.dtype.kind not in ("iuf" if dtype.kind == "f" else "iu"):
+    if arr.size == 0 and arr.dtype.kind == "f":  # [] reads as float64: no value to be of the wrong kind
+        arr = arr.astype(dtype)
+    whole = dtype.kind in "iu" and arr.dtype.kind in "fO" and _integral(arr)
+    if whole:  # whole numbers read as floats or as Python ints beyond 64 bits (or written 3.0): exact ints
+        arr = np.array([int(v) for v in arr.ravel().tolist()], dtype=object)
+    if not whole and arr.dtype.kind not in ("iuf" if dtype.kind == "f" else "iu"):
         want = "numbers" if dtype.kind == "f" else "integers"
         raise bad(f"input data holds {_kind_of(data)} for datatype {datatype}: expected {want}")
     if arr.size != count:
         raise bad(f"input data has {arr.size} values, shape {shape} needs {count}")
     if dtype.kind in "iu" and arr.size:
-        info = np.iinfo(dtype)
+        info = np.iinfo(dtype)  # exact: numpy ints, or Python ints (object) for whole numbers read otherwise
         if arr.min() < info.min or arr.max() > info.max:
             raise bad(f"input data holds a value outside {datatype}'s range [{info.min}, {info.max}]")
         arr = arr.astype(dtype)
     # JSON numbers are float64 whatever the datatype: the runtime checks they fit float32 and casts them once
     return arr.reshape(shape)
+
+
+def _integral(arr: np.ndarray) -> bool:
+    """Whether every value is a whole number (Python ints of any size, or finite floats without a fraction)."""
+    values = arr.ravel().tolist()
+    return all(isinstance(v, int) and not isinstance(v, bool) or isinstance(v, float) and v.is_integer()
+               for v in values)
 
 
 def _parameters(obj: dict[str, Any], what: str) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from edgeclf.serve.protocol import (  # noqa: E402
 
 T = TypeVar("T")
 RECEIVE_FACTOR = 4  # see start()
+C_INT_MAX = 2**31 - 1  # grpc's channel arguments are C ints: 4 x --max-body-mb is capped there (2 GiB)
 CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED, 404: grpc.StatusCode.NOT_FOUND,
          413: grpc.StatusCode.RESOURCE_EXHAUSTED, 503: grpc.StatusCode.RESOURCE_EXHAUSTED}
 # the InferTensorContents field of each datatype (FP16 has none: raw_input_contents only)
@@ -188,9 +189,9 @@ async def start(service: Service, host: str, port: int, max_message: int) -> Any
     grpc takes messages up to RECEIVE_FACTOR times --max-body-mb, so that ModelInfer refuses one over the limit
     itself (the HTTP API's 413 message, counted and logged); grpc refuses a larger one before any handler runs,
     in its own words ("Received message larger than max"), and it is neither counted nor logged. The factor bounds
-    the memory a message may take before it is refused."""
+    the memory a message may take before it is refused; grpc's C int caps it at 2 GiB (--max-body-mb 512 and up)."""
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0),
-                                      ("grpc.max_receive_message_length", RECEIVE_FACTOR * max_message),
+                                      ("grpc.max_receive_message_length", min(RECEIVE_FACTOR * max_message, C_INT_MAX)),
                                       ("grpc.max_send_message_length", -1)])
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(service, server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
