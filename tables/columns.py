@@ -50,41 +50,59 @@ def is_numeric_type(t: Any) -> bool:
     return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t))
 
 
-def pick_features(table: Any, label: str, features: Sequence[str] | None, where: str,
-                  text: bool = False) -> tuple[list[str], list[str]]:
-    """(feature names, notes on the columns left out). By default: every numeric column but the label and the
-    id-like ones (tables/idlike.py); `features` takes any column, an id-like one too. text: a schema without rows
-    (a file read in batches) picks its text columns too, for its first pass to decide (tables/textscan.py);
-    without it they are left out with a note."""
+def pick_features(table: Any, label: str | Sequence[str], features: Sequence[str] | None, where: str,
+                  text: bool = False, categories: bool = True) -> tuple[list[str], list[str]]:
+    """(feature names, notes on the columns left out). label: the label column, or a multi-label model's label
+    columns. By default: every numeric column but the labels and the id-like ones (tables/idlike.py); `features`
+    takes any column, an id-like one too. text: a schema without rows (a file read in batches) picks its text
+    columns too, for its first pass to decide (tables/textscan.py); without it they are left out with a note.
+    categories=False (a multi-label model takes none yet): every non-numeric column is left out with a note."""
+    labels = [label] if isinstance(label, str) else [str(n) for n in label]
     if features is None:
-        return _default_features(table, label, where, text)
+        return _default_features(table, labels, where, text, categories)
     names = list(table.column_names)
     picked = [str(f) for f in features]
     if not picked:
         raise _error(f"{where}: the feature list is empty: name at least one column")
     check_names(picked, f"{where}: features")
+    check_not_label(picked, labels, where)
     for f in picked:
-        if f == label:
-            raise _error(f"{where}: column {label!r} is the label and cannot also be a feature")
         if f not in names:
             raise _error(f"{where}: feature column {f!r} not found; columns: {names}")
     return picked, []
 
 
-def _default_features(table: Any, label: str, where: str, text: bool) -> tuple[list[str], list[str]]:
+def check_not_label(features: Sequence[str], labels: Sequence[str], where: str) -> None:
+    """A named feature that is also a label column is refused: a label cannot be an input."""
+    both = next((f for f in features if f in labels), None)
+    if both is None:
+        return
+    if len(labels) == 1:
+        raise _error(f"{where}: column {both!r} is the label and cannot also be a feature")
+    raise _error(f"{where}: {both!r} is both a label and a feature: a label cannot be an input")
+
+
+def _default_features(table: Any, labels: Sequence[str], where: str, text: bool,
+                      categories: bool) -> tuple[list[str], list[str]]:
     """Numeric columns and text columns of few values (categories), less the id-like ones. A schema without rows
     (a file streamed in batches) cannot tell a category from free text: with `text` its text columns are picked,
     and the first pass over the file decides (tables/textscan.py); else they are left out."""
-    names = [n for n in table.column_names if n != label]
+    names = [n for n in table.column_names if n not in labels]
     ids = id_like(table, names)
-    kinds = {n: _kind(table, n, text) for n in names if n not in ids}
+    kinds = {n: _kind(table, n, text) if categories else
+             ("number" if is_numeric_type(table.schema.field(n).type) else "none") for n in names if n not in ids}
     picked = [n for n, k in kinds.items() if k in ("number", "category", "text")]
     if not picked:
         left = f"; id-like columns left out: {list(ids)} (name them in the features to use them)" if ids else ""
-        raise _error(f"{where}: no numeric column besides the label {label!r} (columns: {list(table.column_names)}){left}")
+        said = f"the label {labels[0]!r}" if len(labels) == 1 else f"the labels {list(labels)}"
+        raise _error(f"{where}: no numeric column besides {said} (columns: {list(table.column_names)}){left}")
     notes = [id_note(ids, where)] if ids else []
     many = [f"{n!r} ({len(distinct_values(table, n))} values)" for n, k in kinds.items() if k == "many"]
     other = [f"{n!r} ({table.schema.field(n).type})" for n, k in kinds.items() if k == "other"]
+    none = [f"{n!r} ({table.schema.field(n).type})" for n, k in kinds.items() if k == "none"]
+    if none:  # categories=False
+        notes.append(f"{where}: multi-label tables take no categories yet: non-numeric columns left out of the "
+                     f"features: {', '.join(none)}")
     return picked, notes + left_out_notes(where, many, other)
 
 
@@ -306,11 +324,23 @@ def indicator_values(table: Any, label: str, where: str, rows: RowNames) -> np.n
     for i, v in enumerate(values):
         flag = _indicator(v)
         if flag is None:
-            what = "empty cell" if v is None or (isinstance(v, str) and not v.strip()) else f"value {_show(v)}"
+            what = "empty cell" if v is None or (isinstance(v, str) and not v.strip()) else f"value {_label_cell(v)}"
             raise _error(f"{where}: label column {label!r} {rows(i)}: {what}: expected 0/1, true/false or "
                          f"yes/no (each label column says whether the row has that label)")
         out[i] = flag
     return out
+
+
+def _label_cell(v: Any) -> str:
+    """A refused label cell as the message shows it: a number read as text (a streamed CSV's label columns are)
+    shown as the number, as the in-memory reader, which reads it as a number, shows it."""
+    if isinstance(v, str):
+        try:
+            n = float(v)
+        except ValueError:
+            return _show(v)
+        return str(int(n)) if n.is_integer() and "." not in v and "e" not in v.lower() else v.strip()
+    return _show(v)
 
 
 def _indicator(v: Any) -> float | None:

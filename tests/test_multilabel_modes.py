@@ -179,7 +179,7 @@ def test_a_bad_label_value_in_a_streamed_file(tmp_path: Path) -> None:
 
 def test_label_cells_read_as_text_take_what_numbers_take() -> None:
     """A streamed CSV's label columns are read as text: "1.0"/"0.0" are the numbers the in-memory reader accepts,
-    any other number (2.0, nan) is still refused naming its row."""
+    any other number (2.0, nan) is still refused naming its row, shown as the number (as in memory), unquoted."""
     import pyarrow as pa
 
     from edgeclf.runtime.errors import InputError
@@ -188,8 +188,10 @@ def test_label_cells_read_as_text_take_what_numbers_take() -> None:
     ok = pa.table({"a": ["1.0", "0.0", " yes ", "FALSE", "1", "0e0"]})
     assert indicator_values(ok, "a", "t.csv", RowNames()).tolist() == [1, 0, 1, 0, 1, 0]
     for bad in ("2.0", "nan", "-1", "0.5"):
-        with pytest.raises(InputError, match=f"row 2: value '{bad}': expected 0/1"):
+        with pytest.raises(InputError, match=f"row 2: value {re.escape(bad)}: expected 0/1"):
             indicator_values(pa.table({"a": ["1", bad]}), "a", "t.csv", RowNames())
+    with pytest.raises(InputError, match="row 2: value 'maybe': expected 0/1"):  # text stays quoted
+        indicator_values(pa.table({"a": ["1", "maybe"]}), "a", "t.csv", RowNames())
     for empty in (None, "", "  "):
         with pytest.raises(InputError, match="row 2: empty cell: expected 0/1"):
             indicator_values(pa.table({"a": ["1", empty]}), "a", "t.csv", RowNames())

@@ -129,15 +129,27 @@ def test_metric_values() -> None:
     (lambda d: d, "alpha,beta", ("--features", "f0,alpha"), "'alpha' is both a label and a feature"),
     (lambda d: d, "alpha,delta", (), "label column 'delta' not found"),
 ])
+@pytest.mark.parametrize("stream", [(), ("--stream",)], ids=["memory", "stream"])
 def test_bad_input_one_line_nothing_written(tmp_path: Path, change, labels: str, extra: tuple[str, ...],
-                                            fragment: str) -> None:
+                                            fragment: str, stream: tuple[str, ...]) -> None:
+    """The same line in memory and streamed (one message each, not a reader's own wording)."""
     src = tmp_path / "bad.csv"
     change(_frame(40)).to_csv(src, index=False)
     r = run_cli("train", "--data", src, "--label", labels, "--out", tmp_path / "art", "--epochs", "2", "--quiet",
-                *extra)
+                *extra, *stream)
     assert_clean_error(r, 1, fragment)
     assert len(r.output.strip().splitlines()) == 1, r.output
     assert not (tmp_path / "art").exists() or not any((tmp_path / "art").iterdir())
+
+
+def test_a_small_test_table_is_scored(tmp_path: Path) -> None:
+    """A given test table may be small (5 rows), as for one label; only the training table needs 10 rows."""
+    _frame(60).to_csv(tmp_path / "train.csv", index=False)
+    _frame(5, seed=4).to_csv(tmp_path / "test.csv", index=False)
+    r = run_cli("train", "--data", tmp_path / "train.csv", "--label", "alpha,beta", "--test", tmp_path / "test.csv",
+                "--out", tmp_path / "art", "--epochs", "2", "--quiet")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "art" / "train" / "metrics.json").read_text())["rows"]["test"] == 5
 
 
 def test_python_api_takes_a_list(tmp_path: Path) -> None:

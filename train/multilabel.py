@@ -14,11 +14,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edgeclf.tables.columns import RowNames, check_names, features_matrix, indicator_values, is_numeric_type, pick_features
-from edgeclf.tables.idlike import id_like, id_note
+from edgeclf.tables.columns import RowNames, check_names, features_matrix, indicator_values, pick_features
 from edgeclf.tables.messages import one_line as _error
 from edgeclf.tables.read import read_table
-from edgeclf.train.tabular import check_row_count
+from edgeclf.train.tabular import MIN_ROWS, check_row_count
 
 VALIDATION_SHARE = 0.2  # of the training share: where the thresholds are chosen
 
@@ -56,7 +55,7 @@ def load_label_table(source: Any, labels: Sequence[str], features: Sequence[str]
     for label in labels:
         if label not in names:
             raise _error(f"{where}: label column {label!r} not found; columns: {names}")
-    check_row_count(raw.num_rows, where)
+    check_row_count(raw.num_rows, where, MIN_ROWS if varied else 1)  # a test table: any rows, as for one label
     picked, notes = _features(raw, labels, features, where)
     rows = RowNames(None)
     y = np.stack([indicator_values(raw, label, where, rows) for label in labels], axis=1)  # (N, L)
@@ -70,29 +69,7 @@ def _features(raw: Any, labels: Sequence[str], features: Sequence[str] | None,
               where: str) -> tuple[list[str], list[str]]:
     """(feature names, notes on the columns left out): as the single-label default (tables/columns.py), numeric
     columns less the id-like ones, but text columns are left out: a multi-label model takes no categories yet."""
-    names = [str(n) for n in raw.column_names]
-    if features is None:
-        return _default_features(raw, [n for n in names if n not in labels], labels, where)
-    picked = [str(f) for f in features]
-    both = next((f for f in picked if f in labels), None)
-    if both is not None:
-        raise _error(f"{where}: {both!r} is both a label and a feature: a label cannot be an input")
-    return pick_features(raw, labels[0], picked, where)  # the one check of a named list: empty, duplicates, missing
-
-
-def _default_features(raw: Any, others: list[str], labels: Sequence[str], where: str) -> tuple[list[str], list[str]]:
-    ids = id_like(raw, others)
-    picked = [n for n in others if n not in ids and is_numeric_type(raw.schema.field(n).type)]
-    if not picked:
-        left = f"; id-like columns left out: {list(ids)} (name them in the features to use them)" if ids else ""
-        raise _error(f"{where}: no numeric column besides the labels {list(labels)} (columns: "
-                     f"{[str(n) for n in raw.column_names]}){left}")
-    text = [f"{n!r} ({raw.schema.field(n).type})" for n in others if n not in ids and n not in picked]
-    notes = [id_note(ids, where)] if ids else []
-    if text:
-        notes.append(f"{where}: multi-label tables take no categories yet: non-numeric columns left out of the "
-                     f"features: {', '.join(text)}")
-    return picked, notes
+    return pick_features(raw, labels, features, where, categories=False)
 
 
 def check_varied(y: np.ndarray, labels: Sequence[str], where: str) -> None:

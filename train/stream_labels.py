@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from edgeclf.tables.columns import RowNames, features_matrix, indicator_values, pick_features
+from edgeclf.tables.columns import RowNames, check_not_label, features_matrix, indicator_values, pick_features
 from edgeclf.tables.messages import one_line as _error
 from edgeclf.tables.read import TableFile
 from edgeclf.tables.stats import FeatureStats, Moments
@@ -33,9 +33,7 @@ class LabelsFile(TableFile):
     def __init__(self, path: Path, labels: Sequence[str], features: Sequence[str] | None) -> None:
         import pyarrow as pa
 
-        both = next((f for f in features or () if f in labels[1:]), None)
-        if both is not None:
-            raise _error(f"{path}: {both!r} is both a label and a feature: a label cannot be an input")
+        check_not_label(features or (), labels, str(path))  # before TableFile checks labels[0] alone
         super().__init__(path, labels[0], features)
         schema = self._parquet_schema() if self.parquet else self._csv_schema()
         names = [str(n) for n in schema.names]
@@ -43,9 +41,9 @@ class LabelsFile(TableFile):
         if missing is not None:
             raise _error(f"{self.where}: label column {missing!r} not found; columns: {names}")
         self.labels = tuple(labels)
-        # picked again without the other label columns: the default would take them as features, or note them
-        others = pa.schema([c for c in schema if c.name not in labels[1:]])
-        picked, self.notes = pick_features(pa.Table.from_batches([], schema=others), labels[0], features, self.where)
+        # picked again with every label column: the default would take the others as features, or note them
+        picked, self.notes = pick_features(pa.Table.from_batches([], schema=schema), labels, features, self.where,
+                                           categories=False)
         self.features = tuple(picked)
         self.columns = [*labels, *self.features]
         self.types = {**{n: pa.string() for n in labels}, **{f: pa.float64() for f in self.features}}
