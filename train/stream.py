@@ -223,18 +223,22 @@ class Scan:
     classes: tuple[str, ...]
     values: Any  # pyarrow array of the raw label values in class order
     rows: int
-    stats: FeatureStats  # of the training rows
     test_cut: np.ndarray  # (K,) per class: a row of class k whose hash is <= test_cut[k] is held out (-1.0: none is)
     x_test: np.ndarray  # (T, F) float32
     y_test: np.ndarray  # (T,) int64
     x_sample: np.ndarray  # (S, F) float32, training rows
     y_sample: np.ndarray
-    moments: Moments  # of the training rows (stats), kept to add an imputed feature's fill
+    moments: Moments  # of the training rows; an imputed feature's fill is added to them
     empty: np.ndarray  # (F,) empty cells per feature in every row (NaN: only with impute)
 
     @property
     def features(self) -> tuple[str, ...]:
         return self.file.features
+
+    @property
+    def stats(self) -> FeatureStats:
+        """The training rows' feature statistics, from their moments."""
+        return self.moments.stats()
 
     @property
     def categories(self) -> tuple[tuple[str, ...] | None, ...]:
@@ -298,7 +302,7 @@ def _finish(file: TableFile, seed: int, n: int, first: _Pass, classes: _Classes,
     x_test, y_test, cut = test.rows(ids)
     kept = _decide(file, first.texts)
     moments = kept.moments(first.moments)
-    return Scan(kept.file, seed, names, pa.array(values, type=classes.type), n, moments.stats(), cut,
+    return Scan(kept.file, seed, names, pa.array(values, type=classes.type), n, cut,
                 kept.rows(x_test), remap[y_test], kept.rows(sample.x), remap[sample.y], moments,
                 first.empty[kept.columns])
 
@@ -395,7 +399,7 @@ def imputed(s: Scan, test_empty: np.ndarray | None = None) -> tuple[Scan, tuple[
         moments.add_value(j, v, int(moments.n - moments.count[j]))  # the training rows' empty cells
     for x in (s.x_test, s.x_sample):
         apply_fill(x, tuple(fill))
-    return replace(s, stats=moments.stats(), moments=moments), tuple(fill)
+    return replace(s, moments=moments), tuple(fill)
 
 
 # ---------------------------------------------------------------------------------------------- epochs
